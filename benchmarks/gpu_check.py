@@ -1,0 +1,364 @@
+"""One-command GPU check of the CuPy neuron backends (run from the repository root on a CUDA machine).
+
+    python benchmarks/gpu_check.py [--T 25 --N 4096 --F 128] [--bench-N 65536] [--skip-epoch]
+
+1. Parity, cupy vs torch, for adaptive_lif / lif / if / plif x every surrogate on the same random input
+   (same seed, same init; PLIF's parameter copied): spikes identical, max |dV|, max |dtheta| (adaptive),
+   max |d grad_x| and PLIF's parameter gradient (relative) <= --tol. adaptive_lif is compared with both
+   torch paths (fused Function and the step-by-step loop), plus its autograd Function with grads for
+   v0/theta0 and detach_reset=True. Inputs are quantised to multiples of 1/256 so that both torch paths
+   compute bit-identical H at tau = 1 and spikes can be compared exactly.
+2. Forward+backward time of both backends at [--bench-T, --bench-N, --bench-F] (sigmoid surrogate).
+3. DBLP epoch seconds per backend, from ``benchmarks/epoch_time.py`` (last stdout line: JSON with
+   ``epoch_seconds``).
+
+Exits 1 if a parity check fails, 2 (with a message, no traceback) when no CUDA device / CuPy is usable.
+fp16 rows are informational only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+NEURON_NAMES = ("adaptive_lif", "lif", "if", "plif")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line flags."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--T", type=int, default=25, help="time steps of the parity input")
+    p.add_argument("--N", type=int, default=4096, help="batch size of the parity input")
+    p.add_argument("--F", type=int, default=128, help="features of the parity input")
+    p.add_argument("--bench-T", type=int, default=25)
+    p.add_argument("--bench-N", type=int, default=65536)
+    p.add_argument("--bench-F", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=3, help="timed forward+backward runs (after one warm-up)")
+    p.add_argument("--alpha", type=float, default=1.0, help="surrogate alpha")
+    p.add_argument("--adaptive-tau", type=float, default=1.0, help="tau of adaptive_lif (paper: 1.0)")
+    p.add_argument("--tau", type=float, default=2.0, help="tau of lif/plif (SpikingJelly needs > 1)")
+    p.add_argument("--tol", type=float, default=1e-5, help="max abs difference allowed")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip-bench", action="store_true", help="skip the timing table")
+    p.add_argument("--skip-epoch", action="store_true", help="skip the DBLP epoch timing")
+    p.add_argument("--data-root", default="../shared/data", help="dataset.root for epoch_time.py")
+    p.add_argument("--epoch-timeout", type=float, default=900.0, help="seconds per epoch_time.py run")
+    return p.parse_args(argv)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line reason and exit (no traceback)."""
+    print(f"gpu_check: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def check_environment() -> None:
+    """Exit with a clear message unless torch sees a CUDA device and CuPy can use it."""
+    try:
+        import torch
+    except Exception as exc:
+        fail(f"cannot import torch: {exc}")
+    if not torch.cuda.is_available():
+        fail("no CUDA device is visible (torch.cuda.is_available() is False); run this on a GPU machine.")
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            fail("CuPy sees no CUDA device.")
+    except SystemExit:
+        raise
+    except Exception as exc:
+        fail(f"CuPy is not usable ({type(exc).__name__}: {exc}); install cupy-cuda13x on the GPU machine.")
+    try:
+        import spikenet  # noqa: F401
+    except ImportError:
+        sys.path.insert(0, str(ROOT / "src"))
+
+
+# ------------------------------------------------------------------------------------------------ parity
+def neuron_cfg(name: str, args: argparse.Namespace, fused: bool = True, detach_reset: bool = False) -> Any:
+    """The ``neuron`` config group for ``build_neuron``."""
+    from omegaconf import OmegaConf
+
+    tau = args.adaptive_tau if name == "adaptive_lif" else args.tau
+    return OmegaConf.create(
+        dict(name=name, tau=tau, v_threshold=1.0, v_reset=0.0, thresh_decay=0.7, gamma=0.2,
+             detach_reset=detach_reset, fused=fused)
+    )
+
+
+def make_node(name: str, sg_name: str, backend: str, args: argparse.Namespace, fused: bool = True) -> Any:
+    """One multi-step neuron on CUDA, train mode."""
+    from spikenet.neurons import build_neuron, build_surrogate
+
+    node = build_neuron(neuron_cfg(name, args, fused), build_surrogate(sg_name, args.alpha), backend)
+    return node.cuda().train()
+
+
+def run_node(node: Any, x: Any, grads: dict[str, Any]) -> dict[str, Any]:
+    """Forward + backward of a fresh node; returns outputs and gradients."""
+    import torch
+    from spikingjelly.activation_based import functional
+
+    functional.reset_net(node)
+    for p in node.parameters():
+        p.grad = None
+    xr = x.detach().clone().requires_grad_(True)
+    spikes = node(xr)
+    out = {"spikes": spikes.detach(), "v": node.v.detach().clone()}
+    loss = (spikes * grads["spikes"]).sum() + (node.v * grads["v"]).sum()
+    if hasattr(node, "theta") and isinstance(node.theta, torch.Tensor):
+        out["theta"] = node.theta.detach().clone()
+        loss = loss + (node.theta * grads["theta"]).sum()
+    loss.backward()
+    out["grad_x"] = xr.grad
+    for pname, p in node.named_parameters():
+        out[f"grad_{pname}"] = p.grad.detach().clone()
+    functional.reset_net(node)
+    return out
+
+
+def run_functions(x: Any, v0: Any, th0: Any, grads: dict[str, Any], sg: Any, args: argparse.Namespace,
+                  detach_reset: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The adaptive LIF autograd Functions (cupy vs fused torch) with gradients for v0 and theta0."""
+    import torch
+
+    from spikenet.neurons.cupy_adaptive_lif import AdaptiveLIFCuPyFunction
+    from spikenet.neurons.fused_adaptive_lif import FusedAdaptiveLIF
+
+    consts = (args.adaptive_tau, 0.0, 0.7, 0.2)
+    results = []
+    for which in ("cupy", "torch"):
+        xr, vr, tr = (t.detach().clone().requires_grad_(True) for t in (x, v0, th0))
+        if which == "cupy":
+            s, v, th = AdaptiveLIFCuPyFunction.apply(xr, vr, tr, *consts, sg, detach_reset)
+        else:
+            s, v, th = FusedAdaptiveLIF.apply(
+                xr, vr, tr, *consts, sg.alpha, type(sg).derivative, detach_reset
+            )
+        torch.autograd.backward([s, v, th], [grads["spikes"], grads["v"], grads["theta"]])
+        results.append({"spikes": s.detach(), "v": v.detach(), "theta": th.detach(), "grad_x": xr.grad,
+                        "grad_v0": vr.grad, "grad_theta0": tr.grad})
+    return results[0], results[1]
+
+
+def compare(a: dict[str, Any], b: dict[str, Any], tol: float) -> dict[str, Any]:
+    """Spike mismatches and max abs differences of the shared entries (parameter grads: relative)."""
+    row: dict[str, Any] = {"mismatch": int((a["spikes"] != b["spikes"]).sum().item())}
+    row["dV"] = (a["v"] - b["v"]).abs().max().item()
+    row["dtheta"] = (a["theta"] - b["theta"]).abs().max().item() if "theta" in a and "theta" in b else None
+    row["dgrad_x"] = (a["grad_x"] - b["grad_x"]).abs().max().item()
+    other = [
+        ((a[k] - b[k]).abs().max() / b[k].abs().max().clamp_min(1.0)).item()
+        if k.startswith("grad_w") else (a[k] - b[k]).abs().max().item()
+        for k in a if k.startswith("grad_") and k != "grad_x" and k in b
+    ]
+    row["dgrad_other"] = max(other) if other else None
+    values = [row["dV"], row["dtheta"], row["dgrad_x"], row["dgrad_other"]]
+    row["ok"] = row["mismatch"] == 0 and all(v is None or v <= tol for v in values)
+    row["fired"] = b["spikes"].float().mean().item()
+    return row
+
+
+def fmt(v: Any) -> str:
+    """Table cell."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.2e}"
+    return str(v)
+
+
+def parity(args: argparse.Namespace) -> bool:
+    """Print the parity table; True when every float32 check passes."""
+    import torch
+
+    from spikenet.neurons import SURROGATES, build_surrogate
+
+    dev = torch.device("cuda")
+    gen = torch.Generator(device=dev).manual_seed(args.seed)
+    shape = (args.T, args.N, args.F)
+    x = torch.round(torch.randn(shape, device=dev, generator=gen) * 256.0 + 64.0) / 256.0
+    grads = {
+        "spikes": torch.randn(shape, device=dev, generator=gen),
+        "v": torch.randn(shape[1:], device=dev, generator=gen),
+        "theta": torch.randn(shape[1:], device=dev, generator=gen),
+    }
+    v0 = torch.rand(shape[1:], device=dev, generator=gen) * 0.5
+    th0 = 1.0 + 0.2 * torch.rand(shape[1:], device=dev, generator=gen)
+
+    header = f"{'neuron':<13}{'torch ref':<16}{'surrogate':<13}{'fired':>7}{'spk diff':>9}" \
+             f"{'max|dV|':>10}{'max|dth|':>10}{'max|dgx|':>10}{'other g':>10}  status"
+    print(f"\n== parity: cupy vs torch, input [{args.T}, {args.N}, {args.F}], tol {args.tol:g} ==")
+    print(header)
+    print("-" * len(header))
+    all_ok = True
+
+    def report(neuron: str, ref: str, sg_name: str, row: dict[str, Any] | None, err: str | None = None,
+               counts: bool = True) -> None:
+        nonlocal all_ok
+        if row is None:
+            print(f"{neuron:<13}{ref:<16}{sg_name:<13}  ERROR {err}")
+            all_ok = all_ok and not counts
+            return
+        status = ("ok" if row["ok"] else "FAIL") if counts else ("info ok" if row["ok"] else "info")
+        all_ok = all_ok and (row["ok"] or not counts)
+        print(f"{neuron:<13}{ref:<16}{sg_name:<13}{row['fired']:>7.3f}{row['mismatch']:>9}"
+              f"{fmt(row['dV']):>10}{fmt(row['dtheta']):>10}{fmt(row['dgrad_x']):>10}"
+              f"{fmt(row['dgrad_other']):>10}  {status}")
+
+    for neuron in NEURON_NAMES:
+        for sg_name in sorted(SURROGATES):
+            refs = [("torch", True)]
+            if neuron == "adaptive_lif":
+                refs = [("torch fused", True), ("torch loop", False)]
+            for ref, fused in refs:
+                try:
+                    cu = make_node(neuron, sg_name, "cupy", args, fused)
+                    th = make_node(neuron, sg_name, "torch", args, fused)
+                    if neuron == "plif":
+                        with torch.no_grad():
+                            for pc, pt in zip(cu.parameters(), th.parameters(), strict=True):
+                                pc.copy_(pt)
+                    row = compare(run_node(cu, x, grads), run_node(th, x, grads), args.tol)
+                    report(neuron, ref, sg_name, row)
+                except Exception as exc:  # report and go on
+                    report(neuron, ref, sg_name, None, f"{type(exc).__name__}: {exc}")
+                finally:
+                    torch.cuda.empty_cache()
+            if neuron == "adaptive_lif":
+                for detach in (False, True):
+                    ref = f"fn v0/th0{' det' if detach else ''}"
+                    try:
+                        sg = build_surrogate(sg_name, args.alpha)
+                        a, b = run_functions(x, v0, th0, grads, sg, args, detach)
+                        report(neuron, ref, sg_name, compare(a, b, args.tol))
+                    except Exception as exc:
+                        report(neuron, ref, sg_name, None, f"{type(exc).__name__}: {exc}")
+
+    # fp16: cupy half vs torch float32 on the same input (informational; half rounding differs)
+    for neuron in ("adaptive_lif", "lif"):
+        try:
+            cu = make_node(neuron, "sigmoid", "cupy", args).half()
+            th = make_node(neuron, "sigmoid", "torch", args)
+            a = run_node(cu, x.half(), {k: g.half() for k, g in grads.items()})
+            a = {k: v.float() for k, v in a.items()}
+            row = compare(a, run_node(th, x, grads), 1e-2)
+            report(neuron, "fp16 vs fp32", "sigmoid", row, counts=False)
+        except Exception as exc:
+            report(neuron, "fp16 vs fp32", "sigmoid", None, f"{type(exc).__name__}: {exc}", counts=False)
+    return all_ok
+
+
+# ------------------------------------------------------------------------------------------------ timing
+def time_node(node: Any, x: Any, g: Any, repeats: int) -> float:
+    """Median milliseconds of forward + backward (after one warm-up)."""
+    import torch
+    from spikingjelly.activation_based import functional
+
+    times = []
+    for i in range(repeats + 1):
+        functional.reset_net(node)
+        xr = x.detach().requires_grad_(True)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        node(xr).backward(g)
+        torch.cuda.synchronize()
+        if i > 0:
+            times.append((time.perf_counter() - t0) * 1e3)
+        del xr
+    functional.reset_net(node)
+    return statistics.median(times)
+
+
+def bench(args: argparse.Namespace) -> None:
+    """Print forward+backward times of both backends per neuron."""
+    import torch
+
+    dev = torch.device("cuda")
+    gen = torch.Generator(device=dev).manual_seed(args.seed)
+    shape = (args.bench_T, args.bench_N, args.bench_F)
+    x = torch.randn(shape, device=dev, generator=gen) + 0.25
+    g = torch.randn(shape, device=dev, generator=gen)
+    print(f"\n== forward+backward ms, input {list(shape)}, sigmoid, median of {args.repeats} ==")
+    print(f"{'neuron':<22}{'torch ms':>10}{'cupy ms':>10}{'torch/cupy':>12}")
+    for neuron in NEURON_NAMES:
+        variants = [("adaptive_lif (fused)", True), ("adaptive_lif (loop)", False)] \
+            if neuron == "adaptive_lif" else [(neuron, True)]
+        for label, fused in variants:
+            try:
+                t_cu = time_node(make_node(neuron, "sigmoid", "cupy", args, fused), x, g, args.repeats)
+                torch.cuda.empty_cache()
+                t_th = time_node(make_node(neuron, "sigmoid", "torch", args, fused), x, g, args.repeats)
+                print(f"{label:<22}{t_th:>10.1f}{t_cu:>10.1f}{t_th / t_cu:>12.2f}")
+            except Exception as exc:
+                print(f"{label:<22}  ERROR {type(exc).__name__}: {exc}")
+            finally:
+                torch.cuda.empty_cache()
+
+
+# ------------------------------------------------------------------------------------------------- epoch
+def epoch_seconds(backend: str, args: argparse.Namespace) -> float | None:
+    """Run ``benchmarks/epoch_time.py`` for one backend; None (after printing why) on failure."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "epoch_time.py"), "dataset=dblp",
+           f"dataset.root={args.data_root}", "device=cuda", f"neuron.backend={backend}"]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p)
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=args.epoch_timeout)
+    except subprocess.TimeoutExpired:
+        print(f"  {backend}: epoch_time.py timed out after {args.epoch_timeout:.0f} s")
+        return None
+    except OSError as exc:
+        print(f"  {backend}: cannot run epoch_time.py: {exc}")
+        return None
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    if proc.returncode != 0 or not lines:
+        tail = "\n    ".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
+        print(f"  {backend}: epoch_time.py failed (exit {proc.returncode}):\n    {tail}")
+        return None
+    try:
+        return float(json.loads(lines[-1])["epoch_seconds"])
+    except (ValueError, KeyError, TypeError) as exc:
+        print(f"  {backend}: cannot parse the last stdout line {lines[-1]!r}: {exc}")
+        return None
+
+
+def epochs(args: argparse.Namespace) -> None:
+    """Print DBLP epoch seconds per backend."""
+    print(f"\n== DBLP epoch seconds (epoch_time.py, dataset.root={args.data_root}) ==")
+    res = {b: epoch_seconds(b, args) for b in ("torch", "cupy")}
+    print(f"{'backend':<10}{'epoch s':>10}")
+    for b, s in res.items():
+        print(f"{b:<10}{fmt(s) if s is None else f'{s:.2f}':>10}")
+    if res["torch"] and res["cupy"]:
+        print(f"torch/cupy: {res['torch'] / res['cupy']:.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the checks; 0 when all parity checks pass, 1 otherwise."""
+    args = parse_args(argv)
+    check_environment()
+    import torch
+
+    print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}")
+    ok = parity(args)
+    if not args.skip_bench:
+        bench(args)
+    if not args.skip_epoch:
+        epochs(args)
+    print(f"\nparity: {'all passed' if ok else 'FAILED'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""Training: splits, the fit/evaluate loop, metrics and loggers."""
+
+from spikenet.training.loggers import LOGGERS, Logger, build_logger, register_logger
+from spikenet.training.splits import Splits, stratified_splits
+from spikenet.training.trainer import Trainer
+
+__all__ = ["LOGGERS", "Logger", "Splits", "Trainer", "build_logger", "register_logger", "stratified_splits"]

@@ -1,0 +1,29 @@
+"""Stratified train/val/test splits of the labelled nodes (the reference protocol)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+
+@dataclass
+class Splits:
+    train: torch.Tensor
+    val: torch.Tensor
+    test: torch.Tensor
+
+
+def stratified_splits(nodes: torch.Tensor, labels: torch.Tensor, train_size: float, val_size: float = 0.05,
+                      seed: int = 42) -> Splits:
+    """train gets ``train_size - val_size``, val ``val_size``, test ``1 - train_size`` of ``nodes``, stratified."""
+    if not val_size < train_size < 1.0:
+        raise ValueError(f"trainer.train_size must be in ({val_size}, 1), got {train_size}")
+    ids = nodes.numpy()
+    y = labels[nodes].numpy()
+    train_val, test = train_test_split(ids, train_size=train_size, stratify=y, random_state=seed)
+    y_tv = labels[torch.from_numpy(train_val)].numpy()
+    train, val = train_test_split(train_val, test_size=val_size / train_size, stratify=y_tv, random_state=seed)
+    return Splits(*(torch.from_numpy(np.sort(a)) for a in (train, val, test)))

@@ -1,0 +1,210 @@
+"""Fit/evaluate loop: minibatches of target nodes -> temporal samples -> SpikeNet -> cross-entropy.
+
+After every epoch the validation split is scored; the test split is scored whenever validation
+Micro-F1 improves (or every epoch with ``trainer.test_every_epoch``). Evaluation draws its
+neighbour samples from generators seeded by (seed, epoch, split), so the reported result, the test
+scores of the best-validation epoch, is the same whichever way test is scheduled.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from spikenet.data.temporal_graph import TemporalGraph
+from spikenet.gather import gather_blocks
+from spikenet.sampling import TemporalSampler
+from spikenet.training.loggers import Logger
+from spikenet.training.metrics import f1_scores
+from spikenet.training.splits import Splits
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    loss: float
+    val_macro_f1: float
+    val_micro_f1: float
+    test_macro_f1: float | None
+    test_micro_f1: float | None
+    seconds: float
+    train_seconds: float
+    eval_seconds: float
+    firing_rates: list[list[float]] | None = field(default=None)
+
+
+class Trainer:
+    """Trains ``model`` on ``graph`` with the reference protocol (AdamW, CE, best-val model selection)."""
+
+    def __init__(self, model: nn.Module, graph: TemporalGraph, sampler: TemporalSampler, splits: Splits,
+                 cfg: Any, device: torch.device, seed: int, logger: Logger | None = None,
+                 run_dir: str | Path | None = None) -> None:
+        self.model = model.to(device)
+        self.graph = graph
+        self.sampler = sampler
+        self.splits = splits
+        self.cfg = cfg
+        self.device = device
+        self.seed = seed
+        self.logger = logger or Logger()
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.labels = graph.labels.to(device)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=float(cfg.lr),
+                                           weight_decay=float(cfg.get("weight_decay", 0.01)))
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.train_gen = torch.Generator().manual_seed(seed)
+        self.timings: dict[str, float] = defaultdict(float)
+        self.eval_cache_bytes = float(cfg.get("eval_cache_mb", 2048)) * 2**20
+
+    # --- one epoch of training ---------------------------------------------------------------
+    def _blocks(self, nodes: torch.Tensor, gen: torch.Generator) -> list[torch.Tensor]:
+        t0 = time.perf_counter()
+        sample = self.sampler.sample(nodes, gen)
+        t1 = time.perf_counter()
+        blocks = gather_blocks(self.graph.features, sample.hops, self.device)
+        self.timings["sample"] += t1 - t0
+        self.timings["gather"] += time.perf_counter() - t1
+        return blocks
+
+    def train_epoch(self) -> float:
+        """One pass over the shuffled training nodes; returns the mean loss."""
+        self.model.train()
+        order = self.splits.train[torch.randperm(self.splits.train.numel(), generator=self.train_gen)]
+        total, count = 0.0, 0
+        for batch in torch.split(order, int(self.cfg.batch_size)):
+            blocks = self._blocks(batch, self.train_gen)
+            t0 = time.perf_counter()
+            logits = self.model(blocks)
+            loss = self.loss_fn(logits, self.labels[batch.to(self.device)])
+            t1 = time.perf_counter()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.timings["forward"] += t1 - t0
+            self.timings["backward"] += time.perf_counter() - t1
+            total += loss.item() * batch.numel()
+            count += batch.numel()
+        return total / max(count, 1)
+
+    # --- evaluation --------------------------------------------------------------------------
+    def _projection_pays(self, num_targets: int) -> bool:
+        """Whether projecting layer 0 for all nodes costs fewer matmul rows than per-sample rows (and fits)."""
+        if not self.cfg.get("eval_project_first", True) or not hasattr(self.model, "project_inputs"):
+            return False
+        rows_per_target = 2 * sum(math.prod(self.sampler.sizes[:h]) for h in range(len(self.sampler.sizes)))
+        per_step_nodes = self.graph.num_nodes
+        hid = self.model.aggregators[0].lin_self.out_features
+        steps = self.graph.num_steps if self.graph.features.dim() == 3 else 1
+        nbytes = 2 * steps * per_step_nodes * hid * 4
+        return 2 * per_step_nodes * steps < num_targets * rows_per_target * self.graph.num_steps \
+            and nbytes <= self.eval_cache_bytes
+
+    @torch.no_grad()
+    def predict(self, nodes: torch.Tensor, gen: torch.Generator, projected: tuple | None = None) -> np.ndarray:
+        """Predicted classes of ``nodes`` (eval mode, sampled neighbourhoods)."""
+        self.model.eval()
+        preds = []
+        for batch in torch.split(nodes, int(self.cfg.get("eval_batch_size", 4096))):
+            if projected is None:
+                logits = self.model(self._blocks(batch, gen))
+            else:
+                sample = self.sampler.sample(batch, gen)
+                logits = self.model(projected=(gather_blocks(projected[0], sample.hops, self.device),
+                                               gather_blocks(projected[1], sample.hops, self.device)))
+            preds.append(logits.argmax(-1).cpu())
+        return torch.cat(preds).numpy()
+
+    def evaluate(self, epoch: int, splits: dict[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
+        """(Macro-F1, Micro-F1) per named split; sampling seeded by (seed, epoch, split)."""
+        t0 = time.perf_counter()
+        total = sum(n.numel() for n in splits.values())
+        projected = None
+        if self._projection_pays(total):
+            projected = self.model.project_inputs(self.graph.features.to(self.device))
+        record_rates = self.logger.wants_spike_rates and hasattr(self.model, "record_spikes")
+        scores = {}
+        for k, (name, nodes) in enumerate(splits.items()):
+            gen = torch.Generator().manual_seed(self.seed * 7919 + epoch * 31 + k + 1)
+            if record_rates and name == "val":
+                self.model.record_spikes = True
+                self.rates = self._collect_rates(nodes, gen, projected)
+                self.model.record_spikes = False
+                gen = torch.Generator().manual_seed(self.seed * 7919 + epoch * 31 + k + 1)
+            pred = self.predict(nodes, gen, projected)
+            scores[name] = f1_scores(self.graph.labels[nodes].numpy(), pred)
+        self.timings["evaluate"] += time.perf_counter() - t0
+        return scores
+
+    @torch.no_grad()
+    def _collect_rates(self, nodes: torch.Tensor, gen: torch.Generator, projected) -> list[list[float]]:
+        """Mean firing rate per layer per time step over ``nodes`` (instrumentation; off by default)."""
+        self.model.eval()
+        sums, batches = None, 0
+        for batch in torch.split(nodes, int(self.cfg.get("eval_batch_size", 4096))):
+            if projected is None:
+                self.model(self._blocks(batch, gen))
+            else:
+                sample = self.sampler.sample(batch, gen)
+                self.model(projected=(gather_blocks(projected[0], sample.hops, self.device),
+                                      gather_blocks(projected[1], sample.hops, self.device)))
+            rates = torch.stack(self.model.spike_rates).cpu()
+            sums = rates if sums is None else sums + rates
+            batches += 1
+        return (sums / batches).tolist()
+
+    # --- the whole run -----------------------------------------------------------------------
+    def fit(self) -> dict:
+        """Train for ``cfg.epochs``; returns the summary (test scores at the best-val epoch, history, ...)."""
+        epochs = int(self.cfg.epochs)
+        history: list[EpochRecord] = []
+        best = {"val_micro_f1": -1.0, "test_macro_f1": float("nan"), "test_micro_f1": float("nan"),
+                "val_macro_f1": float("nan"), "best_epoch": -1}
+        every = bool(self.cfg.get("test_every_epoch", False))
+        bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not self.cfg.get("progress", True),
+                   dynamic_ncols=True)
+        for epoch in bar:
+            self.rates = None
+            t0 = time.perf_counter()
+            loss = self.train_epoch()
+            t1 = time.perf_counter()
+            val = self.evaluate(epoch, {"val": self.splits.val})["val"]
+            improved = val[1] > best["val_micro_f1"]
+            test = None
+            if improved or every:
+                test = self.evaluate(epoch, {"test": self.splits.test})["test"]
+            t2 = time.perf_counter()
+            rec = EpochRecord(epoch, loss, *val, *(test or (None, None)), t2 - t0, t1 - t0, t2 - t1, self.rates)
+            history.append(rec)
+            if improved:
+                best.update(val_macro_f1=val[0], val_micro_f1=val[1], test_macro_f1=test[0],
+                            test_micro_f1=test[1], best_epoch=epoch)
+                self.save_checkpoint(epoch)
+            self.logger.log_epoch(epoch, asdict(rec))
+            bar.set_postfix(loss=f"{loss:.3f}", val_mi=f"{val[1]:.3f}", best_test_mi=f"{best['test_micro_f1']:.3f}")
+        bar.close()
+        seconds = [r.seconds for r in history]
+        return {
+            **best,
+            "epoch_seconds": statistics.median(seconds) if seconds else float("nan"),
+            "train_seconds": statistics.median(r.train_seconds for r in history) if history else float("nan"),
+            "history": [asdict(r) for r in history],
+        }
+
+    def save_checkpoint(self, epoch: int) -> None:
+        """Write the current (best-so-far) weights to ``run_dir/best.pt``, atomically."""
+        if self.run_dir is None or not self.cfg.get("save_checkpoint", True):
+            return
+        path = self.run_dir / "best.pt"
+        tmp = path.with_suffix(".pt.tmp")
+        torch.save({"epoch": epoch, "model": self.model.state_dict()}, tmp)
+        tmp.replace(path)

@@ -1,0 +1,333 @@
+"""CPU-only checks of the CUDA code: generated kernels compile (NVRTC, or nvcc as a fallback), and
+their float maths, compiled for the host with g++ and run thread by thread, matches the torch paths.
+
+Nothing here needs CuPy or a GPU; running the kernels on a GPU is ``benchmarks/gpu_check.py``'s job.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+try:
+    import spikenet  # noqa: F401
+except ImportError:  # not installed: use the source tree
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from spikenet.neurons import AdaptiveLIFNode, resolve_backend
+from spikenet.neurons import cupy_adaptive_lif as cal
+from spikenet.neurons.fused_adaptive_lif import FusedAdaptiveLIF
+from spikenet.neurons.surrogates import SURROGATES
+
+SURROGATE_NAMES = sorted(SURROGATES)
+ARCH = "compute_80"
+
+
+# ---------------------------------------------------------------------------------------------- compilers
+def _cuda_include_dirs() -> list[str]:
+    dirs = []
+    try:
+        import cuda.pathfinder
+
+        found = cuda.pathfinder.find_nvidia_header_directory("cudart")
+        if found:
+            dirs.append(str(found))
+    except Exception:
+        pass
+    for root in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+        if root and Path(root, "include", "cuda_fp16.h").is_file():
+            dirs.append(str(Path(root, "include")))
+    return dirs
+
+
+def _nvrtc_compile(src: str) -> tuple[bool, str]:
+    from cuda.bindings import nvrtc
+
+    err, prog = nvrtc.nvrtcCreateProgram(src.encode(), b"kernel.cu", 0, [], [])
+    assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, err
+    try:
+        opts = [f"--gpu-architecture={ARCH}".encode()] + [f"-I{d}".encode() for d in _cuda_include_dirs()]
+        (res,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
+        _, size = nvrtc.nvrtcGetProgramLogSize(prog)
+        log = b" " * size
+        nvrtc.nvrtcGetProgramLog(prog, log)
+        return res == nvrtc.nvrtcResult.NVRTC_SUCCESS, log.decode(errors="replace").strip("\x00 \n")
+    finally:
+        nvrtc.nvrtcDestroyProgram(prog)
+
+
+def _nvcc_compile(src: str) -> tuple[bool, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        cu = Path(tmp, "kernel.cu")
+        cu.write_text(src)
+        proc = subprocess.run(
+            ["nvcc", "--ptx", f"-arch={ARCH}", str(cu), "-o", str(Path(tmp, "kernel.ptx"))],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _pick_compiler():
+    try:
+        from cuda.bindings import nvrtc  # noqa: F401
+
+        return _nvrtc_compile
+    except Exception:
+        pass
+    if shutil.which("nvcc"):
+        return _nvcc_compile
+    return None
+
+
+_COMPILE = _pick_compiler()
+
+
+@functools.cache
+def _compile(src: str) -> tuple[bool, str]:
+    return _COMPILE(src)
+
+
+def assert_compiles(src: str) -> None:
+    if _COMPILE is None:
+        pytest.skip("neither cuda.bindings.nvrtc nor nvcc is available: cannot compile CUDA code")
+    ok, log = _compile(src)
+    assert ok, f"CUDA compilation failed:\n{log}\n---- source ----\n{src}"
+
+
+def _surrogate(name: str, alpha: float = 1.0):
+    return SURROGATES[name](alpha=alpha)
+
+
+def _surrogate_kernel(name: str, sg, dtype: str) -> str:
+    """A tiny element-wise kernel y[i] = derivative(x[i]), in SpikingJelly's declaration style."""
+    ctype = "float" if dtype == "float" else "half2"
+    header = "#include <cuda_fp16.h>\n" if dtype == "half2" else ""
+    codes = sg.cuda_codes(y=f"const {ctype} out", x="x[i]", dtype=dtype)
+    return f"""{header}
+extern "C" __global__ void {name}(const {ctype} * x, {ctype} * y, const long long n)
+{{
+    const long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+    {{
+        {codes}
+        y[i] = out;
+    }}
+}}
+"""
+
+
+# ------------------------------------------------------------------------------------ import / backend
+def test_module_imports_without_cupy(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` now raises ImportError
+    monkeypatch.delitem(sys.modules, "spikenet.neurons.cupy_adaptive_lif")
+    mod = importlib.import_module("spikenet.neurons.cupy_adaptive_lif")
+    assert "cupy" not in vars(mod)
+    src = mod.kernel_sources(_surrogate("sigmoid"), "float", False)
+    assert src.forward_name in src.forward and src.backward_name in src.backward
+    with pytest.raises(RuntimeError, match="CuPy"):
+        mod.get_kernels(_surrogate("arctan", 3.0), "float", True)
+
+
+def test_resolve_backend_cupy_on_cpu_raises():
+    with pytest.raises(ValueError, match="cuda"):
+        resolve_backend("cupy", torch.device("cpu"))
+
+
+def test_cupy_path_on_cpu_tensor_raises_clearly():
+    node = AdaptiveLIFNode(backend="torch")  # SpikingJelly refuses backend='cupy' itself when CuPy is missing
+    x = torch.zeros(3, 4)
+    with pytest.raises(ValueError, match="CUDA"):
+        cal.adaptive_lif_cupy(x, torch.zeros(4), torch.ones(4), node)
+
+
+def test_kernel_sources_shape():
+    sg = _surrogate("triangle", 0.5)
+    a, b = cal.kernel_sources(sg, "float", False), cal.kernel_sources(sg, "float", True)
+    assert a.forward == b.forward
+    assert "v_reset - h" in a.backward and "v_reset - h" not in b.backward
+    assert a.backward_name != b.backward_name
+    assert "0.5f" in a.backward  # alpha is baked into the inlined surrogate
+    for kind, src in (("forward", a.forward), ("backward", a.backward)):
+        names = [name for _, name in cal.kernel_params(kind, "float")]
+        positions = [src.index(f" {name},") if i + 1 < len(names) else src.index(f" {name})")
+                     for i, name in enumerate(names)]
+        assert positions == sorted(positions)
+    with pytest.raises(ValueError):
+        cal.kernel_sources(sg, "bfloat16")
+
+
+# ------------------------------------------------------------------------------------- NVRTC compiles
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize("name", SURROGATE_NAMES)
+@pytest.mark.parametrize("dtype", ["float", "half"])
+def test_adaptive_lif_kernels_compile(name, detach_reset, dtype):
+    src = cal.kernel_sources(_surrogate(name, 2.0), dtype, detach_reset)
+    assert_compiles(src.forward)
+    assert_compiles(src.backward)
+
+
+@pytest.mark.parametrize("name", SURROGATE_NAMES)
+@pytest.mark.parametrize("dtype", ["float", "half2"])
+def test_surrogate_cuda_codes_compile(name, dtype):
+    assert_compiles(_surrogate_kernel(f"sg_{name}_{dtype}", _surrogate(name, 0.75), dtype))
+    with pytest.raises(NotImplementedError):
+        _surrogate(name).cuda_codes(y="y", x="x", dtype="double")
+
+
+@pytest.mark.parametrize("name", SURROGATE_NAMES)
+@pytest.mark.parametrize("dtype", ["float", "half2"])
+def test_spikingjelly_neuron_kernels_with_our_surrogates_compile(name, dtype):
+    """SpikingJelly's own IF/LIF/PLIF BPTT kernels inline ``cuda_codes`` through its CodeTyper."""
+    from spikingjelly.activation_based.auto_cuda import neuron_kernel as nk
+
+    codes = _surrogate(name, 1.5).cuda_codes
+    common = dict(surrogate_function=codes, hard_reset=True, detach_reset=False, dtype=dtype)
+    kernels = [
+        nk.IFNodeBPTTKernel(**common),
+        nk.LIFNodeBPTTKernel(decay_input=True, **common),
+        nk.ParametricLIFNodeBPTTKernel(decay_input=True, **common),
+    ]
+    for kernel in kernels:
+        assert_compiles(kernel.full_codes)
+
+
+# ------------------------------------------------------------------------- host emulation of the maths
+_HOST_PRELUDE = """
+#include <math.h>
+#define __global__
+struct spikenet_dim3 { unsigned int x, y, z; };
+static spikenet_dim3 blockIdx = {0, 0, 0}, blockDim = {1, 1, 1}, threadIdx = {0, 0, 0};
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float __fadd_rn(float a, float b) { return a + b; }
+extern "C" void spikenet_set_block(unsigned int b) { blockIdx.x = b; }
+"""
+
+HOST_ALPHAS = (0.6, 2.0)
+ADAPTIVE_ALPHA = 1.3
+
+
+class _HostKernels:
+    """Float kernels compiled with g++ into one shared library; one call runs one CUDA thread."""
+
+    def __init__(self, tmp: Path) -> None:
+        parts = [_HOST_PRELUDE, cal.forward_source("float")[1]]
+        self.backward_names = {}
+        for name in SURROGATE_NAMES:
+            for detach in (False, True):
+                bname, bsrc = cal.backward_source(_surrogate(name, ADAPTIVE_ALPHA), "float", detach)
+                self.backward_names[name, detach] = bname
+                parts.append(bsrc)
+            for j, alpha in enumerate(HOST_ALPHAS):
+                parts.append(_surrogate_kernel(f"sg_{name}_{j}", _surrogate(name, alpha), "float"))
+        cpp, so = tmp / "kernels.cpp", tmp / "kernels.so"
+        cpp.write_text("\n".join(parts))
+        subprocess.run(
+            ["g++", "-O1", "-ffp-contract=off", "-shared", "-fPIC", str(cpp), "-o", str(so)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        self.lib = ctypes.CDLL(str(so))
+        self.lib.spikenet_set_block.argtypes = [ctypes.c_uint]
+
+    def run(self, fname: str, params: list[tuple[str, str]], values: dict, n: int) -> None:
+        fn = getattr(self.lib, fname)
+        types, args = [], []
+        for ctype, pname in params:
+            value = values[pname]
+            if ctype.endswith("*"):
+                types.append(ctypes.c_void_p)
+                args.append(None if value is None else value.ctypes.data)
+            elif ctype == "float":
+                types.append(ctypes.c_float)
+                args.append(float(value))
+            elif ctype == "int":
+                types.append(ctypes.c_int)
+                args.append(int(value))
+            else:
+                types.append(ctypes.c_longlong)
+                args.append(int(value))
+        fn.argtypes, fn.restype = types, None
+        for i in range(n):
+            self.lib.spikenet_set_block(i)
+            fn(*args)
+
+
+@pytest.fixture(scope="module")
+def host():
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not found: cannot run the kernels' maths on the host")
+    with tempfile.TemporaryDirectory() as tmp:
+        yield _HostKernels(Path(tmp))
+
+
+@pytest.mark.parametrize("name", SURROGATE_NAMES)
+def test_surrogate_cuda_codes_match_derivative(host, name):
+    x = np.concatenate([np.linspace(-4, 4, 401), [0.0, 1e-4, -1e-4]]).astype(np.float32)
+    for j, alpha in enumerate(HOST_ALPHAS):
+        y = np.zeros_like(x)
+        params = [("const float *", "x"), ("float *", "y"), ("long long", "n")]
+        host.run(f"sg_{name}_{j}", params, {"x": x, "y": y, "n": x.size}, x.size)
+        ref = SURROGATES[name].derivative(torch.from_numpy(x).double(), alpha).float().numpy()
+        np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-6, err_msg=f"{name} alpha={alpha}")
+
+
+def _emulate(host, name, detach, x, v0, th0, consts, grads):
+    tau, v_reset, decay, gamma = consts
+    T, N = x.shape
+    scalars = dict(inv_tau=1.0 / tau, keep=1.0 - 1.0 / tau, v_reset=v_reset, thresh_decay=decay,
+                   adapt_gamma=gamma, T=T, N=N)
+    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
+    spikes, h_seq, th_seq = (np.zeros((T, N), np.float32) for _ in range(3))
+    v_last, th_last = np.zeros(N, np.float32), np.zeros(N, np.float32)
+    fwd = dict(x_seq=f32(x), spike_seq=spikes, h_seq=h_seq, theta_seq=th_seq, v_init=f32(v0),
+               theta_init=f32(th0), v_last=v_last, theta_last=th_last, save=1, **scalars)
+    host.run(cal.forward_source("float")[0], cal.kernel_params("forward"), fwd, N)
+    g_spk, g_v, g_th = (f32(g) for g in grads)
+    gx, gv0, gth0 = np.zeros((T, N), np.float32), np.zeros(N, np.float32), np.zeros(N, np.float32)
+    bwd = dict(grad_spike_seq=g_spk, grad_v_last=g_v, grad_theta_last=g_th, h_seq=h_seq, theta_seq=th_seq,
+               grad_x_seq=gx, grad_v_init=gv0, grad_theta_init=gth0, **scalars)
+    host.run(host.backward_names[name, detach], cal.kernel_params("backward"), bwd, N)
+    return spikes, v_last, th_last, gx, gv0, gth0
+
+
+@pytest.mark.parametrize("consts", [(1.0, 0.0, 0.7, 0.2), (2.0, -0.2, 0.5, 0.3), (1.7, 0.1, 0.0, 0.4)])
+@pytest.mark.parametrize("detach", [False, True])
+@pytest.mark.parametrize("name", SURROGATE_NAMES)
+def test_adaptive_kernels_match_fused_torch(host, name, detach, consts):
+    gen = torch.Generator().manual_seed(7)
+    T, N = 9, 48
+    x = torch.randn(T, N, generator=gen) * 1.2 + 0.4
+    v0 = torch.rand(N, generator=gen) * 0.5
+    th0 = 0.8 + 0.4 * torch.rand(N, generator=gen)
+    grads = [torch.randn(T, N, generator=gen), torch.randn(N, generator=gen), torch.randn(N, generator=gen)]
+
+    xr, vr, tr = (t.clone().requires_grad_(True) for t in (x, v0, th0))
+    sg = _surrogate(name, ADAPTIVE_ALPHA)
+    spikes, v_last, th_last = FusedAdaptiveLIF.apply(
+        xr, vr, tr, *consts, sg.alpha, type(sg).derivative, detach
+    )
+    torch.autograd.backward([spikes, v_last, th_last], grads)
+
+    out = _emulate(host, name, detach, x.numpy(), v0.numpy(), th0.numpy(), consts, [g.numpy() for g in grads])
+    e_spikes, e_v, e_th, e_gx, e_gv, e_gth = out
+    assert 0 < e_spikes.sum() < e_spikes.size
+    np.testing.assert_array_equal(e_spikes, spikes.detach().numpy())
+    np.testing.assert_allclose(e_v, v_last.detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(e_th, th_last.detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(e_gx, xr.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(e_gv, vr.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(e_gth, tr.grad.numpy(), rtol=1e-4, atol=1e-5)
