@@ -18,6 +18,7 @@ from spikenet.config import resolve_device, validate
 from spikenet.data import TemporalGraph, load_dataset
 from spikenet.models import build_model
 from spikenet.neurons import build_neuron, build_surrogate, resolve_backend
+from spikenet.runtime import keep_freed_memory
 from spikenet.sampling import TemporalSampler
 from spikenet.training import Logger, Trainer, stratified_splits
 
@@ -45,6 +46,7 @@ def build_experiment(cfg: Any, graph: TemporalGraph | None = None, logger: Logge
                      run_dir: str | None = None) -> Experiment:
     """Validate ``cfg``, load the data (unless given) and build sampler, model and trainer."""
     validate(cfg)
+    keep_freed_memory()
     if cfg.trainer.get("num_threads"):
         torch.set_num_threads(int(cfg.trainer.num_threads))
     device = resolve_device(str(cfg.device))

@@ -1,21 +1,56 @@
-"""Feature gathering: node ids per hop [T, n_h] -> feature blocks [T, n_h, F], one index_select for all hops."""
+"""Feature gathering for layer 0: node ids per hop -> [T, M, F] self rows and aggregated neighbour rows.
+
+Layer 0 needs, for hops h = 0..L-1, the features of the hop's own nodes and the mean (or sum)
+of their sampled neighbours' features (hop h+1 grouped by parent). The self rows come from one
+``index_select``; the neighbour aggregates from one ``embedding_bag`` that reduces while it
+gathers, so the deepest hop (the largest) is never materialised. Rows are laid out per step as
+[hop 0 | hop 1 | ... | hop L-1] (M = n_0 + ... + n_{L-1}), the layout SpikeNet's layers use.
+"""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+
+from spikenet.sampling import Sample
 
 
-def gather_blocks(table: torch.Tensor, hops: list[torch.Tensor], device: torch.device | None = None
-                  ) -> list[torch.Tensor]:
-    """Rows of ``table`` ([T, N, F] per-step or [N, F] shared) for every hop; float32 on ``device``."""
-    T = hops[0].shape[0]
+def _flat_ids(hops: list[torch.Tensor], table: torch.Tensor) -> torch.Tensor:
+    """Concatenate hops per step and offset ids into the flattened [T*N] table when it is per-step."""
+    ids = torch.cat(hops, dim=1) if len(hops) > 1 else hops[0]
     if table.dim() == 3:
-        N = table.shape[1]
-        offset = (torch.arange(T) * N).view(T, 1)
-        flat_ids = torch.cat([(h + offset).reshape(-1) for h in hops])
-        rows = table.reshape(T * N, -1).index_select(0, flat_ids.to(table.device))
-    else:
-        rows = table.index_select(0, torch.cat([h.reshape(-1) for h in hops]).to(table.device))
-    rows = rows.to(device=device, dtype=torch.float32, non_blocking=True)
-    sizes = [h.numel() for h in hops]
-    return [r.view(T, h.shape[1], -1) for r, h in zip(torch.split(rows, sizes), hops, strict=True)]
+        T, N = table.shape[0], table.shape[1]
+        ids = ids + (torch.arange(T, device=ids.device) * N).view(T, 1)
+    return ids.reshape(-1).to(table.device)
+
+
+def _flat_table(table: torch.Tensor) -> torch.Tensor:
+    return table.reshape(-1, table.shape[-1]) if table.dim() == 3 else table
+
+
+def gather_self(table: torch.Tensor, sample: Sample) -> torch.Tensor:
+    """[T, M, F] rows of ``table`` ([T, N, F] or [N, F]) for the nodes of hops 0..L-1."""
+    hops = sample.hops[:-1]
+    T = hops[0].shape[0]
+    return _flat_table(table).index_select(0, _flat_ids(hops, table)).view(T, -1, table.shape[-1])
+
+
+def gather_neighbour_aggregates(table: torch.Tensor, sample: Sample, aggr: str = "mean") -> torch.Tensor:
+    """[T, M, F]: per node of hops 0..L-1, the ``aggr`` of its sampled neighbours' rows."""
+    hops, sizes = sample.hops, sample.sizes
+    T = hops[0].shape[0]
+    ids = _flat_ids(hops[1:], table)
+    bag = torch.cat([torch.full((h.shape[1],), s, dtype=torch.long) for h, s in zip(hops[:-1], sizes, strict=True)])
+    lengths = bag.repeat(T)
+    offsets = torch.zeros_like(lengths)
+    torch.cumsum(lengths[:-1], 0, out=offsets[1:])
+    out = F.embedding_bag(ids, _flat_table(table), offsets.to(ids.device), mode=aggr)
+    return out.view(T, -1, table.shape[-1])
+
+
+def layer0_inputs(self_table: torch.Tensor, neigh_table: torch.Tensor, sample: Sample, aggr: str,
+                  device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(self rows, neighbour aggregates), each [T, M, F] float32 on ``device``."""
+    x_self = gather_self(self_table, sample)
+    x_agg = gather_neighbour_aggregates(neigh_table, sample, aggr)
+    return (x_self.to(device=device, dtype=torch.float32), x_agg.to(device=device, dtype=torch.float32))

@@ -31,4 +31,5 @@ def build_model(cfg: Any, in_features: int, num_classes: int, num_steps: int, si
         aggr=str(cfg.aggr),
         concat=bool(cfg.concat),
         bias=bool(cfg.get("bias", True)),
+        chunk_rows=int(cfg.get("chunk_rows", 16384)),
     )

@@ -1,10 +1,16 @@
 """Fused multi-step adaptive LIF for the torch backend: one autograd node for all T steps.
 
-Autograd through a Python loop over T records ~10 small ops per step and keeps every
-temporary alive; this Function runs the recurrence with in-place updates, saves only what
-the hand-written BPTT needs (H_t, the surrogate slope and the spikes), and walks back once.
-It computes exactly the update of ``AdaptiveLIFNode`` (see that class for the equations);
-tests check spikes and gradients against the step-by-step path.
+Autograd through a Python loop over T records ~10 small ops per step and keeps every temporary
+alive; this Function runs the recurrence with in-place updates into preallocated [T, ...]
+buffers, saves only H_t - theta_{t-1} (the surrogate's argument), H_t where the reset term needs
+it, and the spikes, then walks back once. It computes exactly the update of ``AdaptiveLIFNode``:
+
+    H_t = V_{t-1} + (X_t - (V_{t-1} - v_reset)) / tau;  S_t = [H_t >= theta_{t-1}]
+    V_t = (1 - S_t) H_t + S_t v_reset;                   theta_t = decay theta_{t-1} + gamma S_t
+
+With tau = 1 (the reference default) H_t = X_t + v_reset does not depend on V, so the charge is
+one vectorised op over all steps and only the threshold recursion stays sequential; the backward
+likewise only carries dL/dtheta. Tests check spikes and gradients against the step-by-step path.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import torch
 
 
 class FusedAdaptiveLIF(torch.autograd.Function):
-    """Inputs: x_seq [T, ...], v0, theta0 (broadcastable to x_seq[0]) and the constants.
+    """Inputs: x_seq [T, ...], v0, theta0 (shaped like x_seq[0]) and the constants.
 
     Returns spikes [T, ...], the final V and the final theta.
     """
@@ -39,58 +45,71 @@ class FusedAdaptiveLIF(torch.autograd.Function):
         inv_tau = 1.0 / tau
         keep = 1.0 - inv_tau
         spikes = torch.empty_like(x_seq)
-        h_seq = torch.empty_like(x_seq) if need_grad else None
-        slope_seq = torch.empty_like(x_seq) if need_grad else None
-        v = v0.expand_as(x_seq[0]).clone()
+        diff = torch.empty_like(x_seq) if need_grad else None  # H_t - theta_{t-1}
         theta = theta0.expand_as(x_seq[0]).clone()
-        h = torch.empty_like(x_seq[0])
-        for t in range(T):
-            # H = V + (X - (V - v_reset)) / tau = keep * V + (X + v_reset) / tau
-            torch.add(x_seq[t], v_reset, out=h)
-            h.mul_(inv_tau)
-            if keep != 0.0:
-                h.add_(v, alpha=keep)
-            s = spikes[t]
-            torch.ge(h, theta, out=s)  # bool -> float copy into the spike slot
-            if need_grad:
-                h_seq[t].copy_(h)
-                slope_seq[t].copy_(derivative(h - theta, alpha))
-            # hard reset: V = H + S * (v_reset - H)
-            torch.addcmul(h, s, v_reset - h, out=v)
-            theta.mul_(thresh_decay).add_(s, alpha=gamma)
+        if keep == 0.0:
+            # no leak memory: all charges at once
+            h_seq = torch.add(x_seq, v_reset).mul_(inv_tau) if (v_reset != 0.0 or tau != 1.0) else x_seq
+            for t in range(T):
+                s = spikes[t]
+                torch.ge(h_seq[t], theta, out=s)
+                if need_grad:
+                    torch.sub(h_seq[t], theta, out=diff[t])
+                theta.mul_(thresh_decay).add_(s, alpha=gamma)
+            s_last = spikes[T - 1]
+            v = h_seq[T - 1] - s_last * (h_seq[T - 1] - v_reset)
+        else:
+            h_seq = torch.empty_like(x_seq)
+            v = v0.expand_as(x_seq[0]).clone()
+            tmp = torch.empty_like(v)
+            for t in range(T):
+                h, s = h_seq[t], spikes[t]
+                torch.add(x_seq[t], v_reset, out=h).mul_(inv_tau).add_(v, alpha=keep)
+                torch.ge(h, theta, out=s)
+                if need_grad:
+                    torch.sub(h, theta, out=diff[t])
+                # hard reset: V = H - S * (H - v_reset)
+                torch.mul(h, s, out=tmp)
+                torch.sub(h, tmp, out=v)
+                if v_reset != 0.0:
+                    v.add_(s, alpha=v_reset)
+                theta.mul_(thresh_decay).add_(s, alpha=gamma)
         if need_grad:
-            ctx.save_for_backward(spikes, h_seq, slope_seq)
-            ctx.consts = (tau, v_reset, thresh_decay, gamma, detach_reset)
+            ctx.save_for_backward(spikes, h_seq, diff)
+            ctx.consts = (tau, v_reset, thresh_decay, gamma, alpha, derivative, detach_reset)
             ctx.v0_shape = v0.shape
             ctx.theta0_shape = theta0.shape
         return spikes, v, theta
 
     @staticmethod
     def backward(ctx, grad_spikes, grad_v_last, grad_theta_last):
-        spikes, h_seq, slope_seq = ctx.saved_tensors
-        tau, v_reset, thresh_decay, gamma, detach_reset = ctx.consts
+        spikes, h_seq, diff = ctx.saved_tensors
+        tau, v_reset, thresh_decay, gamma, alpha, derivative, detach_reset = ctx.consts
         inv_tau = 1.0 / tau
         keep = 1.0 - inv_tau
         T = spikes.shape[0]
-        zeros = torch.zeros_like(spikes[0])
-        g_v = zeros.clone() if grad_v_last is None else grad_v_last.clone()
-        g_theta = zeros.clone() if grad_theta_last is None else grad_theta_last.clone()
+        slope = derivative(diff, alpha)  # surrogate dS/dH = -dS/dtheta, all steps at once
+        g_theta = torch.zeros_like(spikes[0]) if grad_theta_last is None else grad_theta_last.clone()
+        g_v = torch.zeros_like(spikes[0]) if grad_v_last is None else grad_v_last.clone()
         if grad_spikes is None:
             grad_spikes = torch.zeros_like(spikes)
-        grad_x = torch.empty_like(spikes)
-        g_s = torch.empty_like(spikes[0])
+        grad_h = torch.empty_like(spikes)
+        tmp = torch.empty_like(g_v)
         for t in range(T - 1, -1, -1):
-            s, h = spikes[t], h_seq[t]
-            # dL/dS_t = upstream + dL/dV_t * (v_reset - H_t) [reset path] + dL/dtheta_t * gamma
+            s, g_s = spikes[t], grad_h[t]
+            # dL/dS_t = upstream + dL/dtheta_t * gamma + dL/dV_t * (v_reset - H_t) [reset path]
             torch.add(grad_spikes[t], g_theta, alpha=gamma, out=g_s)
-            if not detach_reset:
-                g_s.addcmul_(g_v, v_reset - h)
-            g_s.mul_(slope_seq[t])  # through the surrogate: d/dH = +slope, d/dtheta_{t-1} = -slope
-            # dL/dH_t = dL/dV_t * (1 - S_t) + g_s
-            g_h = g_v.sub_(g_v * s).add_(g_s)
+            if not detach_reset and (keep != 0.0 or t == T - 1):
+                torch.sub(v_reset, h_seq[t], out=tmp)
+                g_s.addcmul_(g_v, tmp)
+            g_s.mul_(slope[t])
             g_theta.mul_(thresh_decay).sub_(g_s)
-            torch.mul(g_h, inv_tau, out=grad_x[t])
-            g_v = g_h.mul_(keep)
+            if keep != 0.0 or t == T - 1:
+                # dL/dH_t = dL/dV_t * (1 - S_t) + surrogate part; V_{t-1} gets keep * dL/dH_t
+                torch.mul(g_v, s, out=tmp)
+                g_s.add_(g_v).sub_(tmp)
+                g_v = g_s * keep if keep != 0.0 else g_v.zero_()
+        grad_x = grad_h.mul_(inv_tau)
         grad_v0 = _reduce_to(g_v, ctx.v0_shape) if ctx.needs_input_grad[1] else None
         grad_theta0 = _reduce_to(g_theta, ctx.theta0_shape) if ctx.needs_input_grad[2] else None
         return grad_x, grad_v0, grad_theta0, None, None, None, None, None, None, None

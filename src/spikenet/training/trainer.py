@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from spikenet.data.temporal_graph import TemporalGraph
-from spikenet.gather import gather_blocks
+from spikenet.gather import layer0_inputs
 from spikenet.sampling import TemporalSampler
 from spikenet.training.loggers import Logger
 from spikenet.training.metrics import f1_scores
@@ -67,24 +67,27 @@ class Trainer:
         self.eval_cache_bytes = float(cfg.get("eval_cache_mb", 2048)) * 2**20
 
     # --- one epoch of training ---------------------------------------------------------------
-    def _blocks(self, nodes: torch.Tensor, gen: torch.Generator) -> list[torch.Tensor]:
+    def _inputs(self, nodes: torch.Tensor, gen: torch.Generator,
+                tables: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample the batch's temporal neighbourhood and gather layer 0's inputs from ``tables``."""
         t0 = time.perf_counter()
         sample = self.sampler.sample(nodes, gen)
         t1 = time.perf_counter()
-        blocks = gather_blocks(self.graph.features, sample.hops, self.device)
+        self_table, neigh_table = tables or (self.graph.features, self.graph.features)
+        inputs = layer0_inputs(self_table, neigh_table, sample, self.model.aggr, self.device)
         self.timings["sample"] += t1 - t0
         self.timings["gather"] += time.perf_counter() - t1
-        return blocks
+        return inputs
 
-    def train_epoch(self) -> float:
-        """One pass over the shuffled training nodes; returns the mean loss."""
+    def train_epoch(self, max_batches: int | None = None) -> float:
+        """One pass over the shuffled training nodes (or its first ``max_batches``); returns the mean loss."""
         self.model.train()
         order = self.splits.train[torch.randperm(self.splits.train.numel(), generator=self.train_gen)]
         total, count = 0.0, 0
-        for batch in torch.split(order, int(self.cfg.batch_size)):
-            blocks = self._blocks(batch, self.train_gen)
+        for batch in torch.split(order, int(self.cfg.batch_size))[:max_batches]:
+            inputs = self._inputs(batch, self.train_gen)
             t0 = time.perf_counter()
-            logits = self.model(blocks)
+            logits = self.model(*inputs)
             loss = self.loss_fn(logits, self.labels[batch.to(self.device)])
             t1 = time.perf_counter()
             self.optimizer.zero_grad(set_to_none=True)
@@ -115,12 +118,7 @@ class Trainer:
         self.model.eval()
         preds = []
         for batch in torch.split(nodes, int(self.cfg.get("eval_batch_size", 4096))):
-            if projected is None:
-                logits = self.model(self._blocks(batch, gen))
-            else:
-                sample = self.sampler.sample(batch, gen)
-                logits = self.model(projected=(gather_blocks(projected[0], sample.hops, self.device),
-                                               gather_blocks(projected[1], sample.hops, self.device)))
+            logits = self.model(*self._inputs(batch, gen, projected), projected=projected is not None)
             preds.append(logits.argmax(-1).cpu())
         return torch.cat(preds).numpy()
 
@@ -131,7 +129,8 @@ class Trainer:
         projected = None
         if self._projection_pays(total):
             projected = self.model.project_inputs(self.graph.features.to(self.device))
-        record_rates = self.logger.wants_spike_rates and hasattr(self.model, "record_spikes")
+        record_rates = (self.logger.wants_spike_rates or bool(self.cfg.get("record_firing_rates", False))) \
+            and hasattr(self.model, "record_spikes")
         scores = {}
         for k, (name, nodes) in enumerate(splits.items()):
             gen = torch.Generator().manual_seed(self.seed * 7919 + epoch * 31 + k + 1)
@@ -151,12 +150,7 @@ class Trainer:
         self.model.eval()
         sums, batches = None, 0
         for batch in torch.split(nodes, int(self.cfg.get("eval_batch_size", 4096))):
-            if projected is None:
-                self.model(self._blocks(batch, gen))
-            else:
-                sample = self.sampler.sample(batch, gen)
-                self.model(projected=(gather_blocks(projected[0], sample.hops, self.device),
-                                      gather_blocks(projected[1], sample.hops, self.device)))
+            self.model(*self._inputs(batch, gen, projected), projected=projected is not None)
             rates = torch.stack(self.model.spike_rates).cpu()
             sums = rates if sums is None else sums + rates
             batches += 1

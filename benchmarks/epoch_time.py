@@ -1,0 +1,145 @@
+"""Per-epoch time, memory and throughput of any composed config, with the matmul floor.
+
+    python benchmarks/epoch_time.py dataset=dblp dataset.root=../shared/data
+    python benchmarks/epoch_time.py dataset=synthetic_patent bench.batches=3
+
+Runs a warm-up epoch, then ``bench.epochs`` epochs of training + per-epoch evaluation, and prints
+a table and, last, one JSON line (epoch_seconds, peak_rss_mb, nodes_per_second, the split, the
+matmul floor). Measure on an idle machine: another busy process on 2 cores halves the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from spikenet.experiment import build_experiment  # noqa: E402
+from spikenet.models.chunked_linear import chunked_linear_sum  # noqa: E402
+from spikenet.training.results import peak_rss_mb  # noqa: E402
+
+
+def _time(fn, repeats: int = 1) -> float:
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def matmul_floor(model, num_steps: int, batch_sizes: list[int], eval_targets: int, eval_projected: bool,
+                 num_nodes: int, feature_steps: int) -> dict[str, float]:
+    """Seconds of the epoch's linear-layer matmuls alone (same shapes, same chunking), train and eval."""
+    train = 0.0
+    for batch in sorted(set(batch_sizes)):
+        rows = model.hop_rows(batch)
+        per_batch = 0.0
+        for i, agg in enumerate(model.aggregators):
+            r = num_steps * sum(rows[: model.num_layers - i])
+            f_in, w_s, w_n = agg.lin_self.in_features, agg.lin_self.weight, agg.lin_neigh.weight
+            xs = torch.randn(r, f_in, requires_grad=i > 0)
+            xn = torch.randn(r, f_in, requires_grad=i > 0)
+            ws, wn = w_s.detach().clone().requires_grad_(), w_n.detach().clone().requires_grad_()
+            grad = torch.randn(r, w_s.shape[0])
+
+            def step(xs=xs, xn=xn, ws=ws, wn=wn, grad=grad, chunk=agg.chunk_rows or r):
+                out = chunked_linear_sum([(xs, ws), (xn, wn)], None, chunk)
+                out.backward(grad)
+
+            per_batch += _time(step)
+        train += per_batch * batch_sizes.count(batch)
+    evaluate = 0.0
+    agg = model.aggregators[0]
+    if eval_targets:
+        if eval_projected:
+            x = torch.randn(feature_steps * num_nodes, agg.lin_self.in_features)
+            evaluate = _time(lambda: (x @ agg.lin_self.weight.t(), x @ agg.lin_neigh.weight.t()))
+        else:
+            r = num_steps * sum(model.hop_rows(eval_targets)[: model.num_layers])
+            x = torch.randn(r, agg.lin_self.in_features)
+            chunk = agg.chunk_rows or r
+            evaluate = _time(lambda: chunked_linear_sum([(x, agg.lin_self.weight), (x, agg.lin_neigh.weight)],
+                                                        None, chunk))
+    return {"train": train, "evaluate": evaluate}
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark")
+def main(cfg: DictConfig) -> None:
+    """Build the experiment, time epochs, print the table and the JSON line."""
+    t0 = time.perf_counter()
+    exp = build_experiment(cfg)
+    build_seconds = time.perf_counter() - t0
+    tr, graph, bench = exp.trainer, exp.graph, cfg.bench
+    batches = bench.batches if bench.batches is not None else cfg.dataset.get("bench_batches")
+    max_batches = int(batches) if batches else None
+    n_train = tr.splits.train.numel()
+    batch_size = int(cfg.trainer.batch_size)
+    batches_per_epoch = math.ceil(n_train / batch_size)
+    run_batches = min(batches_per_epoch, max_batches or batches_per_epoch)
+    trained_nodes = min(n_train, run_batches * batch_size)
+    best = -1.0
+    epochs = []
+    for epoch in range(int(bench.warmup) + int(bench.epochs)):
+        tr.timings.clear()
+        start = time.perf_counter()
+        tr.train_epoch(max_batches)
+        train_s = time.perf_counter() - start
+        tested = False
+        if bench.evaluate:
+            val = tr.evaluate(epoch, {"val": tr.splits.val})["val"][1]
+            if val > best:
+                best, tested = val, True
+                tr.evaluate(epoch, {"test": tr.splits.test})
+        total = time.perf_counter() - start
+        if epoch >= int(bench.warmup):
+            epochs.append({"seconds": total, "train": train_s, "tested": tested, **dict(tr.timings)})
+    med = {k: statistics.median(e.get(k, 0.0) for e in epochs)
+           for k in ("seconds", "train", "sample", "gather", "forward", "backward", "evaluate")}
+    scale = batches_per_epoch / run_batches
+    epoch_seconds = med["train"] * scale + (med["seconds"] - med["train"])
+    result = {
+        "dataset": graph.name,
+        "nodes": graph.num_nodes,
+        "steps": graph.num_steps,
+        "epoch_seconds": epoch_seconds,
+        "seconds_per_batch": med["train"] / run_batches,
+        "batches_per_epoch": batches_per_epoch,
+        "projected": max_batches is not None and run_batches < batches_per_epoch,
+        "nodes_per_second": trained_nodes / med["train"],
+        "peak_rss_mb": peak_rss_mb(),
+        "build_seconds": build_seconds,
+        "graph_structure_mb": graph.structure_nbytes() / 2**20,
+        "split": {k: med[k] for k in ("sample", "gather", "forward", "backward", "evaluate")},
+        "epochs_timed": len(epochs),
+        "test_evaluations": sum(e["tested"] for e in epochs),
+        "threads": torch.get_num_threads(),
+    }
+    if bench.floor:
+        sizes = [batch_size] * (n_train // batch_size) + ([n_train % batch_size] if n_train % batch_size else [])
+        proj = tr._projection_pays(tr.splits.val.numel())
+        floor = matmul_floor(tr.model, graph.num_steps, sizes[:run_batches], tr.splits.val.numel() if bench.evaluate
+                             else 0, proj, graph.num_nodes, graph.num_steps if graph.features.dim() == 3 else 1)
+        floor_epoch = floor["train"] * scale + floor["evaluate"]
+        result["matmul_floor_seconds"] = floor_epoch
+        result["above_floor"] = 1.0 - floor_epoch / epoch_seconds
+    print(f"\n{'metric':<28}{'value':>14}")
+    for key in ("epoch_seconds", "seconds_per_batch", "nodes_per_second", "peak_rss_mb", "build_seconds",
+                "graph_structure_mb", "matmul_floor_seconds", "above_floor"):
+        if key in result:
+            print(f"{key:<28}{result[key]:>14.3f}")
+    for key, value in result["split"].items():
+        print(f"{'  ' + key + ' (median/epoch)':<28}{value:>14.3f}")
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Config validation: out-of-range values raise a one-line ConfigError; bad group options exit."""
+
+from __future__ import annotations
+
+import pytest
+
+from spikenet.cli import check_group_overrides
+from spikenet.config import ConfigError, validate
+
+
+def test_default_config_is_valid(compose):
+    cfg = compose()
+    validate(cfg)
+    assert cfg.neuron.name == "adaptive_lif" and cfg.neuron.tau == 1.0  # tau = 1.0 accepted
+    assert len(cfg.model.hids) == len(cfg.sampler.sizes)
+
+
+@pytest.mark.parametrize(
+    "overrides,key",
+    [
+        (["sampler.p=1.5"], "sampler.p"),
+        (["sampler.p=-0.1"], "sampler.p"),
+        (["model.hids=[]"], "model.hids"),
+        (["neuron.tau=0.5"], "neuron.tau"),
+        (["neuron=lif", "neuron.tau=1.0"], "neuron.tau"),
+        (["trainer.train_size=0.05"], "trainer.train_size"),
+        (["trainer.train_size=0.01"], "trainer.train_size"),
+        (["trainer.train_size=1.0"], "trainer.train_size"),
+        (["trainer.train_size=1.2"], "trainer.train_size"),
+        (["model.hids=[8]"], "model.hids"),
+        (["model.hids=[8,4]", "sampler.sizes=[5,2,2]"], "sampler.sizes"),
+        (["surrogate.alpha=0"], "surrogate.alpha"),
+        (["model.dropout=1.0"], "model.dropout"),
+    ],
+)
+def test_invalid_values_raise_one_line_config_error(compose, overrides, key):
+    cfg = compose(overrides)
+    with pytest.raises(ConfigError) as info:
+        validate(cfg)
+    message = str(info.value)
+    assert "\n" not in message and message.strip() == message
+    assert key in message, message
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["sampler.p=0"], ["sampler.p=1"], ["trainer.train_size=0.8"], ["neuron=plif"], ["neuron=if"],
+     ["model.hids=[16]", "sampler.sizes=[3]"], ["surrogate=multi_gauss", "sampler=rw"]],
+)
+def test_valid_edge_values_pass(compose, overrides):
+    validate(compose(overrides))
+
+
+@pytest.mark.parametrize("args", [["neuron=nope"], ["trainer.epochs=1", "sampler=sage,nope"],
+                                  ["+surrogate=nope"]])
+def test_unknown_group_option_exits_with_one_line(conf_dir, capsys, args):
+    with pytest.raises(SystemExit) as info:
+        check_group_overrides(args, conf_dir)
+    assert info.value.code not in (0, None)
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "nope" in lines[0]
+    group = "neuron" if "neuron" in args[0] else ("sampler" if "sampler" in args[-1] else "surrogate")
+    choices = sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+    assert all(c in lines[0] for c in choices), lines[0]
+
+
+def test_known_options_and_value_overrides_pass(conf_dir, capsys):
+    check_group_overrides(["neuron=lif", "sampler=sage,rw", "neuron.tau=2.0", "model.hids=[8,4]",
+                           "hydra.run.dir=/tmp/x", "trainer.epochs=1", "-m"], conf_dir)
+    assert capsys.readouterr().err == ""
