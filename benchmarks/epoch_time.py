@@ -86,6 +86,7 @@ def main(cfg: DictConfig) -> None:
     batches_per_epoch = math.ceil(n_train / batch_size)
     run_batches = min(batches_per_epoch, max_batches or batches_per_epoch)
     trained_nodes = min(n_train, run_batches * batch_size)
+    evaluate = (max_batches is None) if bench.evaluate == "auto" else bool(bench.evaluate)
     best = -1.0
     epochs = []
     for epoch in range(int(bench.warmup) + int(bench.epochs)):
@@ -94,7 +95,7 @@ def main(cfg: DictConfig) -> None:
         tr.train_epoch(max_batches)
         train_s = time.perf_counter() - start
         tested = False
-        if bench.evaluate:
+        if evaluate:
             val = tr.evaluate(epoch, {"val": tr.splits.val})["val"][1]
             if val > best:
                 best, tested = val, True
@@ -126,7 +127,7 @@ def main(cfg: DictConfig) -> None:
     if bench.floor:
         sizes = [batch_size] * (n_train // batch_size) + ([n_train % batch_size] if n_train % batch_size else [])
         proj = tr._projection_pays(tr.splits.val.numel())
-        floor = matmul_floor(tr.model, graph.num_steps, sizes[:run_batches], tr.splits.val.numel() if bench.evaluate
+        floor = matmul_floor(tr.model, graph.num_steps, sizes[:run_batches], tr.splits.val.numel() if evaluate
                              else 0, proj, graph.num_nodes, graph.num_steps if graph.features.dim() == 3 else 1)
         floor_epoch = floor["train"] * scale + floor["evaluate"]
         result["matmul_floor_seconds"] = floor_epoch

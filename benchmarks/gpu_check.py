@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-bench", action="store_true", help="skip the timing table")
     p.add_argument("--skip-epoch", action="store_true", help="skip the DBLP epoch timing")
     p.add_argument("--data-root", default="../shared/data", help="dataset.root for epoch_time.py")
-    p.add_argument("--epoch-timeout", type=float, default=900.0, help="seconds per epoch_time.py run")
+    p.add_argument("--epoch-timeout", type=float, default=300.0, help="seconds per epoch_time.py run")
     return p.parse_args(argv)
 
 

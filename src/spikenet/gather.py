@@ -5,9 +5,15 @@ of their sampled neighbours' features (hop h+1 grouped by parent). The self rows
 ``index_select``; the neighbour aggregates from one ``embedding_bag`` that reduces while it
 gathers, so the deepest hop (the largest) is never materialised. Rows are laid out per step as
 [hop 0 | hop 1 | ... | hop L-1] (M = n_0 + ... + n_{L-1}), the layout SpikeNet's layers use.
+
+Memory-mapped tables: each random row read faults in a whole block of the file around it (the
+kernel's fault-around), so gathers run in chunks of ``chunk`` rows with ``release`` (dropping the
+mapped pages from the process) called after each, which bounds the resident set.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -28,14 +34,44 @@ def _flat_table(table: torch.Tensor) -> torch.Tensor:
     return table.reshape(-1, table.shape[-1]) if table.dim() == 3 else table
 
 
-def gather_self(table: torch.Tensor, sample: Sample) -> torch.Tensor:
+def _index_rows(table: torch.Tensor, ids: torch.Tensor, release: Callable[[], None] | None,
+                chunk: int) -> torch.Tensor:
+    if release is None or ids.numel() <= chunk:
+        return table.index_select(0, ids)
+    out = torch.empty(ids.numel(), table.shape[-1], dtype=table.dtype)
+    for lo in range(0, ids.numel(), chunk):
+        torch.index_select(table, 0, ids[lo : lo + chunk], out=out[lo : lo + chunk])
+        release()
+    return out
+
+
+def _bag_rows(table: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor, aggr: str,
+              release: Callable[[], None] | None, chunk: int) -> torch.Tensor:
+    if release is None or ids.numel() <= chunk:
+        return F.embedding_bag(ids, table, offsets, mode=aggr)
+    bags = offsets.numel()
+    per = max(1, chunk * bags // ids.numel())
+    out = torch.empty(bags, table.shape[-1], dtype=table.dtype)
+    for lo in range(0, bags, per):
+        hi = min(lo + per, bags)
+        start = int(offsets[lo])
+        stop = int(offsets[hi]) if hi < bags else ids.numel()
+        out[lo:hi] = F.embedding_bag(ids[start:stop], table, offsets[lo:hi] - start, mode=aggr)
+        release()
+    return out
+
+
+def gather_self(table: torch.Tensor, sample: Sample, release: Callable[[], None] | None = None,
+                chunk: int = 16384) -> torch.Tensor:
     """[T, M, F] rows of ``table`` ([T, N, F] or [N, F]) for the nodes of hops 0..L-1."""
     hops = sample.hops[:-1]
     T = hops[0].shape[0]
-    return _flat_table(table).index_select(0, _flat_ids(hops, table)).view(T, -1, table.shape[-1])
+    rows = _index_rows(_flat_table(table), _flat_ids(hops, table), release, chunk)
+    return rows.view(T, -1, table.shape[-1])
 
 
-def gather_neighbour_aggregates(table: torch.Tensor, sample: Sample, aggr: str = "mean") -> torch.Tensor:
+def gather_neighbour_aggregates(table: torch.Tensor, sample: Sample, aggr: str = "mean",
+                                release: Callable[[], None] | None = None, chunk: int = 16384) -> torch.Tensor:
     """[T, M, F]: per node of hops 0..L-1, the ``aggr`` of its sampled neighbours' rows."""
     hops, sizes = sample.hops, sample.sizes
     T = hops[0].shape[0]
@@ -44,13 +80,14 @@ def gather_neighbour_aggregates(table: torch.Tensor, sample: Sample, aggr: str =
     lengths = bag.repeat(T)
     offsets = torch.zeros_like(lengths)
     torch.cumsum(lengths[:-1], 0, out=offsets[1:])
-    out = F.embedding_bag(ids, _flat_table(table), offsets.to(ids.device), mode=aggr)
+    out = _bag_rows(_flat_table(table), ids, offsets.to(ids.device), aggr, release, chunk)
     return out.view(T, -1, table.shape[-1])
 
 
 def layer0_inputs(self_table: torch.Tensor, neigh_table: torch.Tensor, sample: Sample, aggr: str,
-                  device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  device: torch.device | None = None, release: Callable[[], None] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """(self rows, neighbour aggregates), each [T, M, F] float32 on ``device``."""
-    x_self = gather_self(self_table, sample)
-    x_agg = gather_neighbour_aggregates(neigh_table, sample, aggr)
+    x_self = gather_self(self_table, sample, release)
+    x_agg = gather_neighbour_aggregates(neigh_table, sample, aggr, release)
     return (x_self.to(device=device, dtype=torch.float32), x_agg.to(device=device, dtype=torch.float32))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -51,30 +52,49 @@ def _interactions(rng: np.random.Generator, labels: np.ndarray, start: np.ndarra
 
 def _features(rng: np.random.Generator, labels: np.ndarray, num_steps: int, num_features: int,
               feature_noise: float, dtype: str, path: Path | None) -> np.ndarray:
+    """[T, N, F] features; with ``path``, streamed to a .npy file chunk by chunk (constant memory)."""
     base = rng.normal(size=(2, labels.max() + 1, num_features))
     angles = np.linspace(0.0, np.pi / 2, num_steps)
     shape = (num_steps, labels.size, num_features)
-    if path is None:
-        out = np.empty(shape, dtype=dtype)
-    else:
+    out = np.empty(shape, dtype=dtype) if path is None else None
+    handle = None
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        handle = open(tmp, "wb")  # noqa: SIM115 - closed below, also on failure
+        np.lib.format.write_array_header_1_0(
+            handle, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+        )
+    scale = np.float32(1.0 / np.sqrt(1.0 + feature_noise**2))  # centroid entries have variance ~1
     rows = max(1, (1 << 24) // num_features)  # ~16 M values per chunk
-    for t, angle in enumerate(angles):
-        centroid = (np.cos(angle) * base[0] + np.sin(angle) * base[1]).astype(np.float32)
-        # centroid variance is ~1 per entry; standardise with the known mixture scale
-        scale = np.float32(1.0 / np.sqrt(1.0 + feature_noise**2))
-        for lo in range(0, labels.size, rows):
-            hi = min(lo + rows, labels.size)
-            noise = rng.standard_normal((hi - lo, num_features), dtype=np.float32)
-            out[t, lo:hi] = (centroid[labels[lo:hi]] + np.float32(feature_noise) * noise) * scale
-    if path is not None:
-        out.flush()
-        del out
-        os.replace(tmp, path)
-        return np.load(path, mmap_mode="r")
-    return out
+    try:
+        for t, angle in enumerate(angles):
+            centroid = (np.cos(angle) * base[0] + np.sin(angle) * base[1]).astype(np.float32)
+            for lo in range(0, labels.size, rows):
+                hi = min(lo + rows, labels.size)
+                noise = rng.standard_normal((hi - lo, num_features), dtype=np.float32)
+                chunk = ((centroid[labels[lo:hi]] + np.float32(feature_noise) * noise) * scale).astype(dtype)
+                if handle is None:
+                    out[t, lo:hi] = chunk
+                else:
+                    handle.write(chunk.tobytes())
+    except BaseException:
+        if handle is not None:
+            handle.close()
+            tmp.unlink(missing_ok=True)
+        raise
+    if handle is None:
+        return out
+    handle.close()
+    os.replace(tmp, path)
+    return np.load(path, mmap_mode="r")
+
+
+def _as_tensor(array: np.ndarray) -> torch.Tensor:
+    """Zero-copy tensor view; read-only memory maps are fine since features are never written."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
 
 
 def make_synthetic(
@@ -124,7 +144,8 @@ def make_synthetic(
         name=name,
         num_nodes=num_nodes,
         num_steps=num_steps,
-        features=torch.from_numpy(feats) if path is None else torch.from_numpy(np.asarray(feats)),
+        features=_as_tensor(feats),
+        feature_array=feats if path is not None else None,
         labels=torch.from_numpy(labels.astype(np.int64)),
         num_classes=num_classes,
         meta={"interactions": int(src.size), "majority_rate": float(np.bincount(labels).max() / num_nodes),

@@ -14,7 +14,9 @@ Storage is O(E + N·T) integers, never one CSR per step:
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,6 +38,23 @@ class TemporalGraph:
     labels: torch.Tensor  # [N] int64, -1 where unlabelled
     num_classes: int
     meta: dict = field(default_factory=dict)
+    feature_array: Any = None  # the numpy array behind ``features`` when it is a memory map
+
+    def __post_init__(self) -> None:
+        handle = getattr(self.feature_array, "_mmap", None)
+        if handle is not None and hasattr(mmap, "MADV_RANDOM"):
+            # random row gathers: no readahead or fault-around pulling whole neighbourhoods of the file in
+            handle.madvise(mmap.MADV_RANDOM)
+
+    def release_feature_pages(self) -> None:
+        """Drop a memory-mapped feature file's pages from this process's resident set.
+
+        They stay in the OS page cache (re-reading is cheap); only the process's RSS, which would
+        otherwise grow towards the whole file as random gathers touch it, is kept to one batch's pages.
+        """
+        handle = getattr(self.feature_array, "_mmap", None)
+        if handle is not None and hasattr(mmap, "MADV_DONTNEED"):
+            handle.madvise(mmap.MADV_DONTNEED)
 
     @property
     def num_features(self) -> int:

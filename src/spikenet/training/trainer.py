@@ -73,8 +73,12 @@ class Trainer:
         t0 = time.perf_counter()
         sample = self.sampler.sample(nodes, gen)
         t1 = time.perf_counter()
-        self_table, neigh_table = tables or (self.graph.features, self.graph.features)
-        inputs = layer0_inputs(self_table, neigh_table, sample, self.model.aggr, self.device)
+        if tables is None:
+            mapped = self.graph.feature_array is not None
+            inputs = layer0_inputs(self.graph.features, self.graph.features, sample, self.model.aggr, self.device,
+                                   release=self.graph.release_feature_pages if mapped else None)
+        else:
+            inputs = layer0_inputs(*tables, sample, self.model.aggr, self.device)
         self.timings["sample"] += t1 - t0
         self.timings["gather"] += time.perf_counter() - t1
         return inputs
