@@ -331,3 +331,83 @@ def test_adaptive_kernels_match_fused_torch(host, name, detach, consts):
     np.testing.assert_allclose(e_gx, xr.grad.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(e_gv, vr.grad.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(e_gth, tr.grad.numpy(), rtol=1e-4, atol=1e-5)
+
+
+class _HostRawKernel:
+    """Stands in for ``cupy.RawKernel``: g++-compiles the (float) source and runs every thread on the host."""
+
+    def __init__(self, tmp: Path, src: str, name: str) -> None:
+        stem = tmp / name
+        Path(f"{stem}.cpp").write_text(_HOST_PRELUDE + src)
+        cmd = ["g++", "-O1", "-ffp-contract=off", "-shared", "-fPIC", f"{stem}.cpp", "-o", f"{stem}.so"]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+        self.lib = ctypes.CDLL(f"{stem}.so")
+        self.fn = getattr(self.lib, name)
+        self.kind = "forward" if "_forward_" in name else "backward"
+
+    def __call__(self, grid: tuple, block: tuple, args: tuple) -> None:
+        params = cal.kernel_params(self.kind)
+        assert len(args) == len(params)
+        types, values = [], []
+        for (ctype, _), arg in zip(params, args, strict=True):
+            if ctype.endswith("*"):
+                assert isinstance(arg, np.int64)
+                types.append(ctypes.c_void_p)
+                values.append(int(arg) or None)
+            else:
+                expected = {"float": np.float32, "int": np.int32, "long long": np.int64}[ctype]
+                assert isinstance(arg, expected), (ctype, type(arg))
+                types.append({"float": ctypes.c_float, "int": ctypes.c_int}.get(ctype, ctypes.c_longlong))
+                values.append(arg.item())
+        self.fn.argtypes = types
+        n = int(args[[name for _, name in params].index("N")])
+        assert grid[0] * block[0] >= n
+        for i in range(n):  # one call per CUDA thread; threads past N return at once on the GPU
+            self.lib.spikenet_set_block(i)
+            self.fn(*values)
+
+
+@pytest.mark.parametrize(("name", "detach"), [("sigmoid", False), ("multi_gauss", True)])
+def test_autograd_function_with_host_kernels(monkeypatch, tmp_path, name, detach):
+    """The CuPy Function's launch code (argument order, shapes, v0/theta0 broadcasting, backward outputs),
+    with ``cupy`` replaced by a host-compiled stand-in, against ``FusedAdaptiveLIF``."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not found: cannot run the kernels' maths on the host")
+    import contextlib
+    import types
+
+    fake = types.ModuleType("cupy")
+    fake.RawKernel = lambda src, kname: _HostRawKernel(tmp_path, src, kname)
+    fake.cuda = types.SimpleNamespace(Device=lambda i: contextlib.nullcontext(),
+                                      ExternalStream=lambda ptr: contextlib.nullcontext())
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(cal, "_KERNEL_CACHE", {})
+    monkeypatch.setattr(cal, "_require_cuda", lambda x: None)
+    monkeypatch.setattr(cal, "_current_stream_ptr", lambda device: 0)
+
+    consts = (1.5, -0.1, 0.7, 0.2)
+    node = AdaptiveLIFNode(tau=consts[0], v_reset=consts[1], thresh_decay=consts[2], gamma=consts[3],
+                           surrogate_function=_surrogate(name, 1.2), detach_reset=detach)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 3, 50, generator=gen) + 0.5
+    v0 = torch.rand(1, 50, generator=gen)  # broadcast over the batch: its gradient is summed
+    th0 = 1.0 + 0.2 * torch.rand(3, 50, generator=gen)
+    weights = [torch.randn(6, 3, 50, generator=gen), torch.randn(3, 50, generator=gen),
+               torch.randn(3, 50, generator=gen)]
+    results = []
+    for which in ("cupy", "torch"):
+        xr, vr, tr = (t.clone().requires_grad_(True) for t in (x, v0, th0))
+        if which == "cupy":
+            outs = cal.adaptive_lif_cupy(xr, vr, tr, node)
+        else:
+            sg = node.surrogate_function
+            outs = FusedAdaptiveLIF.apply(xr, vr, tr, *consts, sg.alpha, type(sg).derivative, detach)
+        sum((o * w).sum() for o, w in zip(outs, weights, strict=True)).backward()
+        results.append([o.detach() for o in outs] + [xr.grad, vr.grad, tr.grad])
+    for got, ref in zip(*results, strict=True):
+        assert got.shape == ref.shape
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():  # inference launch: nothing saved, same spikes
+        spikes, _, _ = cal.adaptive_lif_cupy(x, v0, th0, node)
+    assert torch.equal(spikes, results[1][0])
+    assert len(cal._KERNEL_CACHE) == 1

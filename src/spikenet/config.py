@@ -45,6 +45,9 @@ def validate(cfg: Any) -> None:
     _require(m.aggr in ("mean", "sum"), f"model.aggr must be mean or sum, got '{m.aggr}'")
     val = float(tr.get("val_size", 0.05))
     _require(val < float(tr.train_size) < 1.0, f"trainer.train_size must be in ({val}, 1), got {tr.train_size}")
+    schedules = ("best", "improved", "every")
+    _require(tr.get("test_schedule", "best") in schedules,
+             f"trainer.test_schedule must be one of {schedules}, got '{tr.get('test_schedule')}'")
     _require(int(tr.epochs) >= 1, f"trainer.epochs must be >= 1, got {tr.epochs}")
     _require(int(tr.batch_size) >= 1, f"trainer.batch_size must be >= 1, got {tr.batch_size}")
     _require(float(tr.lr) > 0, f"trainer.lr must be > 0, got {tr.lr}")

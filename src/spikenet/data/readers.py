@@ -1,44 +1,279 @@
-"""Readers for the reference layouts (DATA.md) and the built-in synthetic graph."""
+"""Readers for the reference layouts (DATA.md), generic edge lists and the built-in synthetic graph.
+
+Each reader parses its files (``parsing``: vectorised, strict, errors naming file and line), maps
+time stamps to steps (sorted distinct stamps, ``dataset.merge`` consecutive steps merged, or
+``dataset.time_bins`` equal-width bins) and returns a ``TemporalGraph`` with empty features;
+``load_dataset`` caches the result and attaches features.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from spikenet.data.parsing import (
+    DataFormatError,
+    check_label_nodes,
+    encode_labels,
+    line_of_row,
+    read_edge_file,
+    read_json_rows,
+    read_label_file,
+    require_all_labelled,
+    require_files,
+    sniff_edge_file,
+)
 from spikenet.data.registry import dataset_dir, register_reader
 from spikenet.data.synthetic import make_synthetic
 from spikenet.data.temporal_graph import TemporalGraph, build_structure, steps_from_stamps
 
+# dataset keys that are framework options, not arguments of the synthetic generator
+_FRAMEWORK_KEYS = frozenset(
+    {
+        "name",
+        "reader",
+        "root",
+        "folder",
+        "features",
+        "feature_dim",
+        "feature_seed",
+        "mmap",
+        "cache",
+        "cache_dir",
+        "deepwalk",
+        "merge",
+        "bench_batches",
+    }
+)
+
 
 @register_reader("synthetic")
 def read_synthetic(cfg: Any) -> TemporalGraph:
-    """The seeded generator; every key of ``dataset`` but name/reader is an argument."""
-    kwargs = {k: v for k, v in dict(cfg).items() if k not in ("name", "reader", "root", "features")}
-    return make_synthetic(name=str(cfg.name), **kwargs)
+    """The seeded generator; every key of ``dataset`` but the framework's own is an argument."""
+    kwargs = {k: v for k, v in dict(cfg).items() if k not in _FRAMEWORK_KEYS}
+    return make_synthetic(name=str(cfg.name), cache_dir=cfg.get("cache_dir"), **kwargs)
 
 
-@register_reader("dblp")
-def read_dblp(cfg: Any) -> TemporalGraph:
-    """``dblp.txt`` (``src dst t``) and ``node2label.txt`` (``node label``, every node labelled)."""
-    folder = dataset_dir(cfg)
-    edges = np.loadtxt(folder / "dblp.txt", dtype=np.float64, ndmin=2)
-    src, dst = edges[:, 0].astype(np.int64), edges[:, 1].astype(np.int64)
-    step, num_steps = steps_from_stamps(edges[:, 2], int(cfg.get("merge", 1)))
-    node_label = np.loadtxt(folder / "node2label.txt", dtype=np.int64, ndmin=2)
-    num_nodes = int(max(src.max(), dst.max(), node_label[:, 0].max())) + 1
-    labels = np.full(num_nodes, -1, dtype=np.int64)
-    labels[node_label[:, 0]] = node_label[:, 1]
-    _, labels_dense = np.unique(labels[labels >= 0], return_inverse=True)
-    labels[labels >= 0] = labels_dense
+def _merge(cfg: Any, default: int) -> int:
+    merge = int(cfg.get("merge", default) or default)
+    if merge < 1:
+        raise ValueError(f"dataset.merge must be >= 1, got {merge}")
+    return merge
+
+
+def _steps(stamps: np.ndarray, merge: int) -> tuple[np.ndarray, int, int]:
+    """(step per interaction, steps after merging, distinct stamps before merging)."""
+    step, raw_steps = steps_from_stamps(stamps, 1)
+    step //= merge
+    return step, -(-raw_steps // merge), raw_steps
+
+
+def _make_graph(
+    name: str,
+    src: np.ndarray,
+    dst: np.ndarray,
+    step: np.ndarray,
+    num_steps: int,
+    num_nodes: int,
+    labels: np.ndarray,
+    num_classes: int,
+    meta: dict,
+) -> TemporalGraph:
     return TemporalGraph(
-        name="dblp",
-        num_nodes=num_nodes,
-        num_steps=num_steps,
+        name=name,
+        num_nodes=int(num_nodes),
+        num_steps=int(num_steps),
         features=torch.empty(0),
-        labels=torch.from_numpy(labels),
-        num_classes=int(labels.max()) + 1,
-        meta={"interactions": int(src.size)},
-        **build_structure(src, dst, step, num_nodes, num_steps),
+        labels=torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)),
+        num_classes=int(num_classes),
+        meta=meta,
+        **build_structure(src, dst, step, int(num_nodes), int(num_steps)),
     )
+
+
+def _all_labelled(
+    path: Path, nodes: np.ndarray, raw: np.ndarray, num_nodes: int, name: str
+) -> tuple[np.ndarray, int]:
+    """Labels [N] when the label file must cover every node exactly once (DBLP)."""
+    check_label_nodes(path, nodes, num_nodes)
+    labelled = np.zeros(num_nodes, dtype=bool)
+    labelled[nodes] = True
+    require_all_labelled(path, labelled, name)
+    dense, num_classes = encode_labels(raw)
+    labels = np.empty(num_nodes, dtype=np.int64)
+    labels[nodes] = dense
+    return labels, num_classes
+
+
+@register_reader("dblp", files=lambda cfg: ["dblp.txt", "node2label.txt"], optional=lambda cfg: ["dblp.npy"])
+def read_dblp(cfg: Any) -> TemporalGraph:
+    """``dblp.txt`` (``src dst t``) and ``node2label.txt`` (``node label``, every node labelled once)."""
+    folder = dataset_dir(cfg)
+    require_files(folder, "dblp", ["dblp.txt", "node2label.txt"], ("dblp.npy",))
+    edges = read_edge_file(folder / "dblp.txt")
+    nodes, raw, _ = read_label_file(folder / "node2label.txt")
+    num_nodes = int(max(edges.src.max(), edges.dst.max(), nodes.max())) + 1
+    labels, num_classes = _all_labelled(folder / "node2label.txt", nodes, raw, num_nodes, "dblp")
+    merge = _merge(cfg, 1)
+    step, num_steps, raw_steps = _steps(edges.time, merge)
+    meta = {"interactions": int(edges.src.size), "raw_steps": raw_steps, "merge": merge}
+    return _make_graph("dblp", edges.src, edges.dst, step, num_steps, num_nodes, labels, num_classes, meta)
+
+
+@register_reader(
+    "tmall", files=lambda cfg: ["tmall.txt", "node2label.txt"], optional=lambda cfg: ["tmall.npy"]
+)
+def read_tmall(cfg: Any) -> TemporalGraph:
+    """``tmall.txt`` (``src dst t``) and ``node2label.txt`` for a subset of nodes.
+
+    As in the reference: labelled nodes are renumbered first (in label-file order, the rest by id), every
+    10 consecutive steps are merged (``dataset.merge``), and unlabelled nodes get label -1 (no split).
+    ``meta['original_ids'][new] = old``.
+    """
+    folder = dataset_dir(cfg)
+    require_files(folder, "tmall", ["tmall.txt", "node2label.txt"], ("tmall.npy",))
+    edges = read_edge_file(folder / "tmall.txt")
+    num_nodes = int(max(edges.src.max(), edges.dst.max())) + 1
+    nodes, raw, _ = read_label_file(folder / "node2label.txt")
+    check_label_nodes(folder / "node2label.txt", nodes, num_nodes)
+    dense, num_classes = encode_labels(raw)
+    is_labelled = np.zeros(num_nodes, dtype=bool)
+    is_labelled[nodes] = True
+    original = np.concatenate([nodes, np.flatnonzero(~is_labelled)])  # new id -> old id
+    mapping = np.empty(num_nodes, dtype=np.int64)
+    mapping[original] = np.arange(num_nodes)
+    labels = np.full(num_nodes, -1, dtype=np.int64)
+    labels[: nodes.size] = dense
+    merge = _merge(cfg, 10)
+    step, num_steps, raw_steps = _steps(edges.time, merge)
+    meta = {
+        "interactions": int(edges.src.size),
+        "raw_steps": raw_steps,
+        "merge": merge,
+        "original_ids": original,
+    }
+    return _make_graph(
+        "tmall", mapping[edges.src], mapping[edges.dst], step, num_steps, num_nodes, labels, num_classes, meta
+    )
+
+
+@register_reader(
+    "patent",
+    files=lambda cfg: ["patent_edges.json", "patent_nodes.json"],
+    optional=lambda cfg: ["patent.npy"],
+)
+def read_patent(cfg: Any) -> TemporalGraph:
+    """``patent_edges.json`` (``[src, dst, date, src_orig, dst_orig]`` per line, date YYYYMMDD, step = year)
+    and ``patent_nodes.json`` (``[node, orig, date, label]``, labels 1-based, all nodes labelled); merge 2."""
+    folder = dataset_dir(cfg)
+    edges_path, nodes_path = folder / "patent_edges.json", folder / "patent_nodes.json"
+    require_files(folder, "patent", ["patent_edges.json", "patent_nodes.json"], ("patent.npy",))
+    e = read_json_rows(edges_path, 5, usecols=(0, 1, 2), int_cols=(0, 1, 2))
+    n = read_json_rows(nodes_path, 4, usecols=(0, 3), int_cols=(0,))
+    src, dst = e[:, 0].astype(np.int64), e[:, 1].astype(np.int64)
+    year = np.floor_divide(e[:, 2], 10000).astype(np.int64)
+    nodes = n[:, 0].astype(np.int64)
+    raw_label = n[:, 1]
+    bad = np.flatnonzero((raw_label < 1) | (raw_label != np.floor(raw_label)))
+    if bad.size:
+        row = int(bad[0])
+        raise DataFormatError(
+            nodes_path,
+            line_of_row(nodes_path, row),
+            f"expected a 1-based integer label, got {raw_label[row]}",
+        )
+    num_nodes = int(max(src.max(), dst.max(), nodes.max())) + 1
+    check_label_nodes(nodes_path, nodes, num_nodes)
+    labelled = np.zeros(num_nodes, dtype=bool)
+    labelled[nodes] = True
+    require_all_labelled(nodes_path, labelled, "patent")
+    labels = np.empty(num_nodes, dtype=np.int64)
+    labels[nodes] = raw_label.astype(np.int64) - 1
+    merge = _merge(cfg, 2)
+    step, num_steps, raw_steps = _steps(year, merge)
+    meta = {"interactions": int(src.size), "raw_steps": raw_steps, "merge": merge}
+    return _make_graph("patent", src, dst, step, num_steps, num_nodes, labels, int(labels.max()) + 1, meta)
+
+
+def _edgelist_files(cfg: Any) -> list[str]:
+    files = [str(cfg.get("edges", "edges.txt"))]
+    labels = cfg.get("labels", "labels.txt")  # an explicit null: an unlabelled graph
+    if labels:
+        files.append(str(labels))
+    return files
+
+
+def bin_stamps(stamps: np.ndarray, bins: int) -> np.ndarray:
+    """Equal-width bins 0..bins-1 over [min, max] of numeric stamps (the maximum goes into the last bin)."""
+    if bins < 1:
+        raise ValueError(f"dataset.time_bins must be >= 1, got {bins}")
+    lo, hi = float(stamps.min()), float(stamps.max())
+    if hi == lo:
+        return np.zeros(stamps.size, dtype=np.int64)
+    out = np.floor((stamps - lo) / (hi - lo) * bins).astype(np.int64)
+    return np.minimum(out, bins - 1)
+
+
+@register_reader("edgelist", files=_edgelist_files)
+def read_edgelist(cfg: Any) -> TemporalGraph:
+    """A generic edge list ``src dst time [more columns]`` (whitespace or CSV, optional header line) plus an
+    optional ``node label`` file; nodes without a label get -1 (excluded from the splits).
+
+    Keys: ``edges`` / ``labels`` (file names in the dataset folder), ``delimiter`` (auto | whitespace | a
+    character), ``time_bins`` (K equal-width snapshots over numeric stamps; else each distinct stamp, numeric
+    or sortable string, is a step), ``merge``, ``compact`` (renumber the ids that occur to 0..N-1).
+    """
+    folder = dataset_dir(cfg)
+    names = _edgelist_files(cfg)
+    require_files(folder, str(cfg.name), names)
+    edges_path = folder / names[0]
+    delimiter, header = sniff_edge_file(edges_path)
+    choice = str(cfg.get("delimiter", "auto"))
+    if choice != "auto":
+        delimiter = None if choice in ("whitespace", "space", "") else choice
+    time_bins = cfg.get("time_bins")
+    edges = read_edge_file(
+        edges_path,
+        exact=False,
+        time_kind="numeric" if time_bins else "auto",
+        delimiter=delimiter,
+        skip_header=header,
+    )
+    src, dst = edges.src, edges.dst
+    meta: dict = {"interactions": int(src.size)}
+    if cfg.get("compact", False):
+        original, inverse = np.unique(np.concatenate([src, dst]), return_inverse=True)
+        src, dst = inverse[: src.size], inverse[src.size :]
+        meta["original_ids"] = original
+        num_nodes = int(original.size)
+    else:
+        original = None
+        num_nodes = int(max(src.max(), dst.max())) + 1
+    labels = np.full(num_nodes, -1, dtype=np.int64)
+    num_classes = 0
+    if len(names) > 1:
+        labels_path = folder / names[1]
+        nodes, raw, skipped = read_label_file(labels_path, sniff=True)
+        known = None
+        if original is not None:  # compact ids: a label must name an id that occurs in the edge file
+            pos = np.minimum(np.searchsorted(original, nodes), original.size - 1)
+            known = original[pos] == nodes
+            check_label_nodes(labels_path, nodes, np.iinfo(np.int64).max, known, skipped)
+            nodes = pos
+        else:
+            check_label_nodes(labels_path, nodes, num_nodes, None, skipped)
+        dense, num_classes = encode_labels(raw)
+        labels[nodes] = dense
+    merge = _merge(cfg, 1)
+    if time_bins:
+        step = bin_stamps(edges.time, int(time_bins)) // merge
+        num_steps = -(-int(time_bins) // merge)
+        raw_steps = int(time_bins)
+    else:
+        step, num_steps, raw_steps = _steps(edges.time, merge)
+    kind = "numeric" if edges.time.dtype.kind == "f" else "string"
+    meta.update({"raw_steps": raw_steps, "merge": merge, "time": kind})
+    return _make_graph(str(cfg.name), src, dst, step, num_steps, num_nodes, labels, num_classes, meta)

@@ -42,6 +42,8 @@ def register_logger(name: str) -> Callable:
 
 def build_logger(cfg: Any, run_dir: str) -> Logger:
     """The logger named by ``cfg.name``."""
+    if cfg.name == "wandb" and "wandb" not in LOGGERS:
+        import spikenet.training.wandb_logger  # noqa: F401  (registers itself; imports wandb only now)
     if cfg.name not in LOGGERS:
         raise ValueError(f"unknown logger '{cfg.name}'; choose one of {sorted(LOGGERS)}")
     return LOGGERS[cfg.name](cfg, run_dir)

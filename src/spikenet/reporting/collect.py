@@ -1,0 +1,241 @@
+"""Find finished runs under a directory and aggregate them per variant.
+
+A run is a directory holding ``metrics.json`` (written by ``src/run.py``) and, normally,
+``.hydra/config.yaml``; Hydra multirun job folders, W&B sweep run folders and single runs all
+qualify. A *variant* is a run's command-line overrides without ``seed`` and ``hydra.*``: runs that
+differ only in their seed are repeats of one variant, and the report gives mean and standard
+deviation over them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Columns aggregated per variant: metrics.json key -> label used in tables and figures.
+METRICS = {
+    "test_macro_f1": "test Macro-F1",
+    "test_micro_f1": "test Micro-F1",
+    "val_micro_f1": "val Micro-F1",
+    "epoch_seconds": "epoch time (s)",
+    "params": "parameters",
+    "firing_rate": "firing rate",
+}
+IGNORED_KEYS = ("seed",)  # overrides that make repeats, not variants
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def override_key(override: str) -> str:
+    """``+neuron.tau=1.5`` -> ``neuron.tau``; ``sampler=rw`` -> ``sampler``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def override_value(override: str) -> str:
+    return override.split("=", 1)[1] if "=" in override else ""
+
+
+def display(value: str) -> str:
+    """An override value for tables and plots: long floats (a random search's) cut to 4 significant digits."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    short = f"{number:.4g}"
+    return short if len(value) > 7 and len(short) < len(value) else value
+
+
+def is_variant_override(override: str) -> bool:
+    key = override_key(override)
+    return key not in IGNORED_KEYS and not key.startswith(("hydra.", "hydra/"))
+
+
+@dataclass
+class Run:
+    """One finished run: its directory, flattened config, overrides and metrics."""
+
+    path: Path
+    config: dict[str, Any]
+    overrides: list[str]
+    metrics: dict[str, Any]
+
+    @property
+    def variant(self) -> tuple[str, ...]:
+        return tuple(sorted(o for o in self.overrides if is_variant_override(o)))
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed")
+
+    def value_of(self, key: str) -> str:
+        """The run's value for an override key: the override itself, else the composed config's value."""
+        for o in self.overrides:
+            if override_key(o) == key:
+                return override_value(o)
+        if key in self.config:
+            return str(self.config[key])
+        if f"{key}.name" in self.config:  # a config group: the option's name
+            return str(self.config[f"{key}.name"])
+        return "-"
+
+    def best_firing_rates(self) -> list[list[float]] | None:
+        """Per-layer, per-step firing rates of the best-validation epoch (else the last epoch with rates)."""
+        history = self.metrics.get("history") or []
+        with_rates = [r for r in history if r.get("firing_rates")]
+        if not with_rates:
+            return None
+        best = self.metrics.get("best_epoch")
+        for record in with_rates:
+            if record.get("epoch") == best:
+                return record["firing_rates"]
+        return with_rates[-1]["firing_rates"]
+
+    def value(self, metric: str) -> float:
+        """A metric as float (NaN when missing); ``firing_rate`` is the mean over layers and steps."""
+        if metric == "firing_rate":
+            rates = self.best_firing_rates()
+            flat = [x for layer in rates or [] for x in layer if x is not None]
+            return sum(flat) / len(flat) if flat else math.nan
+        value = self.metrics.get(metric)
+        return float(value) if isinstance(value, int | float) else math.nan
+
+
+def _read_overrides(run_dir: Path, metrics: dict) -> list[str]:
+    if isinstance(metrics.get("overrides"), list):
+        return [str(o) for o in metrics["overrides"]]
+    path = run_dir / ".hydra" / "overrides.yaml"
+    if path.is_file():
+        return [str(o) for o in yaml.safe_load(path.read_text()) or []]
+    return []
+
+
+def find_runs(root: str | Path) -> tuple[list[Run], list[Path]]:
+    """(finished runs, directories of started but unfinished runs) under ``root``, in path order.
+
+    Unfinished: a ``.hydra/config.yaml`` without ``metrics.json`` beside it (a crashed or running job).
+    """
+    root = Path(root)
+    runs, unfinished = [], []
+    dirs = {p.parent for p in root.rglob("metrics.json")} | {
+        p.parent.parent for p in root.rglob(".hydra/config.yaml")
+    }
+    for run_dir in sorted(dirs, key=_natural_key):
+        if "wandb" in run_dir.relative_to(root).parts:
+            continue
+        metrics_path = run_dir / "metrics.json"
+        if not metrics_path.is_file():
+            unfinished.append(run_dir)
+            continue
+        try:
+            metrics = json.loads(metrics_path.read_text())
+        except json.JSONDecodeError:
+            unfinished.append(run_dir)
+            continue
+        config_path = run_dir / ".hydra" / "config.yaml"
+        config = _flatten(yaml.safe_load(config_path.read_text()) or {}) if config_path.is_file() else {}
+        runs.append(Run(run_dir, config, _read_overrides(run_dir, metrics), metrics))
+    return runs, unfinished
+
+
+def _natural_key(path: Path) -> list:
+    """Sort multirun job folders 0, 1, 2, ..., 10 rather than 0, 1, 10, 2."""
+    return [int(part) if part.isdigit() else part for part in path.parts]
+
+
+@dataclass
+class Variant:
+    """Runs sharing one set of overrides (seed and hydra.* aside)."""
+
+    overrides: tuple[str, ...]
+    runs: list[Run] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)  # varying override key -> this variant's value
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{k}={display(v)}" for k, v in self.labels.items()) or "(all runs)"
+
+    @property
+    def short_label(self) -> str:
+        return " / ".join(display(v) for v in self.labels.values()) or "all runs"
+
+    @property
+    def seeds(self) -> list:
+        return [r.seed for r in self.runs]
+
+    def values(self, metric: str) -> list[float]:
+        return [v for v in (r.value(metric) for r in self.runs) if not math.isnan(v)]
+
+    def mean(self, metric: str) -> float:
+        vals = self.values(metric)
+        return statistics.fmean(vals) if vals else math.nan
+
+    def std(self, metric: str) -> float:
+        """Sample standard deviation over the variant's runs (0 for a single run, NaN for none)."""
+        vals = self.values(metric)
+        if not vals:
+            return math.nan
+        return statistics.stdev(vals) if len(vals) > 1 else 0.0
+
+    def firing_rates(self) -> tuple[list[list[float]], list[list[float]]] | None:
+        """(mean, std) over runs of the per-layer, per-step firing rates; None without recorded rates."""
+        all_rates = [r.best_firing_rates() for r in self.runs]
+        all_rates = [r for r in all_rates if r]
+        if not all_rates:
+            return None
+        shape = [len(layer) for layer in all_rates[0]]
+        all_rates = [r for r in all_rates if [len(layer) for layer in r] == shape]
+        mean = [[statistics.fmean(r[i][t] for r in all_rates) for t in range(n)] for i, n in enumerate(shape)]
+        std = [
+            [statistics.stdev(r[i][t] for r in all_rates) if len(all_rates) > 1 else 0.0 for t in range(n)]
+            for i, n in enumerate(shape)
+        ]
+        return mean, std
+
+
+def varying_keys(runs: Iterable[Run]) -> list[str]:
+    """Override keys (seed and hydra.* aside) whose value differs between runs, in first-seen order."""
+    runs = list(runs)
+    keys: list[str] = []
+    for run in runs:
+        for o in run.overrides:
+            key = override_key(o)
+            if is_variant_override(o) and key not in keys:
+                keys.append(key)
+    return [k for k in keys if len({r.value_of(k) for r in runs}) > 1]
+
+
+def common_overrides(runs: list[Run], varying: list[str]) -> list[str]:
+    """Variant overrides that every run shares (shown once, above the table)."""
+    if not runs:
+        return []
+    shared = set(runs[0].variant)
+    for run in runs[1:]:
+        shared &= set(run.variant)
+    return [o for o in runs[0].variant if o in shared and override_key(o) not in varying]
+
+
+def group_variants(runs: list[Run]) -> tuple[list[Variant], list[str]]:
+    """Variants in order of first appearance, and the override keys that tell them apart."""
+    varying = varying_keys(runs)
+    variants: dict[tuple, Variant] = {}
+    for run in runs:
+        labels = {k: run.value_of(k) for k in varying}
+        key = tuple(labels.items())
+        if key not in variants:
+            variants[key] = Variant(run.variant, labels=labels)
+        variants[key].runs.append(run)
+    return list(variants.values()), varying

@@ -1,0 +1,231 @@
+"""Report figures (matplotlib, Agg backend, PNG).
+
+- ``firing_rates.png``: firing rate per time step, one panel per spiking layer, one line per variant
+  (mean over seeds, band = ± std), like Fig. 12 of the SpikeNet paper.
+- ``heatmap_tau_alpha.png``: val and test Micro-F1 over the neuron.tau x surrogate.alpha grid, one
+  row of panels per combination of the other varying overrides.
+- ``bars.png``: per variant, test Macro-/Micro-F1 and val Micro-F1, epoch time and parameter count.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from spikenet.reporting.collect import Variant  # noqa: E402
+
+TAU, ALPHA = "neuron.tau", "surrogate.alpha"
+MAX_GRID = 15  # a key with more distinct values than this (e.g. a random search) gets no heatmap
+MIN_FILL = 0.75  # share of tau x alpha cells that must hold runs (a random search's scattered points do not)
+
+
+def _colors(n: int) -> list:
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20" if n <= 20 else "viridis")
+    return [cmap(i if n <= 20 else i / max(n - 1, 1)) for i in range(n)]
+
+
+def _legend_title(varying: list[str]) -> str:
+    return " / ".join(varying) if varying else None
+
+
+def firing_rate_figure(path: Path, variants: list[Variant], varying: list[str]) -> Path | None:
+    """Firing rate per time step and layer; None when no run recorded firing rates."""
+    rated = [(v, v.firing_rates()) for v in variants]
+    rated = [(v, r) for v, r in rated if r is not None]
+    if not rated:
+        return None
+    layers = max(len(r[0]) for _, r in rated)
+    fig, axes = plt.subplots(1, layers, figsize=(4.6 * layers + 2.8, 4.2), squeeze=False, sharey=False)
+    colors = _colors(len(rated))
+    for layer in range(layers):
+        ax = axes[0, layer]
+        for (variant, (mean, std)), color in zip(rated, colors, strict=True):
+            if layer >= len(mean):
+                continue
+            steps = np.arange(1, len(mean[layer]) + 1)
+            m, s = np.asarray(mean[layer]), np.asarray(std[layer])
+            ax.plot(steps, m, marker="o", ms=3, lw=1.4, color=color, label=variant.short_label)
+            if s.any():
+                ax.fill_between(steps, m - s, m + s, color=color, alpha=0.15, lw=0)
+        ax.set_title(f"layer {layer + 1}" + (" (output layer)" if layer == layers - 1 else ""))
+        ax.set_xlabel("time step t")
+        ax.set_ylabel("firing rate (spikes / neuron / step)")
+        ax.set_ylim(bottom=0)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        title=_legend_title(varying),
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        fontsize="small",
+        title_fontsize="small",
+        frameon=False,
+    )
+    repeats = any(len(v.runs) > 1 for v, _ in rated)
+    fig.suptitle(
+        "Firing rate per time step and spiking layer (validation split, best-validation epoch"
+        + ("; band: ± std over seeds)" if repeats else ")")
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _as_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def heatmap_figure(path: Path, variants: list[Variant], varying: list[str]) -> Path | None:
+    """Val and test Micro-F1 (%) over tau x alpha; None unless both vary on a small numeric grid."""
+    if TAU not in varying or ALPHA not in varying:
+        return None
+    taus = sorted({_as_number(v.labels[TAU]) for v in variants} - {None})
+    alphas = sorted({_as_number(v.labels[ALPHA]) for v in variants} - {None})
+    if not (2 <= len(taus) <= MAX_GRID and 2 <= len(alphas) <= MAX_GRID):
+        return None
+    cells = {(_as_number(v.labels[TAU]), _as_number(v.labels[ALPHA])) for v in variants}
+    if len(cells) < MIN_FILL * len(taus) * len(alphas):
+        return None
+    others = [k for k in varying if k not in (TAU, ALPHA)]
+    other_values = [sorted({v.labels[k] for v in variants}) for k in others]
+    combos = list(itertools.product(*other_values))
+    if len(combos) > 6:  # too many panels: average over the other overrides instead
+        combos, others = [()], []
+    metrics = [("val_micro_f1", "val Micro-F1 (%)"), ("test_micro_f1", "test Micro-F1 (%)")]
+    fig, axes = plt.subplots(
+        len(combos),
+        2,
+        figsize=(2 * (1.1 * len(alphas) + 2.6), (0.55 * len(taus) + 1.6) * len(combos)),
+        squeeze=False,
+    )
+    grids = {}
+    for row, combo in enumerate(combos):
+        chosen = [v for v in variants if all(v.labels[k] == c for k, c in zip(others, combo, strict=True))]
+        for metric, _ in metrics:
+            grid = np.full((len(taus), len(alphas)), np.nan)
+            for i, tau in enumerate(taus):
+                for j, alpha in enumerate(alphas):
+                    cell = [
+                        x
+                        for v in chosen
+                        if _as_number(v.labels[TAU]) == tau and _as_number(v.labels[ALPHA]) == alpha
+                        for x in v.values(metric)
+                    ]
+                    if cell:
+                        grid[i, j] = 100 * float(np.mean(cell))
+            grids[row, metric] = grid
+    for row, combo in enumerate(combos):
+        for col, (metric, title) in enumerate(metrics):
+            grid = grids[row, metric]
+            # one colour scale per metric across rows, so panels compare
+            finite = np.concatenate([g[np.isfinite(g)] for (_, m), g in grids.items() if m == metric])
+            lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+            ax = axes[row, col]
+            image = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto", vmin=lo, vmax=hi)
+            mid = (lo + hi) / 2
+            for i, j in itertools.product(range(len(taus)), range(len(alphas))):
+                if math.isfinite(grid[i, j]):
+                    ax.text(
+                        j,
+                        i,
+                        f"{grid[i, j]:.1f}",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="black" if grid[i, j] > mid else "white",
+                    )
+            ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+            ax.set_yticks(range(len(taus)), [f"{t:g}" for t in taus])
+            ax.set_xlabel("surrogate.alpha (surrogate smoothing)")
+            ax.set_ylabel("neuron.tau (membrane time constant)")
+            where = ", ".join(f"{k}={c}" for k, c in zip(others, combo, strict=True))
+            ax.set_title(title + (f"\n{where}" if where else ""), fontsize=10)
+            fig.colorbar(image, ax=ax, label=title)
+    rest = [k for k in varying if k not in (TAU, ALPHA) and k not in others]
+    note = "mean over seeds" + (" and " + ", ".join(rest) if rest else "")
+    fig.suptitle(f"Micro-F1 over neuron.tau x surrogate.alpha ({note})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _err(stds: np.ndarray) -> np.ndarray | None:
+    """Error bars only where some variant has repeats (no zero-width caps for single runs)."""
+    stds = np.nan_to_num(stds)
+    return stds if stds.any() else None
+
+
+def bars_figure(path: Path, variants: list[Variant], varying: list[str]) -> Path:
+    """Horizontal bars per variant: F1 scores (%), epoch time (s), parameters; error bars = std over seeds."""
+    n = len(variants)
+    y = np.arange(n)
+    fig, axes = plt.subplots(
+        1, 3, figsize=(15, 1.2 + 0.42 * n * 1.0 + 0.8), sharey=True, gridspec_kw={"width_ratios": [2.2, 1, 1]}
+    )
+    f1 = [
+        ("test_macro_f1", "test Macro-F1"),
+        ("test_micro_f1", "test Micro-F1"),
+        ("val_micro_f1", "val Micro-F1"),
+    ]
+    height = 0.8 / len(f1)
+    for k, (metric, label) in enumerate(f1):
+        means = np.array([100 * v.mean(metric) for v in variants])
+        stds = np.array([100 * v.std(metric) for v in variants])
+        axes[0].barh(y + (k - 1) * height, means, height, xerr=_err(stds), label=label, capsize=2)
+    axes[0].set_xlabel("F1 score (%)")
+    axes[0].set_title("F1 at the best-validation epoch")
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax, metric, label, title in [
+        (axes[1], "epoch_seconds", "seconds per epoch (s)", "epoch time (train + eval)"),
+        (axes[2], "params", "trainable parameters", "model size"),
+    ]:
+        means = np.array([v.mean(metric) for v in variants])
+        stds = np.array([v.std(metric) for v in variants])
+        ax.barh(y, means, 0.6, xerr=_err(stds), color="tab:gray", capsize=2)
+        ax.set_xlabel(label)
+        ax.set_title(title)
+    axes[0].set_yticks(y, [v.short_label for v in variants])
+    axes[0].invert_yaxis()
+    axes[0].set_ylabel(_legend_title(varying) or "variant")
+    for ax in axes:
+        ax.grid(axis="x", alpha=0.3)
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.3, 0.0), ncol=3, frameon=False)
+    repeats = any(len(v.runs) > 1 for v in variants)
+    fig.suptitle(
+        f"Per-variant results ({n} variant(s)" + ("; error bars: ± std over seeds)" if repeats else ")")
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+FIGURES = ("firing_rates.png", "heatmap_tau_alpha.png", "bars.png")
+
+
+def make_figures(out: Path, variants: list[Variant], varying: list[str]) -> list[Path]:
+    """The figures that apply to these runs; a stale copy of one that does not apply is removed."""
+    made = [
+        firing_rate_figure(out / "firing_rates.png", variants, varying),
+        heatmap_figure(out / "heatmap_tau_alpha.png", variants, varying),
+        bars_figure(out / "bars.png", variants, varying),
+    ]
+    for name in FIGURES:
+        if out / name not in made:
+            (out / name).unlink(missing_ok=True)
+    return [p for p in made if p is not None]
