@@ -31,7 +31,6 @@ from spikenet.training.loggers import Logger
 from spikenet.training.metrics import f1_scores
 from spikenet.training.splits import Splits
 
-
 EVAL_SPLITS = ("val", "test")
 TEST_SCHEDULES = ("best", "improved", "every")
 
