@@ -29,7 +29,8 @@ RUNS = {
     "bad_p": [*BASE, "sampler.p=2"],
     "bad_group": [*BASE, "neuron=nope"],
 }
-TIMING_KEYS = {"epoch_seconds", "train_seconds", "wall_seconds", "peak_rss_mb", "seconds", "eval_seconds"}
+TIMING_KEYS = {"epoch_seconds", "train_seconds", "wall_seconds", "peak_rss_mb", "seconds", "eval_seconds",
+               "final_test_seconds"}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,8 @@ def test_tiny_run_writes_results(runs):
     assert [h["epoch"] for h in m["history"]] == [1, 2]
     best = m["history"][m["best_epoch"] - 1]
     assert best["val_micro_f1"] == pytest.approx(m["val_micro_f1"])
-    assert best["test_micro_f1"] == pytest.approx(m["test_micro_f1"])
+    if best["test_micro_f1"] is not None:  # per-epoch test scores exist only with test_schedule improved/every
+        assert best["test_micro_f1"] == pytest.approx(m["test_micro_f1"])
     assert max(h["val_micro_f1"] for h in m["history"]) == pytest.approx(m["val_micro_f1"])
     assert (r.run_dir / "best.pt").stat().st_size > 0
     cfg = yaml.safe_load((r.run_dir / ".hydra" / "config.yaml").read_text())

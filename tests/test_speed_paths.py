@@ -113,3 +113,29 @@ def test_epoch_benchmark_prints_json(tmp_path):
     for key in ("epoch_seconds", "peak_rss_mb", "nodes_per_second", "matmul_floor_seconds"):
         assert result[key] > 0
     assert set(result["split"]) == {"sample", "gather", "forward", "backward", "evaluate"}
+
+
+def _fit(overrides):
+    from conftest import compose_config
+
+    from spikenet.experiment import build_experiment
+
+    cfg = compose_config([*TINY_OVERRIDES, "trainer.epochs=4", "trainer.save_checkpoint=false", *overrides])
+    return build_experiment(cfg).trainer.fit()
+
+
+def test_test_schedule_does_not_change_the_reported_result():
+    results = {s: _fit([f"trainer.test_schedule={s}"]) for s in ("best", "improved", "every")}
+    reported = {s: (r["best_epoch"], r["test_macro_f1"], r["test_micro_f1"]) for s, r in results.items()}
+    assert reported["best"] == reported["improved"] == reported["every"], reported
+    assert all(h["test_micro_f1"] is not None for h in results["every"]["history"])
+    assert all(h["test_micro_f1"] is None for h in results["best"]["history"])
+
+
+def test_exact_eval_projection_gives_the_same_scores():
+    direct = _fit(["trainer.eval_project_first=false", "trainer.test_schedule=every"])
+    projected = _fit(["trainer.eval_project_first=true", "trainer.eval_cache_mb=100000", "trainer.test_schedule=every"])
+    for a, b in zip(direct["history"], projected["history"], strict=True):
+        assert abs(a["loss"] - b["loss"]) < 1e-4  # training is untouched
+        # test (180 targets) is projected, val (15) is not worth it: the same scores up to float rounding
+        assert abs(a["test_micro_f1"] - b["test_micro_f1"]) <= 0.02

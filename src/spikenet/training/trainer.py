@@ -123,13 +123,25 @@ class Trainer:
             and nbytes <= self.eval_cache_bytes
 
     @torch.no_grad()
-    def predict(self, nodes: torch.Tensor, gen: torch.Generator, projected: tuple | None = None) -> np.ndarray:
-        """Predicted classes of ``nodes`` (eval mode, sampled neighbourhoods)."""
+    def predict(self, nodes: torch.Tensor, gen: torch.Generator, projected: tuple | None = None,
+                record_rates: bool = False) -> np.ndarray:
+        """Predicted classes of ``nodes`` (eval mode, sampled neighbourhoods).
+
+        With ``record_rates``, ``self.rates`` gets the mean firing rate per layer per time step.
+        """
         self.model.eval()
-        preds = []
+        self.model.record_spikes = record_rates
+        preds, rate_sum, batches = [], None, 0
         for batch in torch.split(nodes, int(self.cfg.get("eval_batch_size", 4096))):
             logits = self.model(*self._inputs(batch, gen, projected), projected=projected is not None)
             preds.append(logits.argmax(-1).cpu())
+            if record_rates:
+                rates = torch.stack(self.model.spike_rates).cpu()
+                rate_sum = rates if rate_sum is None else rate_sum + rates
+                batches += 1
+        self.model.record_spikes = False
+        if record_rates:
+            self.rates = (rate_sum / batches).tolist()
         return torch.cat(preds).numpy()
 
     def evaluate(self, epoch: int, splits: dict[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
@@ -139,35 +151,16 @@ class Trainer:
         projected = None
         if self._projection_pays(total):
             projected = self.model.project_inputs(self.graph.features.to(self.device))
-        record_rates = (self.logger.wants_spike_rates or bool(self.cfg.get("record_firing_rates", False))) \
-            and hasattr(self.model, "record_spikes")
+        record_rates = self.logger.wants_spike_rates or bool(self.cfg.get("record_firing_rates", False))
         scores = {}
         for name, nodes in splits.items():
-            gen = self._eval_generator(epoch, name)
-            if record_rates and name == "val":
-                self.model.record_spikes = True
-                self.rates = self._collect_rates(nodes, gen, projected)
-                self.model.record_spikes = False
-                gen = self._eval_generator(epoch, name)
-            pred = self.predict(nodes, gen, projected)
+            pred = self.predict(nodes, self._eval_generator(epoch, name), projected, record_rates and name == "val")
             scores[name] = f1_scores(self.graph.labels[nodes].numpy(), pred)
         self.timings["evaluate"] += time.perf_counter() - t0
         return scores
 
     def _eval_generator(self, epoch: int, split: str) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 7919 + epoch * 31 + EVAL_SPLITS.index(split) + 1)
-
-    @torch.no_grad()
-    def _collect_rates(self, nodes: torch.Tensor, gen: torch.Generator, projected) -> list[list[float]]:
-        """Mean firing rate per layer per time step over ``nodes`` (instrumentation; off by default)."""
-        self.model.eval()
-        sums, batches = None, 0
-        for batch in torch.split(nodes, int(self.cfg.get("eval_batch_size", 4096))):
-            self.model(*self._inputs(batch, gen, projected), projected=projected is not None)
-            rates = torch.stack(self.model.spike_rates).cpu()
-            sums = rates if sums is None else sums + rates
-            batches += 1
-        return (sums / batches).tolist()
 
     # --- the whole run -----------------------------------------------------------------------
     def fit(self) -> dict:
@@ -180,7 +173,8 @@ class Trainer:
         if schedule not in TEST_SCHEDULES:
             raise ValueError(f"trainer.test_schedule must be one of {TEST_SCHEDULES}, got '{schedule}'")
         history: list[EpochRecord] = []
-        best = {"val_micro_f1": -1.0, "val_macro_f1": float("nan"), "best_epoch": -1}
+        best = {"val_micro_f1": -1.0, "val_macro_f1": float("nan"), "best_epoch": -1,
+                "test_macro_f1": float("nan"), "test_micro_f1": float("nan")}
         best_state = None
         bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not self.cfg.get("progress", True),
                    dynamic_ncols=True)
@@ -208,12 +202,12 @@ class Trainer:
         if best_state is not None:
             self.model.load_state_dict(best_state)
             best_rec = history[best["best_epoch"] - 1]
-            if best_rec.test_micro_f1 is None:
+            test = (best_rec.test_macro_f1, best_rec.test_micro_f1)
+            if test[1] is None:  # test_schedule=best: score it now, with that epoch's weights and sampling seed
                 t0 = time.perf_counter()
-                best_rec.test_macro_f1, best_rec.test_micro_f1 = self.evaluate(
-                    best["best_epoch"], {"test": self.splits.test})["test"]
+                test = self.evaluate(best["best_epoch"], {"test": self.splits.test})["test"]
                 test_seconds = time.perf_counter() - t0
-            best.update(test_macro_f1=best_rec.test_macro_f1, test_micro_f1=best_rec.test_micro_f1)
+            best.update(test_macro_f1=test[0], test_micro_f1=test[1])
         seconds = [r.seconds for r in history]
         return {
             **best,
