@@ -168,4 +168,7 @@ def attach_features(graph: TemporalGraph, features: np.ndarray | torch.Tensor) -
     if isinstance(features, np.ndarray) and not features.flags.writeable:
         features = features.copy()  # torch wants writable memory; memory maps are opened copy-on-write ('c')
     graph.features = torch.as_tensor(features)
+    if isinstance(features, np.memmap):  # lets the trainer bound the resident set while gathering
+        graph.feature_array = features
+        graph.advise_feature_access()
     return graph

@@ -162,6 +162,21 @@ def _open_features(path: Path, cfg: Any) -> np.ndarray:
     return np.load(path, mmap_mode="c" if use_mmap else None, allow_pickle=False)
 
 
+def _cached_features(cfg: Any, kind: str, key: list, build: Callable[[Path | None], np.ndarray]) -> np.ndarray:
+    """Open the cached features for ``key``, or ``build`` them: into a temporary cache file that is then
+    renamed into place (atomic), or in memory (``build(None)``) when no cache folder is writable."""
+    folder = dataset_dir(cfg)
+    hit = cache.feature_cache_path(cfg, folder, kind, key, write=False)
+    if hit is not None:
+        return _open_features(hit, cfg)
+    target = cache.feature_cache_path(cfg, folder, kind, key, write=True)
+    if target is None:
+        return build(None)
+    with cache.atomic_path(target) as tmp:
+        build(tmp)
+    return _open_features(target, cfg)
+
+
 def _structure_key(graph: TemporalGraph, cfg: Any) -> Any | None:
     """What identifies the graph for feature caches: its structure cache key and source signature."""
     sources = source_files(cfg)
@@ -186,16 +201,9 @@ def load_feature_file(path: Path, graph: TemporalGraph, cfg: Any) -> np.ndarray:
         graph.num_steps,
         graph.num_nodes,
     ]
-    folder = dataset_dir(cfg)
-    hit = cache.feature_cache_path(cfg, folder, "features", key, write=False)
-    if hit is not None:
-        return _open_features(hit, cfg)
-    target = cache.feature_cache_path(cfg, folder, "features", key, write=True)
-    if target is None:
-        return standardize_file(path, graph.num_steps, graph.num_nodes, dtype, None)
-    with cache.atomic_path(target) as tmp:
-        standardize_file(path, graph.num_steps, graph.num_nodes, dtype, tmp)
-    return _open_features(target, cfg)
+    return _cached_features(
+        cfg, "features", key, lambda tmp: standardize_file(path, graph.num_steps, graph.num_nodes, dtype, tmp)
+    )
 
 
 def fastrp_features(graph: TemporalGraph, cfg: Any) -> np.ndarray:
@@ -206,21 +214,16 @@ def fastrp_features(graph: TemporalGraph, cfg: Any) -> np.ndarray:
     if skey is None:
         return fastrp(graph, dim=dim, seed=seed, dtype=dtype)
     key = ["fastrp", skey, dim, seed, np.dtype(dtype).name]
-    folder = dataset_dir(cfg)
-    hit = cache.feature_cache_path(cfg, folder, "fastrp", key, write=False)
-    if hit is not None:
-        return _open_features(hit, cfg)
-    target = cache.feature_cache_path(cfg, folder, "fastrp", key, write=True)
-    if target is None:
-        return fastrp(graph, dim=dim, seed=seed, dtype=dtype)
-    with cache.atomic_path(target) as tmp:
-        out = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=dtype, shape=(graph.num_steps, graph.num_nodes, dim)
-        )
+
+    def build(tmp: Path | None) -> np.ndarray:
+        if tmp is None:
+            return fastrp(graph, dim=dim, seed=seed, dtype=dtype)
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(graph.num_steps, graph.num_nodes, dim))
         fastrp(graph, dim=dim, seed=seed, out=out)
         out.flush()
-        del out
-    return _open_features(target, cfg)
+        return out
+
+    return _cached_features(cfg, "fastrp", key, build)
 
 
 def generate_deepwalk(

@@ -41,6 +41,10 @@ class TemporalGraph:
     feature_array: Any = None  # the numpy array behind ``features`` when it is a memory map
 
     def __post_init__(self) -> None:
+        self.advise_feature_access()
+
+    def advise_feature_access(self) -> None:
+        """Tell the OS that a memory-mapped feature file is read at random (no readahead)."""
         handle = getattr(self.feature_array, "_mmap", None)
         if handle is not None and hasattr(mmap, "MADV_RANDOM"):
             # random row gathers: no readahead or fault-around pulling whole neighbourhoods of the file in
