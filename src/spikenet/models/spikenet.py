@@ -72,6 +72,19 @@ class SpikeNet(nn.Module):
         """n_h for hops 0..L-1."""
         return [batch_size * math.prod(self.sizes[:h]) for h in range(self.num_layers)]
 
+    def projection_pays(self, num_targets: int, num_nodes: int, feature_steps: int, budget_bytes: float) -> bool:
+        """Whether projecting layer 0 for all nodes (``project_inputs``) beats projecting every sampled row.
+
+        Projection maps ``feature_steps`` tables of ``num_nodes`` rows (self and neighbour maps); the
+        direct path maps, per target and step, the rows of every hop (self rows and neighbour
+        aggregates). It also has to fit ``budget_bytes`` (two float32 tables of width H).
+        """
+        rows_per_target = 2 * sum(math.prod(self.sizes[:h]) for h in range(self.num_layers))
+        hid = self.aggregators[0].lin_self.out_features
+        table_bytes = 2 * feature_steps * num_nodes * hid * 4
+        cheaper = 2 * num_nodes * feature_steps < num_targets * rows_per_target * self.num_steps
+        return cheaper and table_bytes <= budget_bytes
+
     @torch.no_grad()
     def project_inputs(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer 0's maps of every node: (W_self x + b_self, W_neigh x), each [..., N, H]; for evaluation."""

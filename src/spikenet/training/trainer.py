@@ -11,10 +11,8 @@ largest, and scoring it each epoch cost the reference half its epoch time.
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
-from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,8 +23,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from spikenet.data.temporal_graph import TemporalGraph
-from spikenet.gather import layer0_inputs
 from spikenet.sampling import TemporalSampler
+from spikenet.training.loader import NodeLoader
 from spikenet.training.loggers import Logger
 from spikenet.training.metrics import f1_scores
 from spikenet.training.splits import Splits
@@ -54,7 +52,7 @@ class Trainer:
 
     def __init__(self, model: nn.Module, graph: TemporalGraph, sampler: TemporalSampler, splits: Splits,
                  cfg: Any, device: torch.device, seed: int, logger: Logger | None = None,
-                 run_dir: str | Path | None = None) -> None:
+                 run_dir: str | Path | None = None, loader: NodeLoader | None = None) -> None:
         self.model = model.to(device)
         self.graph = graph
         self.sampler = sampler
@@ -69,58 +67,37 @@ class Trainer:
                                            weight_decay=float(cfg.get("weight_decay", 0.01)))
         self.loss_fn = nn.CrossEntropyLoss()
         self.train_gen = torch.Generator().manual_seed(seed)
-        self.timings: dict[str, float] = defaultdict(float)
+        self.loader = loader if loader is not None else NodeLoader(graph, sampler, model.aggr, device)
+        self.timings: dict[str, float] = self.loader.timings  # sample/gather from the loader, the rest from here
         self.eval_cache_bytes = float(cfg.get("eval_cache_mb", 2048)) * 2**20
 
     # --- one epoch of training ---------------------------------------------------------------
-    def _inputs(self, nodes: torch.Tensor, gen: torch.Generator,
-                tables: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample the batch's temporal neighbourhood and gather layer 0's inputs from ``tables``."""
-        t0 = time.perf_counter()
-        sample = self.sampler.sample(nodes, gen)
-        t1 = time.perf_counter()
-        if tables is None:
-            mapped = self.graph.feature_array is not None
-            inputs = layer0_inputs(self.graph.features, self.graph.features, sample, self.model.aggr, self.device,
-                                   release=self.graph.release_feature_pages if mapped else None)
-        else:
-            inputs = layer0_inputs(*tables, sample, self.model.aggr, self.device)
-        self.timings["sample"] += t1 - t0
-        self.timings["gather"] += time.perf_counter() - t1
-        return inputs
-
     def train_epoch(self, max_batches: int | None = None) -> float:
         """One pass over the shuffled training nodes (or its first ``max_batches``); returns the mean loss."""
         self.model.train()
-        order = self.splits.train[torch.randperm(self.splits.train.numel(), generator=self.train_gen)]
         total, count = 0.0, 0
-        for batch in torch.split(order, int(self.cfg.batch_size))[:max_batches]:
-            inputs = self._inputs(batch, self.train_gen)
+        for batch in self.loader.train_batches(self.splits.train, int(self.cfg.batch_size), self.train_gen,
+                                               limit=max_batches):
             t0 = time.perf_counter()
-            logits = self.model(*inputs)
-            loss = self.loss_fn(logits, self.labels[batch.to(self.device)])
+            logits = self.model(*batch.inputs)
+            loss = self.loss_fn(logits, self.labels[batch.nodes.to(self.device)])
             t1 = time.perf_counter()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             self.timings["forward"] += t1 - t0
             self.timings["backward"] += time.perf_counter() - t1
-            total += loss.item() * batch.numel()
-            count += batch.numel()
+            total += loss.item() * batch.size
+            count += batch.size
         return total / max(count, 1)
 
     # --- evaluation --------------------------------------------------------------------------
     def _projection_pays(self, num_targets: int) -> bool:
-        """Whether projecting layer 0 for all nodes costs fewer matmul rows than per-sample rows (and fits)."""
-        if not self.cfg.get("eval_project_first", True) or not hasattr(self.model, "project_inputs"):
+        """Whether evaluation should gather from layer 0's projected tables (the model decides what pays)."""
+        if not self.cfg.get("eval_project_first", True) or not hasattr(self.model, "projection_pays"):
             return False
-        rows_per_target = 2 * sum(math.prod(self.sampler.sizes[:h]) for h in range(len(self.sampler.sizes)))
-        per_step_nodes = self.graph.num_nodes
-        hid = self.model.aggregators[0].lin_self.out_features
-        steps = self.graph.num_steps if self.graph.features.dim() == 3 else 1
-        nbytes = 2 * steps * per_step_nodes * hid * 4
-        return 2 * per_step_nodes * steps < num_targets * rows_per_target * self.graph.num_steps \
-            and nbytes <= self.eval_cache_bytes
+        feature_steps = self.graph.num_steps if self.graph.features.dim() == 3 else 1
+        return self.model.projection_pays(num_targets, self.graph.num_nodes, feature_steps, self.eval_cache_bytes)
 
     @torch.no_grad()
     def predict(self, nodes: torch.Tensor, gen: torch.Generator, projected: tuple | None = None,
@@ -132,8 +109,8 @@ class Trainer:
         self.model.eval()
         self.model.record_spikes = record_rates
         preds, rate_sum, batches = [], None, 0
-        for batch in torch.split(nodes, int(self.cfg.get("eval_batch_size", 4096))):
-            logits = self.model(*self._inputs(batch, gen, projected), projected=projected is not None)
+        for batch in self.loader.batches(nodes, int(self.cfg.get("eval_batch_size", 4096)), gen, projected):
+            logits = self.model(*batch.inputs, projected=batch.projected)
             preds.append(logits.argmax(-1).cpu())
             if record_rates:
                 rates = torch.stack(self.model.spike_rates).cpu()
