@@ -28,17 +28,27 @@ from spikenet.models.chunked_linear import chunked_linear_sum  # noqa: E402
 from spikenet.training.results import peak_rss_mb  # noqa: E402
 
 
-def _time(fn, repeats: int = 1) -> float:
+def _sync(device: torch.device | None) -> None:
+    """Wait for the GPU's queued work, so that host timers measure it (a no-op on CPU)."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn, repeats: int = 1, device: torch.device | None = None) -> float:
     fn()
+    _sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
         fn()
+    _sync(device)
     return (time.perf_counter() - start) / repeats
 
 
 def matmul_floor(model, num_steps: int, batch_sizes: list[int], eval_targets: int, eval_projected: bool,
                  num_nodes: int, feature_steps: int) -> dict[str, float]:
-    """Seconds of the epoch's linear-layer matmuls alone (same shapes, same chunking), train and eval."""
+    """Seconds of the epoch's linear-layer matmuls alone (same shapes, same chunking), train and eval,
+    on the model's device."""
+    dev = next(model.parameters()).device
     train = 0.0
     for batch in sorted(set(batch_sizes)):
         rows = model.hop_rows(batch)
@@ -46,29 +56,29 @@ def matmul_floor(model, num_steps: int, batch_sizes: list[int], eval_targets: in
         for i, agg in enumerate(model.aggregators):
             r = num_steps * sum(rows[: model.num_layers - i])
             f_in, w_s, w_n = agg.lin_self.in_features, agg.lin_self.weight, agg.lin_neigh.weight
-            xs = torch.randn(r, f_in, requires_grad=i > 0)
-            xn = torch.randn(r, f_in, requires_grad=i > 0)
+            xs = torch.randn(r, f_in, requires_grad=i > 0, device=dev)
+            xn = torch.randn(r, f_in, requires_grad=i > 0, device=dev)
             ws, wn = w_s.detach().clone().requires_grad_(), w_n.detach().clone().requires_grad_()
-            grad = torch.randn(r, w_s.shape[0])
+            grad = torch.randn(r, w_s.shape[0], device=dev)
 
             def step(xs=xs, xn=xn, ws=ws, wn=wn, grad=grad, chunk=agg.chunk_rows or r):
                 out = chunked_linear_sum([(xs, ws), (xn, wn)], None, chunk)
                 out.backward(grad)
 
-            per_batch += _time(step)
+            per_batch += _time(step, device=dev)
         train += per_batch * batch_sizes.count(batch)
     evaluate = 0.0
     agg = model.aggregators[0]
     if eval_targets:
         if eval_projected:
-            x = torch.randn(feature_steps * num_nodes, agg.lin_self.in_features)
-            evaluate = _time(lambda: (x @ agg.lin_self.weight.t(), x @ agg.lin_neigh.weight.t()))
+            x = torch.randn(feature_steps * num_nodes, agg.lin_self.in_features, device=dev)
+            evaluate = _time(lambda: (x @ agg.lin_self.weight.t(), x @ agg.lin_neigh.weight.t()), device=dev)
         else:
             r = num_steps * sum(model.hop_rows(eval_targets)[: model.num_layers])
-            x = torch.randn(r, agg.lin_self.in_features)
+            x = torch.randn(r, agg.lin_self.in_features, device=dev)
             chunk = agg.chunk_rows or r
             evaluate = _time(lambda: chunked_linear_sum([(x, agg.lin_self.weight), (x, agg.lin_neigh.weight)],
-                                                        None, chunk))
+                                                        None, chunk), device=dev)
     return {"train": train, "evaluate": evaluate}
 
 
@@ -90,10 +100,21 @@ def main(cfg: DictConfig) -> None:
     schedule = str(cfg.trainer.get("test_schedule", "best"))
     best = -1.0
     epochs = []
-    for epoch in range(int(bench.warmup) + int(bench.epochs)):
+    dev = exp.device
+    cuda = dev.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(dev)
+    timed = int(bench.warmup) + int(bench.epochs)
+    gpu_split = None
+    # on a GPU the phases' host timers only see launches: one more epoch, synchronised at every phase,
+    # gives the split (the timed epochs synchronise at their ends only, keeping host and GPU overlapped)
+    for epoch in range(timed + int(cuda)):
+        tr.loader.sync_timings = epoch == timed
         tr.timings.clear()
+        _sync(dev)
         start = time.perf_counter()
         tr.train_epoch(max_batches)
+        _sync(dev)
         train_s = time.perf_counter() - start
         tested = False
         if evaluate:  # as Trainer.fit: val every epoch, test per trainer.test_schedule
@@ -102,9 +123,13 @@ def main(cfg: DictConfig) -> None:
             best = max(best, val)
             if tested:
                 tr.evaluate(epoch, {"test": tr.splits.test})
+        _sync(dev)
         total = time.perf_counter() - start
-        if epoch >= int(bench.warmup):
+        if epoch == timed:
+            gpu_split = {"seconds": total, "train": train_s, **dict(tr.timings)}
+        elif epoch >= int(bench.warmup):
             epochs.append({"seconds": total, "train": train_s, "tested": tested, **dict(tr.timings)})
+    tr.loader.sync_timings = False
     test_seconds = None
     if evaluate:  # one test evaluation: paid once per run with test_schedule=best
         start = time.perf_counter()
@@ -126,7 +151,13 @@ def main(cfg: DictConfig) -> None:
         "peak_rss_mb": peak_rss_mb(),
         "build_seconds": build_seconds,
         "graph_structure_mb": graph.structure_nbytes() / 2**20,
-        "split": {k: med[k] for k in ("sample", "gather", "forward", "backward", "evaluate")},
+        "split": {k: (gpu_split or med).get(k, 0.0) for k in ("sample", "gather", "forward", "backward", "evaluate")},
+        "split_epoch_seconds": gpu_split["seconds"] if gpu_split else None,
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if cuda else None,
+        "data_device": str(tr.data_device),
+        "precision": str(cfg.trainer.get("precision", "fp32")),
+        "peak_gpu_mb": torch.cuda.max_memory_allocated(dev) / 2**20 if cuda else None,
         "epochs_timed": len(epochs),
         "test_evaluations": sum(e["tested"] for e in epochs),
         "test_schedule": schedule,
@@ -142,7 +173,8 @@ def main(cfg: DictConfig) -> None:
         result["matmul_floor_seconds"] = floor_epoch
         result["above_floor"] = 1.0 - floor_epoch / epoch_seconds
     print(f"\n{'metric':<28}{'value':>14}")
-    for key in ("epoch_seconds", "seconds_per_batch", "nodes_per_second", "peak_rss_mb", "build_seconds",
+    for key in ("epoch_seconds", "seconds_per_batch", "nodes_per_second", "peak_rss_mb", "peak_gpu_mb",
+                "build_seconds",
                 "graph_structure_mb", "matmul_floor_seconds", "above_floor", "test_eval_seconds"):
         if result.get(key) is not None:
             print(f"{key:<28}{result[key]:>14.3f}")

@@ -1,7 +1,8 @@
-"""Hydra entry point: generate DeepWalk node features for a dataset (the reference recipe, DATA.md).
+"""Hydra entry point: generate DeepWalk node features for a dataset (the reference recipe, docs/data.md).
 
-    python src/features.py dataset=dblp dataset.root=/path/to/data          # -> /path/to/data/dblp/dblp.npy
+    python src/features.py dataset=dblp                          # -> data/dblp/dblp.npy (the shipped DBLP)
     python src/features.py dataset=tmall dataset.root=/data dataset.deepwalk.workers=16 force=true
+    python src/features.py dataset=edgelist dataset.name=mygraph dataset.root=/data dataset.time_bins=20
 
 Writes ``<root>/<name>/<name>.npy`` ([T, N, dim] float32) atomically; an existing file is reused unless
 ``force=true``. When the dataset folder is read-only the file goes to the user cache, where
@@ -18,9 +19,10 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
+from spikenet.data import hints, load_graph  # importing the package registers the readers
+from spikenet.data.feature_files import generate_deepwalk
 from spikenet.data.features import check_feature_shape
 from spikenet.data.parsing import DataFormatError, DatasetNotFoundError
-from spikenet.data.registry import generate_deepwalk, load_graph  # importing the package registers readers
 
 log = logging.getLogger("spikenet")
 
@@ -36,13 +38,15 @@ def main(cfg: DictConfig) -> None:
         shape = tuple(np.load(path, mmap_mode="r").shape)
         check_feature_shape(shape, graph.num_steps, graph.num_nodes, str(path))
     except (DatasetNotFoundError, DataFormatError, PermissionError, ValueError) as err:
-        hint = " (force=true regenerates it)" if "expected features of shape" in str(err) else ""
+        regenerate = hints.command(cfg.dataset, "features", "force=true")
+        hint = f"; regenerate it: `{regenerate}`" if "expected features of shape" in str(err) else ""
         print(f"error: {err}{hint}", file=sys.stderr)
         sys.exit(2)
     if generated:
         print(f"features: wrote {path} {list(shape)} in {time.perf_counter() - start:.0f} s", flush=True)
     else:
-        print(f"features: reusing existing {path} {list(shape)}; force=true regenerates it", flush=True)
+        regenerate = hints.command(cfg.dataset, "features", "force=true")
+        print(f"features: reusing existing {path} {list(shape)}; `{regenerate}` regenerates it", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
-"""Hydra entry point: compose the config, train, write ``metrics.json`` and the best checkpoint.
+"""Hydra entry point: compose the config, train, write ``metrics.json`` and the checkpoints.
 
     python src/run.py                                   # synthetic data, adaptive LIF, 100 epochs
     python src/run.py dataset=dblp dataset.root=../shared/data trainer.epochs=2
     python src/run.py -m neuron.tau=1.0,1.5 surrogate.alpha=0.5,1.0 sampler=sage,rw
+    python src/run.py hydra.run.dir=outputs/long trainer.resume=auto   # relaunch: continue from its last.pt
+
+A run that fails says why in one line (``error: ...``). A single run then exits (2 for bad input, 1
+otherwise); a job of a multirun or an Optuna study raises instead, so Hydra marks that job failed
+and the other jobs go on. The logger is closed either way.
 """
 
 from __future__ import annotations
@@ -11,55 +16,117 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from spikenet.cli import check_group_overrides
 from spikenet.config import ConfigError
-from spikenet.experiment import build_experiment, count_parameters
-from spikenet.training import build_logger
+from spikenet.energy import EnergyCosts, energy_summary
+from spikenet.experiment import Experiment, build_experiment, count_parameters
+from spikenet.training import Logger, build_logger, distributed
 from spikenet.training.results import peak_rss_mb, summary_line, write_json
+from spikenet.training.trainer import NonFiniteLossError
 
 log = logging.getLogger("spikenet")
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+BAD_INPUT = (ConfigError, FileNotFoundError, ValueError)  # exit code 2 in a single run
+RUN_ERRORS = (*BAD_INPUT, NonFiniteLossError)  # reported in one line, not a traceback
+
+
+def cost_metrics(cfg: DictConfig, exp: Experiment, result: dict) -> dict:
+    """Model name, peak device memory, and SOPs / MACs / energy per target node (``spikenet.energy``)."""
+    device = exp.device
+    peak_device = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    costs = EnergyCosts.from_cfg(cfg.get("energy"))
+    return {
+        "model": str(cfg.model.name),
+        "peak_device_mb": peak_device,
+        **energy_summary(exp.trainer.model, result.get("firing_rates"), costs),
+    }
+
+
+def one_line(err: BaseException) -> str:
+    """The first line of ``err``'s message (its type when the message is empty)."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
+def fail(err: BaseException) -> NoReturn:
+    """Report a failed run in one line: a single run exits, a multirun job raises (Hydra marks it failed)."""
+    line = f"error: {one_line(err)}"
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        log.error(line)  # one line in the job's log; the sweep goes on with the other jobs
+        raise err
+    print(line, file=sys.stderr)
+    sys.exit(2 if isinstance(err, BAD_INPUT) else 1)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Train one configuration; returns validation Micro-F1 (the objective for Hydra sweepers)."""
+    """Train one configuration; returns its ``cfg.optimized_metric`` (the objective for Hydra sweepers)."""
     start = time.perf_counter()
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    logger = Logger()
     try:
-        logger = build_logger(cfg.logger, str(run_dir))
-        exp = build_experiment(cfg, logger=logger, run_dir=str(run_dir))
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        dist = distributed.setup(str(cfg.device), cfg.trainer.get("num_threads"))  # one rank of torchrun/srun
+        dist.quiet_followers()
+        # only rank 0 logs, checkpoints (run_dir) and writes metrics.json
+        logger = build_logger(cfg.logger, str(run_dir)) if dist.is_main else Logger()
+        return train(cfg, run_dir, dist, logger, start)
+    except RUN_ERRORS as err:
+        fail(err)
+    finally:
+        logger.finish()
+
+
+def train(cfg: DictConfig, run_dir: Path, dist: distributed.Distributed, logger: Logger, start: float) -> float:
+    """Build the experiment, fit it, write ``metrics.json``; returns ``metrics[cfg.optimized_metric]``."""
+    exp = build_experiment(cfg, logger=logger, run_dir=str(run_dir) if dist.is_main else None, dist=dist)
     model = exp.trainer.model
     logger.log_config(OmegaConf.to_container(cfg, resolve=True))
     log.info("model: %s | device %s, neuron backend %s", model.__class__.__name__, exp.device, exp.backend)
     result = exp.trainer.fit()
+    rank_rss = dist.gather_object(peak_rss_mb())  # every rank's peak RSS, in rank order
+    dist.close()
+    if not dist.is_main:
+        return float(result["val_micro_f1"])
     metrics = {
         "dataset": exp.graph.name,
         "neuron": cfg.neuron.name,
         **{k: v for k, v in result.items() if k != "history"},
         "params": count_parameters(model),
         "peak_rss_mb": peak_rss_mb(),
+        "world_size": dist.world_size,
+        **({"rank_peak_rss_mb": rank_rss} if dist.active else {}),  # every rank's, in rank order
+        **cost_metrics(cfg, exp, result),
         "wall_seconds": time.perf_counter() - start,
         "device": str(exp.device),
         "backend": exp.backend,
-        "overrides": list(HydraConfig.get().overrides.task),
+        "overrides": [o for o in HydraConfig.get().overrides.task if not o.startswith("trainer.resume=")],
         "history": result["history"],
     }
     write_json(run_dir / "metrics.json", metrics)
     logger.log_summary({k: v for k, v in metrics.items() if k != "history"})
     logger.finish()
     print(summary_line(metrics, run_dir), flush=True)
-    return float(metrics["val_micro_f1"])
+    return objective(metrics, str(cfg.optimized_metric))
+
+
+def objective(metrics: dict, key: str) -> float:
+    """``metrics[key]`` as the float a sweeper maximises or minimises."""
+    value = metrics.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        numeric = sorted(k for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool))
+        raise ConfigError(f"optimized_metric '{key}' is not a number in metrics.json; choose one of {numeric}")
+    return float(value)
 
 
 if __name__ == "__main__":
     check_group_overrides(sys.argv[1:], CONF_DIR)
+    sys.argv = distributed.pin_run_dir(sys.argv, CONF_DIR)  # torchrun/srun: one run dir for all ranks
     main()

@@ -16,7 +16,8 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = PROJECT_ROOT / "conf"
 RUN_SCRIPT = PROJECT_ROOT / "src" / "run.py"
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+DATA_ROOT = PROJECT_ROOT / "data"  # the datasets shipped with the project (data/dblp)
+SHARED_DATA = DATA_ROOT  # older name, kept for the tests that import it
 
 if str(PROJECT_ROOT / "src") not in sys.path:  # the package also works uninstalled
     sys.path.insert(0, str(PROJECT_ROOT / "src"))

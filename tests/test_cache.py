@@ -15,10 +15,10 @@ from omegaconf import OmegaConf
 if importlib.util.find_spec("spikenet") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from spikenet.data import cache, load_dataset, readers  # noqa: E402
+from spikenet.data import cache, guards, load_dataset, readers  # noqa: E402
 from spikenet.data.registry import READERS, load_graph  # noqa: E402
 
-SHARED_DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"  # the datasets shipped with the project
 
 
 def make_dblp(root: Path, edges: str = "0 1 0.0\n1 2 0.5\n2 3 0.5\n3 0 0.25\n") -> Path:
@@ -85,6 +85,39 @@ def test_source_change_invalidates(tmp_path: Path, user_cache: Path, count_reads
     g = load_graph(cfg(root))
     assert len(count_reads) == 2 and g.num_steps == 4
     assert len(graph_files(root / "dblp" / ".cache")) == 1  # the stale entry was overwritten, not added to
+
+
+def test_label_file_change_invalidates(tmp_path: Path, user_cache: Path, count_reads: list[int]):
+    root = make_dblp(tmp_path)
+    assert load_graph(cfg(root)).labels.tolist() == [0, 1, 0, 1]
+    path = root / "dblp" / "node2label.txt"
+    path.write_text("0 1\n1 0\n2 1\n3 0\n")  # same size: only the content and the mtime change
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    g = load_graph(cfg(root))
+    assert len(count_reads) == 2, "a changed label file must be parsed again"
+    assert g.labels.tolist() == [1, 0, 1, 0]
+    assert len(graph_files(root / "dblp" / ".cache")) == 1
+
+
+def test_limits_and_mmap_settings_share_the_entry(tmp_path: Path, user_cache: Path, count_reads: list[int]):
+    root = make_dblp(tmp_path)
+    load_graph(cfg(root))
+    load_graph(cfg(root, max_steps=5, mmap="true", mmap_share=0.9))
+    assert len(count_reads) == 1
+
+
+def test_structure_cache_refused_when_the_disk_is_full(
+    tmp_path: Path, user_cache: Path, monkeypatch: pytest.MonkeyPatch
+):
+    root = make_dblp(tmp_path)
+    monkeypatch.setattr(guards, "free_disk", lambda path: 100)
+    with pytest.raises(guards.TooLargeError) as err:
+        load_graph(cfg(root))
+    msg = str(err.value)
+    assert msg.startswith("dblp: the structure cache needs about ") and "100 B is free on disk at " in msg
+    assert "dataset.cache=false" in msg and "\n" not in msg
+    assert list((root / "dblp" / ".cache").glob("*")) == []  # nothing written, no temporary left
 
 
 def test_config_is_part_of_the_key(tmp_path: Path, user_cache: Path, count_reads: list[int]):
@@ -167,12 +200,8 @@ def test_corrupt_cache_file_is_ignored(tmp_path: Path, user_cache: Path, count_r
     assert len(count_reads) == 2
 
 
-@pytest.mark.skipif(
-    not (SHARED_DATA / "dblp" / "dblp.txt").is_file(),
-    reason=f"real DBLP not found at {SHARED_DATA / 'dblp'} (CI provides ../shared/data)",
-)
 def test_real_dblp_cache_hit_under_two_seconds(tmp_path: Path):
-    config = cfg(SHARED_DATA, cache_dir=str(tmp_path), feature_dim=128)
+    config = cfg(DATA, cache_dir=str(tmp_path), feature_dim=128)
     load_dataset(config)
     start = time.perf_counter()
     g = load_dataset(config)

@@ -71,3 +71,67 @@ def test_known_options_and_value_overrides_pass(conf_dir, capsys):
     check_group_overrides(["neuron=lif", "sampler=sage,rw", "neuron.tau=2.0", "model.hids=[8,4]",
                            "hydra.run.dir=/tmp/x", "trainer.epochs=1", "-m"], conf_dir)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("neuron.thresh_decay", -0.1),
+        ("neuron.thresh_decay", 1.01),
+        ("neuron.gamma", -0.2),
+        ("neuron.backend", "gpu"),
+        ("model.aggr", "max"),
+        ("trainer.test_schedule", "sometimes"),
+        ("trainer.epochs", 0),
+        ("trainer.batch_size", 0),
+        ("trainer.lr", 0.0),
+        ("trainer.lr", -0.001),
+        ("device", "tpu"),
+    ],
+)
+def test_out_of_range_values_name_their_key(compose, key, value):
+    cfg = compose([f"{key}={value}"])
+    with pytest.raises(ConfigError) as info:
+        validate(cfg)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(key), message
+    assert str(value) in message, message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["neuron.thresh_decay=0.0"], ["neuron.thresh_decay=1.0"], ["neuron.gamma=0.0"], ["neuron.backend=torch"],
+     ["neuron.backend=auto"], ["model.aggr=sum"], ["trainer.test_schedule=every"],
+     ["trainer.test_schedule=improved"], ["trainer.epochs=1"], ["trainer.batch_size=1"], ["trainer.lr=1e-6"],
+     ["device=cpu"], ["device=auto"]],
+)
+def test_edge_values_in_range_pass(compose, overrides):
+    validate(compose(overrides))
+
+
+def test_cuda_device_needs_a_gpu(compose):
+    import torch
+
+    cfg = compose(["device=cuda"])
+    if torch.cuda.is_available():
+        validate(cfg)
+    else:
+        with pytest.raises(ConfigError, match="device=cuda"):
+            validate(cfg)
+
+
+def test_resolve_backend(monkeypatch):
+    import torch
+
+    import spikenet.neurons as neurons
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    monkeypatch.setattr(neurons, "cupy_available", lambda: True)
+    assert neurons.resolve_backend("auto", cpu) == "torch"  # CuPy kernels never run on CPU tensors
+    assert neurons.resolve_backend("auto", gpu) == "cupy"
+    assert neurons.resolve_backend("torch", gpu) == "torch"
+    assert neurons.resolve_backend("cupy", gpu) == "cupy"
+    monkeypatch.setattr(neurons, "cupy_available", lambda: False)
+    assert neurons.resolve_backend("auto", gpu) == "torch"  # no working CuPy: fall back, do not fail
+    with pytest.raises(ValueError, match="neuron.backend"):
+        neurons.resolve_backend("cuda", gpu)

@@ -227,11 +227,18 @@ def test_deepwalk_config_rejects_unknown_keys():
         DeepWalkConfig.from_cfg({"walk_length": 5})
 
 
-def test_features_entry_point(tmp_path: Path):
+def _features_main(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    """``python src/features.py <args>`` in this process (Hydra reads ``sys.argv``)."""
+    import runpy
+
+    script = str(PROJECT / "src" / "features.py")
+    monkeypatch.setattr(sys, "argv", [script, *args])
+    runpy.run_path(script, run_name="__main__")
+
+
+def test_features_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
     root = make_graph_files(tmp_path)
     args = [
-        sys.executable,
-        str(PROJECT / "src" / "features.py"),
         "dataset=edgelist",
         "dataset.name=g",
         f"dataset.root={root}",
@@ -240,23 +247,21 @@ def test_features_entry_point(tmp_path: Path):
         *[f"dataset.deepwalk.{k}={v}" for k, v in TINY_DW.items()],
     ]
     env = {**os.environ, "SPIKENET_CACHE": str(tmp_path / "user-cache")}
-    first = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    first = subprocess.run(  # the one real command line
+        [sys.executable, str(PROJECT / "src" / "features.py"), *args],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
     assert first.returncode == 0, first.stderr
     assert "features: wrote" in first.stdout and (root / "g" / "g.npy").is_file()
-    second = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
-    assert second.returncode == 0, second.stderr
-    assert "reusing existing" in second.stdout
-    missing = subprocess.run(
-        [
-            *args[:3],
-            f"dataset.root={tmp_path / 'nowhere'}",
-            "dataset.name=g",
-            f"hydra.run.dir={tmp_path / 'hydra'}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert missing.returncode == 2
-    assert missing.stderr.strip().count("\n") == 0 and "edges.txt" in missing.stderr
+    _features_main(monkeypatch, args)
+    out = capsys.readouterr().out
+    assert "reusing existing" in out
+    regenerate = out.split("`")[1]  # the hint is the same command plus force=true
+    assert regenerate.startswith("python src/features.py dataset=edgelist dataset.name=g ")
+    assert regenerate.endswith(" force=true")
+    with pytest.raises(SystemExit) as stop:
+        _features_main(monkeypatch, [*args[:1], f"dataset.root={tmp_path / 'nowhere'}", "dataset.name=g",
+                                     f"hydra.run.dir={tmp_path / 'hydra'}"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "edges.txt" in err and "../" not in err

@@ -137,7 +137,7 @@ def test_launcher_presets_compose(conf_dir):
     ("name", "hids", "batch", "p", "merge"),
     [
         ("dblp", [128, 10], 1024, 0.5, 1),
-        ("tmall", [128, 10], 1024, 0.5, 10),
+        ("tmall", [512, 10], 1024, 1.0, 10),  # the official README: hids 512 10, p 1.0
         ("patent", [512, 10], 2048, 1.0, 2),
     ],
 )

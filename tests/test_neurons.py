@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -316,3 +317,229 @@ def test_unknown_neuron_raises():
     cfg = OmegaConf.create(dict(name="nope", tau=2.0, v_threshold=1.0, v_reset=0.0))
     with pytest.raises(ValueError, match="nope"):
         build_neuron(cfg, build_surrogate("sigmoid", 1.0), "torch")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The default path (tau = 1, the compiled CPU kernel or the torch-op Function) against SpikingJelly's step
+# loop (``fused=False``) in every regime: tau = 1 and > 1, v_reset 0 and not, carried state, both resets.
+
+IMPLS = {"kernel": "KernelAdaptiveLIFBackward", "torch_ops": "FusedAdaptiveLIFBackward",
+         "loop": None}
+
+
+def _make_node(impl: str, surrogate, **kw) -> AdaptiveLIFNode:
+    node = AdaptiveLIFNode(surrogate_function=surrogate, fused=impl != "loop", **kw)
+    if impl == "torch_ops":
+        node.cpu_kernel = False  # force the torch-op Function where the compiled kernel would apply
+    return node
+
+
+def _run_in_chunks(node, x: torch.Tensor, split: int | None, v0=None, th0=None):
+    """Spikes of x [T, ...] fed in one call, or in two calls with the state carried over (``split``)."""
+    if v0 is not None:
+        node.v, node.theta = v0, th0
+    if split is None:
+        return node(x), node.v, node.theta
+    first = node(x[:split])
+    return torch.cat([first, node(x[split:])]), node.v, node.theta
+
+
+def _spikes_state_grads(impl, name, alpha, kw, x, weights, split):
+    node = _make_node(impl, build_surrogate(name, alpha), **kw)
+    xr = x.clone().requires_grad_(True)
+    spikes, v, theta = _run_in_chunks(node, xr, split)
+    expected_fn = IMPLS[impl]
+    if expected_fn is not None:
+        assert type(spikes.grad_fn).__name__ in (expected_fn, "CatBackward0"), type(spikes.grad_fn).__name__
+        if split is None:
+            assert type(spikes.grad_fn).__name__ == expected_fn, f"{impl} did not run"
+    w_s, w_v, w_th = weights
+    loss = (spikes * w_s).sum() + (v * w_v).sum() + (theta * w_th).sum()
+    (grad,) = torch.autograd.grad(loss, xr)
+    return spikes.detach(), v.detach(), theta.detach(), grad
+
+
+@pytest.mark.parametrize("state", ["fresh", "carried"])
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize("v_reset", [0.0, 0.25])
+@pytest.mark.parametrize("tau", [1.0, 1.5])
+@pytest.mark.parametrize("impl", ["kernel", "torch_ops"])
+def test_fused_paths_match_spikingjelly_step_loop(impl, tau, v_reset, detach_reset, state):
+    if impl == "kernel":
+        from spikenet.neurons import cpu_kernel
+
+        assert cpu_kernel.available(), f"the compiled CPU kernel did not build: {cpu_kernel.status()}"
+    gen = torch.Generator().manual_seed(11)
+    T, N, F = 10, 32, 8
+    x = torch.randn(T, N, F, generator=gen) * 0.8 + 0.6 - v_reset
+    weights = tuple(torch.randn(*shape, generator=gen) for shape in ((T, N, F), (N, F), (N, F)))
+    kw = dict(tau=tau, v_threshold=1.0, v_reset=v_reset, thresh_decay=0.7, gamma=0.2, detach_reset=detach_reset)
+    split = 4 if state == "carried" else None
+    s_f, v_f, th_f, g_f = _spikes_state_grads(impl, "sigmoid", 1.0, kw, x, weights, split)
+    s_l, v_l, th_l, g_l = _spikes_state_grads("loop", "sigmoid", 1.0, kw, x, weights, split)
+    rate = s_l.mean().item()
+    assert 0.05 < rate < 0.95, f"inputs should make neurons both fire and stay silent, rate {rate}"
+    assert torch.equal(s_f, s_l)
+    torch.testing.assert_close(v_f, v_l, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(th_f, th_l, atol=1e-6, rtol=1e-6)
+    assert g_l.abs().max() > 0
+    torch.testing.assert_close(g_f, g_l, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(SURROGATES))
+@pytest.mark.parametrize("impl", ["kernel", "torch_ops"])
+def test_default_tau_one_matches_step_loop_for_every_surrogate(impl, name):
+    """tau = 1 (the default branch), v_reset != 0, carried state, for each surrogate the kernel may inline."""
+    gen = torch.Generator().manual_seed(5)
+    T, N = 9, 200
+    x = torch.randn(T, N, generator=gen) * 0.8 + 0.4
+    weights = tuple(torch.randn(*shape, generator=gen) for shape in ((T, N), (N,), (N,)))
+    kw = dict(tau=1.0, v_threshold=1.0, v_reset=0.2, thresh_decay=0.7, gamma=0.2)
+    alpha = CONFIG_ALPHAS[name]
+    s_f, v_f, th_f, g_f = _spikes_state_grads(impl, name, alpha, kw, x, weights, 3)
+    s_l, v_l, th_l, g_l = _spikes_state_grads("loop", name, alpha, kw, x, weights, 3)
+    assert torch.equal(s_f, s_l) and 0 < s_l.sum() < s_l.numel()
+    torch.testing.assert_close((v_f, th_f), (v_l, th_l), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(g_f, g_l, atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Surrogate BPTT against finite differences, in double precision. The surrogate gradient at x is the exact
+# gradient of the smooth function in which each spike is S_t = step(z_t(x)) + sigma(z_t) - sigma(z_t(x)), with
+# z_t(x) (= H_t - theta_{t-1} at the point x) frozen and sigma the surrogate's primitive: equal values at x,
+# derivative sigma'(z_t). That function is simulated below in numpy (a batch of perturbed copies at once).
+
+FD_ALPHA = 1.5
+
+
+def _sigma(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-FD_ALPHA * z))
+
+
+def _smooth_loss(x, v0, th0, weights, consts, z_base):
+    """Loss of the frozen-step network for a batch of inputs x [B, T, N], v0/th0 [B, N] (float64 numpy)."""
+    tau, v_reset, decay, gamma, detach = consts
+    w_s, w_v, w_th = weights
+    v, theta, loss, zs = v0, th0, 0.0, []
+    for t in range(x.shape[1]):
+        h = v + (x[:, t] - (v - v_reset)) / tau
+        z = h - theta
+        zs.append(z)
+        ref = z if z_base is None else z_base[t]
+        step = (ref >= 0).astype(np.float64)
+        s = step + _sigma(z) - _sigma(ref)
+        s_reset = step if detach else s
+        v = (1 - s_reset) * h + s_reset * v_reset
+        theta = decay * theta + gamma * s
+        loss = loss + (s * w_s[t]).sum(-1)
+    return loss + (v * w_v).sum(-1) + (theta * w_th).sum(-1), np.stack(zs, axis=1)
+
+
+def _finite_difference_grads(x, v0, th0, weights, consts, eps=1e-6):
+    _, z = _smooth_loss(x[None], v0[None], th0[None], weights, consts, None)
+    z_base = z[0]
+    flat = np.concatenate([x.ravel(), v0, th0])
+    n = flat.size
+    batch = np.repeat(flat[None], 2 * n, axis=0)
+    batch[np.arange(n), np.arange(n)] += eps
+    batch[n + np.arange(n), np.arange(n)] -= eps
+    T, N = x.shape
+    xb, vb, tb = batch[:, : T * N].reshape(-1, T, N), batch[:, T * N : T * N + N], batch[:, T * N + N :]
+    loss, _ = _smooth_loss(xb, vb, tb, weights, consts, z_base)
+    grad = (loss[:n] - loss[n:]) / (2 * eps)
+    return z_base, grad[: T * N].reshape(T, N), grad[T * N : T * N + N], grad[T * N + N :]
+
+
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize("v_reset", [0.0, 0.3])
+@pytest.mark.parametrize("tau", [1.0, 2.0])
+@pytest.mark.parametrize("impl", ["kernel", "torch_ops", "loop"])
+def test_bptt_gradients_match_finite_differences(impl, tau, v_reset, detach_reset):
+    T, N = 7, 12
+    consts = (tau, v_reset, 0.7, 0.2, detach_reset)
+    for seed in range(4, 40):  # the first draw where no H_t sits within 1e-3 of its threshold (float32 flips)
+        rng = np.random.default_rng(seed)
+        x = rng.normal(0.5, 0.7, size=(T, N))
+        v0, th0 = rng.uniform(-0.2, 0.6, N), rng.uniform(0.6, 1.2, N)  # a carried, non-fresh state
+        weights = (rng.normal(size=(T, N)), rng.normal(size=N), rng.normal(size=N))
+        z, fd_x, fd_v0, fd_th0 = _finite_difference_grads(x, v0, th0, weights, consts)
+        if np.abs(z).min() > 1e-3:
+            break
+    assert np.abs(z).min() > 1e-3
+    spikes_ref = (z >= 0).astype(np.float64)
+    assert 0 < spikes_ref.sum() < spikes_ref.size
+
+    dtype = torch.float32 if impl == "kernel" else torch.float64
+    node = _make_node(impl, Sigmoid(FD_ALPHA), tau=tau, v_reset=v_reset, thresh_decay=0.7, gamma=0.2,
+                      detach_reset=detach_reset)
+    xt, vt, tt = (torch.tensor(a, dtype=dtype, requires_grad=True) for a in (x, v0, th0))
+    spikes, v, theta = _run_in_chunks(node, xt, None, vt, tt)
+    if impl != "loop":
+        assert type(spikes.grad_fn).__name__ == IMPLS[impl], f"{impl} did not run"
+    w_s, w_v, w_th = (torch.tensor(w, dtype=dtype) for w in weights)
+    ((spikes * w_s).sum() + (v * w_v).sum() + (theta * w_th).sum()).backward()
+    np.testing.assert_array_equal(spikes.detach().numpy(), spikes_ref)
+    tol = dict(rtol=1e-4, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(xt.grad.numpy(), fd_x, **tol, err_msg="dL/dX")
+    np.testing.assert_allclose(vt.grad.numpy(), fd_v0, **tol, err_msg="dL/dV0")
+    np.testing.assert_allclose(tt.grad.numpy(), fd_th0, **tol, err_msg="dL/dtheta0")
+
+
+# ---------------------------------------------------------------------------------------------------
+# SpikingJelly's LIF and PLIF through build_neuron: leak dynamics by hand, PLIF's tau learns.
+#
+# tau = 2, v_reset = 0, v_threshold = 1: H = V + (X - V) / 2
+#   X=1.5: H=0.75 -> S=0, V=0.75 | X=1.5: H=0.75+0.375=1.125 -> S=1, V=0 | X=1.5: H=0.75 -> S=0, V=0.75
+#   X=0.4: H=0.75-0.175=0.575 -> S=0 | X=2.0: H=0.575+0.7125=1.2875 -> S=1, V=0 | X=-1: H=-0.5 -> S=0
+LEAK_TAU2 = [(1.5, 0.0, 0.75), (1.5, 1.0, 0.0), (1.5, 0.0, 0.75), (0.4, 0.0, 0.575), (2.0, 1.0, 0.0),
+             (-1.0, 0.0, -0.5)]
+# tau = 4, v_reset = 0.2, v_threshold = 0.5: H = V + (X - (V - 0.2)) / 4, V_0 = 0.2
+#   X=1.0: H=0.2+1.0/4=0.45 -> S=0 | X=0.6: H=0.45+(0.6-0.25)/4=0.5375 -> S=1, V=0.2
+#   X=0.2: H=0.2+0.2/4=0.25 -> S=0 | X=1.4: H=0.25+(1.4-0.05)/4=0.5875 -> S=1, V=0.2
+LEAK_TAU4_RESET = [(1.0, 0.0, 0.45), (0.6, 1.0, 0.2), (0.2, 0.0, 0.25), (1.4, 1.0, 0.2)]
+
+
+@pytest.mark.parametrize("name", ["lif", "plif"])
+@pytest.mark.parametrize("params,rows", [((2.0, 0.0, 1.0), LEAK_TAU2), ((4.0, 0.2, 0.5), LEAK_TAU4_RESET)])
+def test_lif_and_plif_leak_matches_hand_computed_sequence(name, params, rows):
+    tau, v_reset, v_th = params
+    cfg = OmegaConf.create(dict(name=name, tau=tau, v_threshold=v_th, v_reset=v_reset, detach_reset=False))
+    node = build_neuron(cfg, build_surrogate("sigmoid", 1.0), "torch")
+    for t, (x, s, v) in enumerate(rows):
+        spike = node(torch.tensor([[x]]))  # multi-step, one step per call: V is read after each
+        assert spike.flatten().tolist() == [s], f"step {t + 1}"
+        assert float(node.v.flatten()[0]) == pytest.approx(v, abs=1e-6), f"V after step {t + 1}"
+    functional.reset_net(node)
+    whole = node(torch.tensor([r[0] for r in rows]).view(-1, 1))  # the whole sequence in one call
+    assert whole.flatten().tolist() == [r[1] for r in rows]
+
+
+def test_plif_tau_learns():
+    """One PLIF neuron, constant sub-threshold input X = 0.8 for T = 3 steps, loss = -V_T, detached reset.
+
+    V_T = X (1 - (1 - k)^T) with k = 1/tau = sigmoid(w), so dL/dw = -X T (1 - k)^(T-1) k (1 - k);
+    at init_tau = 2 (w = 0, k = 1/2) that is -0.8 * 3 * 0.25 * 0.25 = -0.15. Gradient descent raises w,
+    i.e. shortens tau (less leak towards V = 0), and the loss falls.
+    """
+    cfg = OmegaConf.create(dict(name="plif", tau=2.0, v_threshold=1.0, v_reset=0.0, detach_reset=True))
+    node = build_neuron(cfg, build_surrogate("sigmoid", 1.0), "torch")
+    params = dict(node.named_parameters())
+    assert list(params) == ["w"], "PLIF's time constant must be its (only) learnable parameter"
+    x = torch.full((3, 1), 0.8)
+
+    def loss() -> torch.Tensor:
+        functional.reset_net(node)
+        spikes = node(x)
+        assert spikes.sum() == 0
+        return -node.v.sum()
+
+    before = loss()
+    assert before.item() == pytest.approx(-0.8 * (1 - 0.5**3), abs=1e-6)
+    before.backward()
+    assert params["w"].grad.item() == pytest.approx(-0.15, abs=1e-6)
+    tau_before = 1 / torch.sigmoid(params["w"]).item()
+    torch.optim.SGD(node.parameters(), lr=1.0).step()
+    tau_after = 1 / torch.sigmoid(params["w"]).item()
+    assert tau_before == pytest.approx(2.0) and tau_after < tau_before
+    assert tau_after == pytest.approx(1 + math.exp(-0.15), abs=1e-5)
+    assert loss().item() < before.item()

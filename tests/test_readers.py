@@ -19,7 +19,7 @@ from spikenet.data import load_dataset  # noqa: E402
 from spikenet.data.parsing import DataFormatError, DatasetNotFoundError, read_edge_file  # noqa: E402
 from spikenet.data.registry import load_graph  # noqa: E402
 
-SHARED_DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"  # the datasets shipped with the project (data/dblp)
 
 
 def write(path: Path, text: str) -> Path:
@@ -207,7 +207,8 @@ def test_missing_folder_names_files_and_place(tmp_path: Path):
     msg = str(err.value)
     assert "\n" not in msg
     assert str(tmp_path / "dblp") in msg and "dblp.txt" in msg and "node2label.txt" in msg
-    assert "SpikeNet reference repository's README" in msg and "../shared/data" in msg
+    assert "SpikeNet reference repository's README" in msg and "data/dblp" in msg
+    assert "../" not in msg and "shared" not in msg  # never a path outside the repository
 
 
 def test_missing_file(tmp_path: Path):
@@ -312,21 +313,92 @@ def test_json_wrong_field_count_and_bad_label(tmp_path: Path):
     raises_at(cfg(root, "patent"), root / "patent" / "patent_nodes.json", 3, "1-based")
 
 
-# ---------------------------------------------------------------- the real DBLP (skips when absent)
+# ---------------------------------------------------------------- the shipped DBLP
 
 
-@pytest.mark.skipif(
-    not (SHARED_DATA / "dblp" / "dblp.txt").is_file(),
-    reason=f"real DBLP not found at {SHARED_DATA / 'dblp'} (CI provides ../shared/data)",
-)
 def test_real_dblp_smoke():
     start = time.perf_counter()
-    edges = read_edge_file(SHARED_DATA / "dblp" / "dblp.txt")
+    edges = read_edge_file(DATA / "dblp" / "dblp.txt")
     parse_s = time.perf_counter() - start
     assert edges.src.size == 185_480
     assert parse_s < 1.0, f"parsing dblp.txt took {parse_s:.2f} s"
-    g = load_graph(cfg(SHARED_DATA, "dblp"))
+    g = load_graph(cfg(DATA, "dblp"))
     assert (g.num_nodes, g.num_steps, g.num_classes) == (25_387, 25, 10)
     counts = sorted(np.bincount(g.labels.numpy()).tolist(), reverse=True)
     assert counts == [7069, 4345, 3522, 3260, 2200, 1761, 1231, 963, 718, 318]
     assert int(g.cum_degree[-1].min()) >= 1  # every node appears in some interaction
+
+
+def test_default_root_is_the_repository_data_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    from spikenet.data.paths import dataset_dir
+
+    monkeypatch.chdir(tmp_path)  # from any working directory
+    assert dataset_dir(OmegaConf.create({"name": "dblp", "root": None})) == DATA / "dblp"
+    assert dataset_dir(OmegaConf.create({"name": "dblp", "root": "elsewhere"})) == Path("elsewhere") / "dblp"
+    assert (DATA / "dblp" / "node2label.txt").is_file() and (DATA / "dblp" / "README.md").is_file()
+
+
+# ---------------------------------------------------------------- more bad input (each names file/line/field)
+
+
+def test_empty_label_file(tmp_path: Path):
+    root = dblp_with(tmp_path, labels="# no labels yet\n\n")
+    raises_at(cfg(root, "dblp"), root / "dblp" / "node2label.txt", None, "empty label file")
+
+
+def test_label_file_wrong_field_count(tmp_path: Path):
+    root = dblp_with(tmp_path, labels="0 3\n1 1\n2 1 extra\n3 3\n4 0\n")
+    msg = raises_at(cfg(root, "dblp"), root / "dblp" / "node2label.txt", 3, "expected 2 fields")
+    assert "got 3" in msg
+
+
+@pytest.mark.parametrize("stamp", ["nan", "inf", "-inf"])
+def test_non_finite_stamp(tmp_path: Path, stamp: str):
+    root = dblp_with(tmp_path, f"0 1 0.0\n# a comment\n1 2 {stamp}\n")
+    msg = raises_at(cfg(root, "dblp"), root / "dblp" / "dblp.txt", 3, "finite time stamp")
+    assert stamp in msg
+
+
+def test_non_finite_stamp_in_edge_list(tmp_path: Path):
+    write(tmp_path / "e" / "edges.txt", "0 1 1.5\n1 2 nan\n")
+    raises_at(cfg(tmp_path, "e", reader="edgelist", labels=None), tmp_path / "e" / "edges.txt", 2, "finite")
+
+
+def test_json_non_numeric_field(tmp_path: Path):
+    edges = [*PATENT_EDGES[:1], [1, "two", 19761201, 3858242, 3858243], *PATENT_EDGES[2:]]
+    root = patent_files(tmp_path, edges, PATENT_NODES)
+    msg = raises_at(cfg(root, "patent"), root / "patent" / "patent_edges.json", 2, "a number in field 2")
+    assert "'two'" in msg
+
+
+def test_json_negative_field(tmp_path: Path):
+    nodes = [*PATENT_NODES[:3], [-3, 3858244, 19770101, 1]]
+    root = patent_files(tmp_path, PATENT_EDGES, nodes)
+    msg = raises_at(cfg(root, "patent"), root / "patent" / "patent_nodes.json", 4, "non-negative integer in field 1")
+    assert "-3" in msg
+
+
+def test_json_negative_date_field(tmp_path: Path):
+    edges = [*PATENT_EDGES[:4], [1, 3, -19790505, 3858242, 3858244]]
+    root = patent_files(tmp_path, edges, PATENT_NODES)
+    raises_at(cfg(root, "patent"), root / "patent" / "patent_edges.json", 5, "non-negative integer in field 3")
+
+
+@pytest.mark.parametrize("merge", [0, -2])
+def test_merge_below_one(dblp_root: Path, merge: int):
+    with pytest.raises(ValueError, match=rf"^dataset\.merge must be an integer >= 1, got {merge}$"):
+        load_graph(cfg(dblp_root, "dblp", merge=merge))
+
+
+@pytest.mark.parametrize("bins", [0, -1])
+def test_time_bins_below_one(tmp_path: Path, bins: int):
+    write(tmp_path / "e" / "edges.txt", "0 1 1.5\n1 2 2.5\n")
+    with pytest.raises(ValueError, match=rf"^dataset\.time_bins must be an integer >= 1, got {bins}$"):
+        load_graph(cfg(tmp_path, "e", reader="edgelist", labels=None, time_bins=bins))
+
+
+def test_unknown_reader(tmp_path: Path):
+    with pytest.raises(ValueError, match=r"^dataset\.reader: unknown dataset reader 'csv'; choose one of .*edgelist"):
+        load_graph(cfg(tmp_path, "mine", reader="csv"))
+    with pytest.raises(ValueError, match=r"^dataset\.name: unknown dataset reader 'mine'; choose one of .*dblp"):
+        load_graph(cfg(tmp_path, "mine"))

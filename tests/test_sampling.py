@@ -31,16 +31,6 @@ def _dense_from_edges(edges, n, steps) -> tuple[torch.Tensor, torch.Tensor]:
     return cum, delta
 
 
-def _dense_from_graph(g: TemporalGraph) -> tuple[torch.Tensor, torch.Tensor]:
-    cum = torch.zeros(g.num_steps, g.num_nodes, g.num_nodes, dtype=torch.bool)
-    delta = torch.zeros_like(cum)
-    for t in range(g.num_steps):
-        for u in range(g.num_nodes):
-            cum[t, u, g.neighbours(t, u)] = True
-            delta[t, u, g.neighbours(t, u, delta=True)] = True
-    return cum, delta
-
-
 def _random_edges(n=40, steps=5, m=160, seed=11):
     rng = np.random.default_rng(seed)
     return list(zip(rng.integers(0, n, m).tolist(), rng.integers(0, n, m).tolist(),
@@ -55,8 +45,23 @@ def random_graph():
 
 @pytest.fixture(scope="module")
 def synthetic_graph():
-    g = make_synthetic(num_nodes=200, num_steps=5, seed=3)
-    return g, _dense_from_graph(g)
+    """The synthetic graph and the brute-force adjacency of its raw interaction list (src, dst, step), captured
+    on its way into ``build_structure``: the expectation never reads the CSR the sampler reads."""
+    from spikenet.data import synthetic
+
+    captured = []
+
+    def recording_build_structure(src, dst, step, num_nodes, num_steps):
+        captured.append((np.array(src), np.array(dst), np.array(step)))
+        return build_structure(src, dst, step, num_nodes, num_steps)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(synthetic, "build_structure", recording_build_structure)
+        g = make_synthetic(num_nodes=200, num_steps=5, seed=3)
+    (raw,) = captured
+    edges = list(zip(*(a.tolist() for a in raw), strict=True))
+    assert len(edges) == g.meta["interactions"] > 100
+    return g, _dense_from_edges(edges, g.num_nodes, g.num_steps)
 
 
 def _check_sage_sample(sample, sizes, p, cum, delta, T):
@@ -234,3 +239,40 @@ def test_hop_sizes_multiply():
     sample = TemporalSampler(g, [5, 2, 3], 0.5).sample(torch.arange(10))
     assert sample.num_rows == [10, 50, 100, 300]
     assert math.prod([10, 5, 2, 3]) == sample.hops[-1].shape[1]
+
+
+def _brute_force_inclusion(cum, delta, t, u, size, p):
+    """Reference sampler (sage) written from the adjacency alone: the probability that each node appears among
+    the G_t part and the ΔG_t part of u's sample at t. Uniform without replacement when d > s picks each of the
+    d candidates with probability s / d; with d <= s every candidate appears."""
+    s1, s2 = split_size(size, p)
+    out = []
+    for adj, k in ((cum, s1), (delta, s2)):
+        cands = torch.nonzero(adj[t, u]).flatten()
+        prob = torch.zeros(adj.shape[-1], dtype=torch.float64)
+        prob[cands] = 1.0 if len(cands) <= k else k / len(cands)
+        out.append(prob)
+    return out
+
+
+def test_sage_sampler_matches_brute_force_inclusion_on_synthetic_graph(synthetic_graph):
+    g, (cum, delta) = synthetic_graph
+    size, p, draws = 8, 0.5, 3000
+    s1, _ = split_size(size, p)
+    deg = cum.sum(-1)  # self-loop included
+    last = g.num_steps - 1
+    u_big = int(torch.argmax(deg[last]))  # a hub: many candidates, picks without replacement
+    u_small = int(torch.nonzero((deg[last] > 1) & (deg[last] <= s1))[0])  # all neighbours, then repeats
+    sampler = TemporalSampler(g, [size], p, "sage")
+    gen = torch.Generator().manual_seed(17)
+    for u in (u_big, u_small):
+        hop = sampler.sample(torch.full((draws,), u), gen).hops[1].view(g.num_steps, draws, size)
+        for t in (1, last):
+            want = _brute_force_inclusion(cum, delta, t, u, size, p)
+            for part, (lo, hi) in enumerate(((0, s1), (s1, size))):
+                picks = hop[t, :, lo:hi]
+                got = torch.zeros(g.num_nodes, dtype=torch.float64)
+                for row_nodes in picks.unique():
+                    got[row_nodes] = (picks == row_nodes).any(-1).double().mean()
+                # 3000 draws: a binomial frequency is within 5 standard errors (<= 0.046) of its probability
+                assert torch.allclose(got, want[part], atol=0.046), (u, t, part)

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from scipy.integrate import quad
 from spikingjelly.activation_based import surrogate as sj_surrogate
 
 from spikenet.neurons import build_surrogate
@@ -16,9 +17,13 @@ def _npdf(x: float, mu: float, sigma: float) -> float:
     return math.exp(-((x - mu) ** 2) / (2 * sigma * sigma)) / (sigma * math.sqrt(2 * math.pi))
 
 
+def _logistic(z: float) -> float:
+    return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))  # no overflow far out
+
+
 # DESIGN.md, "Surrogates" (d/dx of the spike function at x), written out independently per scalar.
 FORMULAS = {
-    "sigmoid": lambda x, a: a * (1 / (1 + math.exp(-a * x))) * (1 - 1 / (1 + math.exp(-a * x))),
+    "sigmoid": lambda x, a: a * _logistic(a * x) * (1 - _logistic(a * x)),
     "triangle": lambda x, a: max(0.0, 1 - a * abs(x)),
     "arctan": lambda x, a: 1 / (1 + a * x * x),
     "super_spike": lambda x, a: 1 / (1 + a * abs(x)) ** 2,
@@ -80,11 +85,34 @@ def test_primitive_function_derivative_matches_surrogate(name, alpha):
     torch.testing.assert_close(numeric, cls.derivative(xs, alpha), atol=1e-6, rtol=1e-5)
 
 
+def _integral_of_formula(name: str, x: float, alpha: float) -> float:
+    """The primitive, independently: DESIGN.md's derivative integrated numerically from -inf to x."""
+    breaks = [p for p in (-1 / alpha, 0.0, 1 / alpha) if p < x]  # the triangle's and super_spike's kinks
+    total, lo = 0.0, -math.inf
+    for hi in [*breaks, x]:
+        total += quad(lambda u: FORMULAS[name](u, alpha), lo, hi, epsabs=1e-13, epsrel=1e-12, limit=200)[0]
+        lo = hi
+    return total
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
 @pytest.mark.parametrize("name", NAMES)
-def test_non_spiking_mode_gives_primitive(name):
-    sg = SURROGATES[name](alpha=1.5, spiking=False)
-    x = torch.linspace(-2, 2, 9, dtype=torch.float64)
-    torch.testing.assert_close(sg(x), SURROGATES[name].primitive_function(x, 1.5))
+def test_non_spiking_mode_gives_primitive(name, alpha):
+    """spiking=False: forward is the smooth primitive (integral of the surrogate derivative, 0 at -inf), and its
+    autograd derivative is the design formula (checked against finite differences of that integral too)."""
+    sg = SURROGATES[name](alpha=alpha, spiking=False)
+    xs = [v + 0.013 for v in XS]  # off the kinks
+    x = torch.tensor(xs, dtype=torch.float64, requires_grad=True)
+    y = sg(x)
+    expected = torch.tensor([_integral_of_formula(name, v, alpha) for v in xs], dtype=torch.float64)
+    torch.testing.assert_close(y.detach(), expected, atol=1e-8, rtol=1e-7)
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    h = 1e-4
+    fd = torch.tensor([(_integral_of_formula(name, v + h, alpha) - _integral_of_formula(name, v - h, alpha)) / (2 * h)
+                       for v in xs], dtype=torch.float64)
+    torch.testing.assert_close(grad, fd, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(grad, torch.tensor([FORMULAS[name](v, alpha) for v in xs], dtype=torch.float64),
+                               atol=1e-10, rtol=1e-8)
 
 
 def test_sigmoid_default_matches_spikingjelly():

@@ -134,9 +134,9 @@ def test_first_proposed_run_completes(path, tmp_path, tiny_overrides):
     for key, value in params.items():
         assert f"{key}={value}" in metrics["overrides"]
     # the sweep's metric is in the W&B run's summary, equal to metrics.json's
-    from spikenet.training.wandb_logger import find_runs, read_run
+    from wandb_runs import read_run, wandb_run_dirs
 
-    (wandb_run,) = find_runs(run_dir)
+    (wandb_run,) = wandb_run_dirs(run_dir)
     summary = read_run(wandb_run)["summary"]
     metric = cfg["metric"]["name"]
     assert summary[metric] == pytest.approx(metrics[metric])

@@ -125,3 +125,48 @@ def test_synthetic_is_seeded():
     assert a.features.shape == (3, 200, 32) and a.labels.shape == (200,)
     c = make_synthetic(num_nodes=200, num_steps=3, seed=5)
     assert not torch.equal(a.features, c.features)
+
+
+STRUCTURE = ("cum_indptr", "cum_indices", "cum_degree", "delta_indptr", "delta_indices", "labels")
+
+
+def test_to_cpu_round_trip_keeps_everything():
+    g = _graph()
+    g.features = torch.arange(N * 2, dtype=torch.float32).view(N, 2)
+    g.meta = {"interactions": 8, "original_ids": np.arange(N)}
+    same = g.to("cpu")
+    assert same is g  # nothing to move: the graph itself, as torch's .to does
+    moved = g.to(torch.device("cpu"))
+    for name in (*STRUCTURE, "features"):
+        assert torch.equal(getattr(moved, name), getattr(g, name)), name
+    assert (moved.name, moved.num_nodes, moved.num_steps, moved.num_classes) == ("hand", N, T, 1)
+    assert moved.meta["interactions"] == 8 and moved.meta["original_ids"] is g.meta["original_ids"]
+
+
+def test_to_copies_memory_mapped_features_into_memory(tmp_path):
+    path = tmp_path / "f.npy"
+    values = np.random.default_rng(0).normal(size=(T, N, 3)).astype(np.float32)
+    np.save(path, values)
+    mapped = np.load(path, mmap_mode="c")
+    g = _graph()
+    g.features, g.feature_array = torch.from_numpy(mapped), mapped
+    g.meta = {"cache_file": "x.npz"}
+    out = g.to("cpu")
+    assert out is not g and out.feature_array is None and g.feature_array is mapped
+    assert torch.equal(out.features, g.features) and out.features.dtype == torch.float32
+    out.features[0, 0, 0] = 1e6  # an independent copy: neither the map nor the file changes
+    assert float(g.features[0, 0, 0]) == float(values[0, 0, 0])
+    assert out.meta == g.meta and out.meta is not g.meta
+    for name in STRUCTURE:
+        assert torch.equal(getattr(out, name), getattr(g, name)), name
+    out.release_feature_pages()  # nothing mapped any more: a no-op, not an error
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_to_cuda_and_back():
+    g = _graph()
+    on_gpu = g.to("cuda")
+    assert all(getattr(on_gpu, n).is_cuda for n in (*STRUCTURE, "features"))
+    back = on_gpu.to("cpu")
+    for name in (*STRUCTURE, "features"):
+        assert torch.equal(getattr(back, name), getattr(g, name)), name

@@ -13,12 +13,12 @@ import yaml
 
 pytest.importorskip("wandb")
 
+from wandb_runs import read_run, wandb_run_dirs  # noqa: E402
+
 from spikenet.training.wandb_logger import (  # noqa: E402
     EPOCH_KEYS,
     WandbLogger,
-    find_runs,
     firing_rate_key,
-    read_run,
     resolve_dir,
     resolve_mode,
 )
@@ -113,7 +113,7 @@ def test_offline_run_matches_metrics_json(tmp_path, tiny_overrides):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    runs = find_runs(run_dir)
+    runs = wandb_run_dirs(run_dir)
     assert len(runs) == 1 and runs[0].name.startswith("offline-run-"), runs
     assert runs[0].parent == run_dir / "wandb"  # beside metrics.json
     run = read_run(runs[0])

@@ -38,7 +38,7 @@ def _index_rows(table: torch.Tensor, ids: torch.Tensor, release: Callable[[], No
                 chunk: int) -> torch.Tensor:
     if release is None or ids.numel() <= chunk:
         return table.index_select(0, ids)
-    out = torch.empty(ids.numel(), table.shape[-1], dtype=table.dtype)
+    out = torch.empty(ids.numel(), table.shape[-1], dtype=table.dtype, device=table.device)
     for lo in range(0, ids.numel(), chunk):
         torch.index_select(table, 0, ids[lo : lo + chunk], out=out[lo : lo + chunk])
         release()
@@ -51,7 +51,7 @@ def _bag_rows(table: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor, agg
         return F.embedding_bag(ids, table, offsets, mode=aggr)
     bags = offsets.numel()
     per = max(1, chunk * bags // ids.numel())
-    out = torch.empty(bags, table.shape[-1], dtype=table.dtype)
+    out = torch.empty(bags, table.shape[-1], dtype=table.dtype, device=table.device)
     for lo in range(0, bags, per):
         hi = min(lo + per, bags)
         start = int(offsets[lo])
@@ -76,18 +76,23 @@ def gather_neighbour_aggregates(table: torch.Tensor, sample: Sample, aggr: str =
     hops, sizes = sample.hops, sample.sizes
     T = hops[0].shape[0]
     ids = _flat_ids(hops[1:], table)
-    bag = torch.cat([torch.full((h.shape[1],), s, dtype=torch.long) for h, s in zip(hops[:-1], sizes, strict=True)])
+    bag = torch.cat([torch.full((h.shape[1],), s, dtype=torch.long, device=ids.device)
+                     for h, s in zip(hops[:-1], sizes, strict=True)])
     lengths = bag.repeat(T)
     offsets = torch.zeros_like(lengths)
     torch.cumsum(lengths[:-1], 0, out=offsets[1:])
-    out = _bag_rows(_flat_table(table), ids, offsets.to(ids.device), aggr, release, chunk)
+    out = _bag_rows(_flat_table(table), ids, offsets, aggr, release, chunk)
     return out.view(T, -1, table.shape[-1])
 
 
 def layer0_inputs(self_table: torch.Tensor, neigh_table: torch.Tensor, sample: Sample, aggr: str,
-                  device: torch.device | None = None, release: Callable[[], None] | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(self rows, neighbour aggregates), each [T, M, F] float32 on ``device``."""
+                  device: torch.device | None = None, release: Callable[[], None] | None = None,
+                  dtype: torch.dtype | None = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """(self rows, neighbour aggregates), each [T, M, F], ``dtype`` (None: the table's) on ``device``.
+
+    Gathering runs where the tables are (the sample's ids follow them), so with tables on the GPU
+    nothing crosses the bus.
+    """
     x_self = gather_self(self_table, sample, release)
     x_agg = gather_neighbour_aggregates(neigh_table, sample, aggr, release)
-    return (x_self.to(device=device, dtype=torch.float32), x_agg.to(device=device, dtype=torch.float32))
+    return (x_self.to(device=device, dtype=dtype), x_agg.to(device=device, dtype=dtype))

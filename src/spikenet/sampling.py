@@ -25,6 +25,16 @@ from spikenet.data.temporal_graph import TemporalGraph
 SAMPLERS = ("sage", "rw")
 
 
+def check_sampler(kind: str, sizes: list[int], p: float) -> None:
+    """Raise ``ValueError`` (one line naming the ``sampler`` key) for an unknown kind or out-of-range value."""
+    if kind not in SAMPLERS:
+        raise ValueError(f"unknown sampler '{kind}'; choose one of {SAMPLERS}")
+    if not sizes or any(int(s) < 1 for s in sizes):
+        raise ValueError(f"sampler.sizes must be a non-empty list of positive ints, got {list(sizes)}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"sampler.p must be in [0, 1], got {p}")
+
+
 def split_size(size: int, p: float) -> tuple[int, int]:
     """(from G_t, from ΔG_t) for a hop of ``size``."""
     s1 = max(int(size * p), 1)
@@ -93,12 +103,7 @@ class TemporalSampler:
     """Samples multi-hop temporal neighbourhoods of a batch for every step at once."""
 
     def __init__(self, graph: TemporalGraph, sizes: list[int], p: float, kind: str = "sage") -> None:
-        if kind not in SAMPLERS:
-            raise ValueError(f"unknown sampler '{kind}'; choose one of {SAMPLERS}")
-        if not sizes or any(int(s) < 1 for s in sizes):
-            raise ValueError(f"sampler.sizes must be a non-empty list of positive ints, got {list(sizes)}")
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"sampler.p must be in [0, 1], got {p}")
+        check_sampler(kind, sizes, p)
         self.graph = graph
         self.sizes = [int(s) for s in sizes]
         self.p = float(p)

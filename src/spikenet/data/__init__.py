@@ -1,7 +1,9 @@
 """Data: the ``TemporalGraph`` container, dataset readers (a registry) and node features."""
 
 from spikenet.data import readers as _readers  # noqa: F401  (registers the built-in readers)
-from spikenet.data.registry import READERS, load_dataset, register_reader
+from spikenet.data.registry import READERS, load_dataset, load_graph, register_reader
 from spikenet.data.temporal_graph import TemporalGraph
 
-__all__ = ["READERS", "TemporalGraph", "load_dataset", "register_reader"]
+__all__ = ["READERS", "TemporalGraph", "load_dataset", "load_graph", "register_reader"]
+
+from spikenet.data import static as _static  # noqa: E402, F401  (registers dataset=static; uses register_reader)

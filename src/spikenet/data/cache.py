@@ -1,7 +1,7 @@
 """Preprocessing cache: parsed structure + labels as ``.npz``, standardised features as ``.npy``.
 
 Where: ``dataset.cache_dir`` if set, else ``<dataset folder>/.cache``; when that cannot be written
-(CI mounts ../shared read-only) a per-dataset folder under the user cache
+(a read-only data mount) a per-dataset folder under the user cache
 (``$SPIKENET_CACHE``, else ``$XDG_CACHE_HOME/spikenet``, else ``~/.cache/spikenet``).
 
 What: one file per reader configuration (a hash of every dataset key that changes the parsed graph,
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from spikenet.data import guards, hints
 from spikenet.data.temporal_graph import TemporalGraph
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ NON_STRUCTURE_KEYS = frozenset(
         "feature_seed",
         "feature_dtype",
         "mmap",
+        "mmap_share",
+        "max_steps",
         "cache",
         "cache_dir",
         "deepwalk",
@@ -179,6 +182,7 @@ def load_graph(cfg: Any, reader: str, folder: Path, sources: list[Path]) -> Temp
         labels = arrays.pop("labels")
         meta["cache_file"] = str(path)
         meta["cache_key"] = key
+        meta["cache_sources"] = signature
         log.info("%s: structure loaded from cache %s", cfg.name, path)
         return TemporalGraph(
             name=header["name"],
@@ -213,6 +217,12 @@ def save_graph(graph: TemporalGraph, cfg: Any, reader: str, folder: Path, source
         if isinstance(v, np.ndarray | torch.Tensor):
             arrays[f"meta_{k}"] = np.asarray(v)
     target = _graph_file(directory, str(cfg.name), key)
+    nbytes = sum(int(a.nbytes) for a in arrays.values())
+    guards.require(
+        f"{cfg.name}: the structure cache", nbytes, directory,
+        f"`{hints.command(cfg, 'run', 'dataset.cache=false')}` (parse the files on every run), "
+        f"or dataset.cache_dir=DIR on a disk with room",
+    )
     try:
         with atomic_path(target) as tmp, open(tmp, "wb") as f:
             np.savez(f, header=np.array(json.dumps(header)), **arrays)
@@ -221,6 +231,7 @@ def save_graph(graph: TemporalGraph, cfg: Any, reader: str, folder: Path, source
         return None
     graph.meta["cache_file"] = str(target)
     graph.meta["cache_key"] = key
+    graph.meta["cache_sources"] = header["sources"]
     return target
 
 

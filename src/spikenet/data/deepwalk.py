@@ -1,4 +1,4 @@
-"""DeepWalk features per cumulative snapshot, the reference recipe (DATA.md), made fast.
+"""DeepWalk features per cumulative snapshot, the reference recipe (docs/data.md), made fast.
 
 For each G_t: ``walks`` uniform random walks of ``length`` from every node, then skip-gram
 Word2Vec (gensim; sg=1, hs=0, ``dim`` dimensions, ``window``, ``negative``, ``epochs``,
@@ -12,10 +12,10 @@ of every node's neighbour list, so no per-step CSR is built); the corpus goes to
 the vocabulary comes from ``np.bincount`` (``build_vocab_from_freq``), so no Python code runs per
 token or per walk. Training itself (gensim's Cython, ``workers`` threads) is the remaining cost.
 
-Self-loops: off by default, unlike the sampler's G_t (DESIGN.md). The reference walks the plain
+Self-loops: off by default, unlike the sampler's G_t (docs/design.md). The reference walks the plain
 adjacency: a walk moves every step, and a node isolated in G_t yields a one-token walk (no
 training pair). Self-loops would turn these into lazy walks (different co-occurrence statistics
-from the recipe behind REFERENCE.md) and, on DBLP, make the corpus 2.5x larger, since 60% of the
+from the recipe behind the reference's published figures) and, on DBLP, make the corpus 2.5x larger, since 60% of the
 node-steps are isolated nodes whose 80-token walks would be a single repeated token.
 ``self_loops=true`` switches them on.
 """
@@ -126,6 +126,12 @@ def token_table(num_nodes: int) -> np.ndarray:
         table[:, width - 1 - j] = (ids // 10**j) % 10 + ord("0")
     table[:, width] = ord(" ")
     return table
+
+
+def corpus_bytes(num_nodes: int, cfg: DeepWalkConfig) -> int:
+    """Upper bound of one snapshot's corpus file: ``walks`` lines of ``length`` fixed-width tokens per node."""
+    width = len(str(max(num_nodes - 1, 0)))
+    return cfg.walks * num_nodes * cfg.length * (width + 1)
 
 
 def write_corpus(

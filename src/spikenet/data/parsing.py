@@ -1,4 +1,4 @@
-"""Fast, strict parsing of the dataset text formats (DATA.md).
+"""Fast, strict parsing of the dataset text formats (docs/data.md).
 
 Every reader parses vectorised (``np.loadtxt``'s C parser, or one ``bytes.translate`` for JSON
 lines) and only when that fails, or a vectorised check finds a bad row, rescans the file line by
@@ -19,8 +19,8 @@ import numpy as np
 
 REFERENCE_HINT = (
     "the full datasets are linked from the SpikeNet reference repository's README "
-    "(github.com/EdisonLeeeee/SpikeNet); this project's DBLP is at ../shared/data "
-    "(dataset.root=../shared/data)"
+    "(github.com/EdisonLeeeee/SpikeNet); DBLP ships with this project in data/dblp, "
+    "the default dataset.root (`python src/run.py dataset=dblp`)"
 )
 
 

@@ -1,4 +1,4 @@
-"""Readers for the reference layouts (DATA.md), generic edge lists and the built-in synthetic graph.
+"""Readers for the reference layouts (docs/data.md), generic edge lists and the built-in synthetic graph.
 
 Each reader parses its files (``parsing``: vectorised, strict, errors naming file and line), maps
 time stamps to steps (sorted distinct stamps, ``dataset.merge`` consecutive steps merged, or
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from spikenet.data import guards, hints
 from spikenet.data.parsing import (
     DataFormatError,
     check_label_nodes,
@@ -26,7 +27,8 @@ from spikenet.data.parsing import (
     require_files,
     sniff_edge_file,
 )
-from spikenet.data.registry import dataset_dir, register_reader
+from spikenet.data.paths import dataset_dir
+from spikenet.data.registry import register_reader
 from spikenet.data.synthetic import make_synthetic
 from spikenet.data.temporal_graph import TemporalGraph, build_structure, steps_from_stamps
 
@@ -41,6 +43,8 @@ _FRAMEWORK_KEYS = frozenset(
         "feature_dim",
         "feature_seed",
         "mmap",
+        "mmap_share",
+        "max_steps",
         "cache",
         "cache_dir",
         "deepwalk",
@@ -54,13 +58,34 @@ _FRAMEWORK_KEYS = frozenset(
 def read_synthetic(cfg: Any) -> TemporalGraph:
     """The seeded generator; every key of ``dataset`` but the framework's own is an argument."""
     kwargs = {k: v for k, v in dict(cfg).items() if k not in _FRAMEWORK_KEYS}
-    return make_synthetic(name=str(cfg.name), cache_dir=cfg.get("cache_dir"), **kwargs)
+    num_steps = int(kwargs.get("num_steps", 10))
+    limit = guards.max_steps(cfg)
+    if num_steps > limit:
+        raise guards.TooLargeError(
+            f"{cfg.name}: dataset.num_steps={num_steps} exceeds dataset.max_steps={limit}; fix: "
+            f"`{hints.command(cfg, 'run', f'++dataset.max_steps={num_steps}')}` if that many steps are meant"
+        )
+    return make_synthetic(name=str(cfg.name), cache_dir=cfg.get("cache_dir"), mmap=str(cfg.get("mmap", "auto")),
+                          mmap_share=float(cfg.get("mmap_share", guards.DEFAULT_MMAP_SHARE)), **kwargs)
+
+
+def _positive(cfg: Any, key: str, default: int | None) -> int | None:
+    """``dataset.<key>`` as an integer >= 1 (``default`` when unset), else a one-line error naming the key."""
+    value = cfg.get(key)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"dataset.{key} must be an integer >= 1, got '{value}'") from None
+    if number < 1 or float(value) != number:
+        raise ValueError(f"dataset.{key} must be an integer >= 1, got {value}")
+    return number
 
 
 def _merge(cfg: Any, default: int) -> int:
-    merge = int(cfg.get("merge", default) or default)
-    if merge < 1:
-        raise ValueError(f"dataset.merge must be >= 1, got {merge}")
+    merge = _positive(cfg, "merge", default)
+    assert merge is not None
     return merge
 
 
@@ -72,7 +97,7 @@ def _steps(stamps: np.ndarray, merge: int) -> tuple[np.ndarray, int, int]:
 
 
 def _make_graph(
-    name: str,
+    cfg: Any,
     src: np.ndarray,
     dst: np.ndarray,
     step: np.ndarray,
@@ -81,9 +106,14 @@ def _make_graph(
     labels: np.ndarray,
     num_classes: int,
     meta: dict,
+    can_bin: bool = False,
+    name: str | None = None,
 ) -> TemporalGraph:
+    """Build the snapshots after the size guard (``dataset.max_steps``, memory); ``meta['raw_steps']`` is the
+    step count before merging; ``can_bin``: the reader takes ``dataset.time_bins`` (for the fix it names)."""
+    guards.check_snapshots(cfg, int(num_steps), int(num_nodes), int(src.size), int(meta["raw_steps"]), can_bin)
     return TemporalGraph(
-        name=name,
+        name=name or str(cfg.name),
         num_nodes=int(num_nodes),
         num_steps=int(num_steps),
         features=torch.empty(0),
@@ -120,7 +150,8 @@ def read_dblp(cfg: Any) -> TemporalGraph:
     merge = _merge(cfg, 1)
     step, num_steps, raw_steps = _steps(edges.time, merge)
     meta = {"interactions": int(edges.src.size), "raw_steps": raw_steps, "merge": merge}
-    return _make_graph("dblp", edges.src, edges.dst, step, num_steps, num_nodes, labels, num_classes, meta)
+    return _make_graph(cfg, edges.src, edges.dst, step, num_steps, num_nodes, labels, num_classes, meta,
+                       name="dblp")
 
 
 @register_reader(
@@ -156,7 +187,8 @@ def read_tmall(cfg: Any) -> TemporalGraph:
         "original_ids": original,
     }
     return _make_graph(
-        "tmall", mapping[edges.src], mapping[edges.dst], step, num_steps, num_nodes, labels, num_classes, meta
+        cfg, mapping[edges.src], mapping[edges.dst], step, num_steps, num_nodes, labels, num_classes, meta,
+        name="tmall",
     )
 
 
@@ -195,7 +227,8 @@ def read_patent(cfg: Any) -> TemporalGraph:
     merge = _merge(cfg, 2)
     step, num_steps, raw_steps = _steps(year, merge)
     meta = {"interactions": int(src.size), "raw_steps": raw_steps, "merge": merge}
-    return _make_graph("patent", src, dst, step, num_steps, num_nodes, labels, int(labels.max()) + 1, meta)
+    return _make_graph(cfg, src, dst, step, num_steps, num_nodes, labels, int(labels.max()) + 1, meta,
+                       name="patent")
 
 
 def _edgelist_files(cfg: Any) -> list[str]:
@@ -234,7 +267,7 @@ def read_edgelist(cfg: Any) -> TemporalGraph:
     choice = str(cfg.get("delimiter", "auto"))
     if choice != "auto":
         delimiter = None if choice in ("whitespace", "space", "") else choice
-    time_bins = cfg.get("time_bins")
+    time_bins = _positive(cfg, "time_bins", None)
     edges = read_edge_file(
         edges_path,
         exact=False,
@@ -269,11 +302,12 @@ def read_edgelist(cfg: Any) -> TemporalGraph:
         labels[nodes] = dense
     merge = _merge(cfg, 1)
     if time_bins:
-        step = bin_stamps(edges.time, int(time_bins)) // merge
-        num_steps = -(-int(time_bins) // merge)
-        raw_steps = int(time_bins)
+        step = bin_stamps(edges.time, time_bins) // merge
+        num_steps = -(-time_bins // merge)
+        raw_steps = time_bins
     else:
         step, num_steps, raw_steps = _steps(edges.time, merge)
     kind = "numeric" if edges.time.dtype.kind == "f" else "string"
     meta.update({"raw_steps": raw_steps, "merge": merge, "time": kind})
-    return _make_graph(str(cfg.name), src, dst, step, num_steps, num_nodes, labels, num_classes, meta)
+    numeric = kind == "numeric"
+    return _make_graph(cfg, src, dst, step, num_steps, num_nodes, labels, num_classes, meta, can_bin=numeric)

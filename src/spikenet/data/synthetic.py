@@ -8,9 +8,11 @@ directions over the steps, plus Gaussian noise strong enough that a node's own f
 signal and its neighbourhood a strong one.
 
 Everything is vectorised, so the same generator builds the paper-sized presets
-(``dataset=synthetic_patent``: 2.7 M nodes, 14 M edges). Feature arrays over
-``mmap_threshold_mb`` are written step by step to a float16/32 ``.npy`` in ``cache_dir`` and
-memory-mapped (reused by later runs with the same arguments), never held whole in RAM.
+(``dataset=synthetic_patent``: 2.7 M nodes, 14 M edges). Feature arrays over ``mmap_threshold_mb``
+(the size from which features go to a file) are generated step by step into a float16/32 ``.npy`` in
+``cache_dir`` (reused by later runs with the same arguments), never held whole in RAM while generated;
+the file is then loaded or memory-mapped as dataset feature files are (``guards.mmap_choice``: mapped
+only when it would take more than ``mmap_share`` of the memory available).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spikenet.data import guards, hints
 from spikenet.data.temporal_graph import TemporalGraph, build_structure
 
 
@@ -111,6 +114,8 @@ def make_synthetic(
     feature_dtype: str = "float32",
     cache_dir: str | None = None,
     mmap_threshold_mb: float = 1024,
+    mmap: str = "auto",
+    mmap_share: float = guards.DEFAULT_MMAP_SHARE,
 ) -> TemporalGraph:
     """Generate the graph; identical for identical arguments."""
     if num_nodes < num_classes or num_classes < 2 or num_steps < 1:
@@ -136,16 +141,23 @@ def make_synthetic(
         root = Path(cache_dir or os.environ.get("SPIKENET_CACHE", "~/.cache/spikenet")).expanduser()
         path = root / "synthetic" / f"{name}-{key}.npy"
     feature_rng = np.random.default_rng([seed, 1])
-    if path is not None and path.exists():
-        feats = np.load(path, mmap_mode="r")
-    else:
+    if path is None or not path.exists():
+        where = None if path is None else path.parent
+        free = guards.available_ram() if where is None else guards.free_disk(where)
+        fits = max(1, int(num_features * guards.HEADROOM * free / max(nbytes, 1)))
+        fix = f"`{hints.command({'name': name}, 'run', f'dataset.num_features={fits}')}`"
+        guards.require(f"{name}: synthetic features {[num_steps, num_nodes, num_features]}", nbytes, where, fix)
         feats = _features(feature_rng, labels, num_steps, num_features, feature_noise, feature_dtype, path)
+    mapped = path is not None and guards.mmap_choice({"name": name, "mmap": mmap, "mmap_share": mmap_share},
+                                                     nbytes)
+    if path is not None and not mapped:
+        feats = np.load(path)
     return TemporalGraph(
         name=name,
         num_nodes=num_nodes,
         num_steps=num_steps,
         features=_as_tensor(feats),
-        feature_array=feats if path is not None else None,
+        feature_array=feats if mapped else None,
         labels=torch.from_numpy(labels.astype(np.int64)),
         num_classes=num_classes,
         meta={"interactions": int(src.size), "majority_rate": float(np.bincount(labels).max() / num_nodes),

@@ -1,6 +1,6 @@
 """``TemporalGraph``: a discrete-time dynamic graph stored as a temporal CSR.
 
-Snapshots follow DESIGN.md: ΔG_t holds the (undirected, deduplicated) edges stamped t and
+Snapshots: ΔG_t holds the (undirected, deduplicated) edges stamped t and
 G_t = ΔG_0 ∪ … ∪ ΔG_t. Every node has a self-loop in both, kept implicit: a node of stored
 degree d has d + 1 neighbours, position 0 being the node itself.
 
@@ -14,6 +14,7 @@ Storage is O(E + N·T) integers, never one CSR per step:
 
 from __future__ import annotations
 
+import dataclasses
 import mmap
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,25 @@ class TemporalGraph:
         handle = getattr(self.feature_array, "_mmap", None)
         if handle is not None and hasattr(mmap, "MADV_DONTNEED"):
             handle.madvise(mmap.MADV_DONTNEED)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> TemporalGraph:
+        """A graph whose structure, labels and features live on ``device`` (this one when nothing moves).
+
+        Memory-mapped features become an ordinary in-memory copy there (``feature_array`` is dropped: there
+        are no pages to release any more); name, sizes and ``meta`` (shallow-copied) are kept.
+        """
+        device = torch.device(device)
+        tensors = ("cum_indptr", "cum_indices", "cum_degree", "delta_indptr", "delta_indices", "labels")
+        moved = {k: getattr(self, k).to(device, non_blocking=non_blocking) for k in tensors}
+        features = self.features
+        if self.feature_array is not None and features.device == device:
+            features = features.clone()  # .to() would keep the view of the file
+        moved["features"] = features.to(device, non_blocking=non_blocking)
+        mapped = self.feature_array is not None
+        same = not mapped and all(moved[k] is getattr(self, k) for k in (*tensors, "features"))
+        if same:
+            return self
+        return dataclasses.replace(self, **moved, meta=dict(self.meta), feature_array=None)
 
     @property
     def num_features(self) -> int:

@@ -17,6 +17,64 @@ def reduce_neighbours(x: torch.Tensor, size: int, aggr: str) -> torch.Tensor:
     return grouped.mean(2) if aggr == "mean" else grouped.sum(2)
 
 
+class _HopInputs(torch.autograd.Function):
+    """Self rows and neighbour aggregates of hops 0..H-1 from x [T, M, D] laid out [hop 0 | ... | hop H].
+
+    Autograd through slicing, split and mean would build two full-size zero-filled gradients of x
+    and add them; here the backward writes each row of dL/dx once, with the same values (the
+    neighbours' share is the ``view(...).mean(2)`` backward: the parent's gradient divided by the
+    fan-out, or taken as is for ``sum``).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, rows: tuple[int, ...], sizes: tuple[int, ...], aggr: str):
+        T, _, D = x.shape
+        hops = len(sizes)
+        n_self = sum(rows[:hops])
+        x_self = x[:, :n_self].contiguous()
+        parts = torch.split(x, list(rows), dim=1)
+        neigh = [reduce_neighbours(parts[h + 1], sizes[h], aggr) for h in range(hops)]
+        x_neigh = neigh[0] if hops == 1 else torch.cat(neigh, dim=1)
+        ctx.layout = (T, x.shape[1], D, tuple(rows), tuple(sizes), aggr)
+        return x_self, x_neigh
+
+    @staticmethod
+    def backward(ctx, g_self: torch.Tensor | None, g_neigh: torch.Tensor | None):
+        T, M, D, rows, sizes, aggr = ctx.layout
+        hops = len(sizes)
+        grad = torch.empty(T, M, D, dtype=(g_self if g_self is not None else g_neigh).dtype,
+                           device=(g_self if g_self is not None else g_neigh).device)
+        start = 0
+        for h, n in enumerate(rows):
+            part = grad[:, start : start + n]
+            own = g_self[:, start : start + n] if (g_self is not None and h < hops) else None
+            if h >= 1 and g_neigh is not None:  # hop h holds the neighbours of hop h-1's rows
+                parents, size = rows[h - 1], sizes[h - 1]
+                first = sum(rows[: h - 1])
+                parent = g_neigh[:, first : first + parents].unsqueeze(2)
+                share = (parent / size if aggr == "mean" else parent).expand(T, parents, size, D)
+                by_parent = part.view(T, parents, size, D)
+                if own is not None:
+                    torch.add(own.view(T, parents, size, D), share, out=by_parent)
+                else:
+                    by_parent.copy_(share)
+            elif own is not None:
+                part.copy_(own)
+            else:
+                part.zero_()
+            start += n
+        return grad, None, None, None
+
+
+def hop_inputs(x: torch.Tensor, rows: list[int], sizes: list[int], aggr: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x_self, x_neigh), each [T, n_0 + ... + n_{H-1}, D], for the layer that maps hops 0..H-1.
+
+    ``rows`` are n_0..n_H (H = len(sizes)); x_self is contiguous; x_neigh[h] = aggr of hop h+1's
+    ``sizes[h]`` rows per parent.
+    """
+    return _HopInputs.apply(x, tuple(rows), tuple(sizes), aggr)
+
+
 class SAGEAggregator(nn.Module):
     """z = W_self x_self + W_neigh aggr(x_neigh), bias on both; ``concat`` stacks the two parts instead."""
 
@@ -25,6 +83,8 @@ class SAGEAggregator(nn.Module):
         super().__init__()
         if aggr not in AGGREGATIONS:
             raise ValueError(f"model.aggr must be one of {AGGREGATIONS}, got '{aggr}'")
+        if out_features < 1:
+            raise ValueError(f"model.hids must be positive ints, got a layer of {out_features}")
         self.aggr = aggr
         self.concat = concat
         self.chunk_rows = chunk_rows  # 0: one stacked matmul per part

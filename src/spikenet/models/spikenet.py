@@ -22,8 +22,10 @@ import torch
 from spikingjelly.activation_based import functional
 from torch import nn
 
-from spikenet.models.aggregators import SAGEAggregator, reduce_neighbours
+from spikenet.energy import LayerOps
+from spikenet.models.aggregators import SAGEAggregator, hop_inputs
 from spikenet.models.dropout import FastDropout
+from spikenet.models.op_counts import sage_layer_ops
 
 
 class SpikeNet(nn.Module):
@@ -92,8 +94,22 @@ class SpikeNet(nn.Module):
         x = features.float()
         return agg.lin_self(x), nn.functional.linear(x, agg.lin_neigh.weight)
 
+    def op_counts(self, rates: list[list[float]] | None) -> list[LayerOps] | None:
+        """Work per target node (``spikenet.energy``): layer 0 dense, later layers and the readout driven by
+        the spikes of the layer before (``rates``: per layer, per step, as the trainer records them);
+        None without rates."""
+        if rates is None or len(rates) != self.num_layers:
+            return None
+        ops = sage_layer_ops(self.aggregators, self.sizes, self.num_steps, rates)
+        dim = self.aggregators[-1].out_features
+        ops.append(LayerOps("readout", 1, dim, self.readout.out_features, self.num_steps, tuple(rates[-1])))
+        return ops
+
     def _fire(self, i: int, z: torch.Tensor) -> torch.Tensor:
-        spikes = self.neurons[i](z)
+        neuron = self.neurons[i]
+        if i < self.num_layers - 1 and not self.record_spikes and hasattr(neuron, "fire_and_drop"):
+            return neuron.fire_and_drop(z, self.dropout)  # neuron + dropout in one pass where it can
+        spikes = neuron(z)
         if self.record_spikes:
             self.spike_rates.append(spikes.detach().float().mean(dim=(1, 2)))
         return spikes if i == self.num_layers - 1 else self.dropout(spikes)
@@ -113,10 +129,7 @@ class SpikeNet(nn.Module):
         x = self._fire(0, z)
         for i in range(1, self.num_layers):
             hops = self.num_layers - i
-            parts = torch.split(x, rows[: hops + 1], dim=1)
-            x_self_i = x[:, : sum(rows[:hops])]
-            neigh = [reduce_neighbours(parts[h + 1], self.sizes[h], self.aggr) for h in range(hops)]
-            x_neigh_i = neigh[0] if hops == 1 else torch.cat(neigh, dim=1)
+            x_self_i, x_neigh_i = hop_inputs(x, rows[: hops + 1], self.sizes[:hops], self.aggr)
             x = self._fire(i, self.aggregators[i](x_self_i, x_neigh_i))
         T, B, H = x.shape
         return self.readout(x.permute(1, 0, 2).reshape(B, T * H))

@@ -10,15 +10,26 @@ Per step t, with V_0 = v_reset and theta_0 = v_threshold::
 Unlike SpikingJelly's LIFNode, tau = 1.0 is allowed (the reference default). It subclasses
 ``BaseNode`` (not ``LIFNode``, whose eval mode bypasses overridden methods); theta is a
 registered memory, so ``functional.reset_net`` resets it with V.
+
+With ``fused`` on CPU, float32 inputs and one of the surrogates the compiled kernel knows
+(``cpu_kernel.SURROGATE_KINDS``), the multi-step forward runs ``KernelAdaptiveLIF`` (one compiled
+pass per direction), and ``fire_and_drop`` folds the following dropout into it; elsewhere, or when
+the kernel cannot be built, the torch-op ``FusedAdaptiveLIF``. ``cpu_kernel=False`` forces the
+latter (``None``, the default, uses the kernel where it is available).
 """
 
 from __future__ import annotations
 
 import torch
 from spikingjelly.activation_based import neuron
+from torch import nn
 
-from spikenet.neurons.fused_adaptive_lif import FusedAdaptiveLIF
-from spikenet.neurons.surrogates import Sigmoid, SpikeSurrogate
+from spikenet.neurons import cpu_kernel
+from spikenet.neurons.fused_adaptive_lif import FusedAdaptiveLIF, KernelAdaptiveLIF
+from spikenet.neurons.surrogates import ArcTan, Sigmoid, SpikeSurrogate, SuperSpike, Triangle
+
+# surrogate class -> its id in the compiled kernel (exact types: a subclass may change the derivative)
+_KERNEL_SURROGATES = {Sigmoid: "sigmoid", Triangle: "triangle", ArcTan: "arctan", SuperSpike: "super_spike"}
 
 
 class AdaptiveLIFNode(neuron.BaseNode):
@@ -41,6 +52,8 @@ class AdaptiveLIFNode(neuron.BaseNode):
             raise ValueError(f"neuron.tau must be >= 1.0, got {tau}")
         if not 0.0 <= thresh_decay <= 1.0:
             raise ValueError(f"neuron.thresh_decay must be in [0, 1], got {thresh_decay}")
+        if gamma < 0.0:
+            raise ValueError(f"neuron.gamma must be >= 0, got {gamma}")
         if v_reset is None:
             raise ValueError("AdaptiveLIFNode uses a hard reset: v_reset must be a number")
         super().__init__(
@@ -55,6 +68,7 @@ class AdaptiveLIFNode(neuron.BaseNode):
         self.thresh_decay = float(thresh_decay)
         self.gamma = float(gamma)
         self.fused = fused
+        self.cpu_kernel: bool | None = None
         self.register_memory("theta", float(v_threshold))
 
     @property
@@ -99,6 +113,10 @@ class AdaptiveLIFNode(neuron.BaseNode):
             self._states_to_tensor(x_seq[0])
             spikes, self.v, self.theta = adaptive_lif_cupy(x_seq, self.v, self.theta, self)
             return spikes
+        if self.fused and self._kernel_applies(x_seq):
+            self._states_to_tensor(x_seq[0])
+            spikes, self.v, self.theta = self._kernel(x_seq, None, 0, 1.0)
+            return spikes
         if self.fused:
             self._states_to_tensor(x_seq[0])
             spikes, self.v, self.theta = FusedAdaptiveLIF.apply(
@@ -115,3 +133,36 @@ class AdaptiveLIFNode(neuron.BaseNode):
             )
             return spikes
         return super().multi_step_forward(x_seq)
+
+    # --- the compiled CPU kernel, with the dropout that follows the neuron folded in ----------
+    def _kernel_applies(self, x_seq: torch.Tensor) -> bool:
+        return (
+            self.cpu_kernel is not False
+            and self.step_mode == "m"
+            and self.backend == "torch"
+            and x_seq.device.type == "cpu"
+            and x_seq.dtype == torch.float32
+            and type(self.surrogate_function) in _KERNEL_SURROGATES
+            and cpu_kernel.available()
+        )
+
+    def _kernel(self, x_seq: torch.Tensor, words: torch.Tensor | None, drop_threshold: int,
+                drop_scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        kind = cpu_kernel.SURROGATE_KINDS[_KERNEL_SURROGATES[type(self.surrogate_function)]]
+        return KernelAdaptiveLIF.apply(
+            x_seq, self.v, self.theta, self.tau, self.v_reset, self.thresh_decay, self.gamma,
+            self.surrogate_function.alpha, kind, self.detach_reset, words, drop_threshold, drop_scale,
+        )
+
+    def fire_and_drop(self, x_seq: torch.Tensor, dropout: nn.Module) -> torch.Tensor:
+        """``dropout(self(x_seq))`` for a ``FastDropout``; in one kernel pass where the kernel applies.
+
+        The dropout's random draws are the ones it would make itself, so the result is the same.
+        """
+        if not (dropout.training and dropout.p > 0.0 and hasattr(dropout, "keep_words") and self.fused
+                and self._kernel_applies(x_seq)):
+            return dropout(self(x_seq))
+        self._states_to_tensor(x_seq[0])
+        words, threshold, scale = dropout.keep_words(x_seq.numel(), x_seq.device)
+        out, self.v, self.theta = self._kernel(x_seq, words, threshold, scale)
+        return out

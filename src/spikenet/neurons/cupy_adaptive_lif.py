@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from spikenet.neurons.grad_utils import reduce_to as _reduce_to
+
 THREADS = 256
 """CUDA threads per block."""
 
@@ -287,11 +289,6 @@ def _scalars(tau: float, v_reset: float, thresh_decay: float, gamma: float, T: i
         "T": T,
         "N": N,
     }
-
-
-def _reduce_to(grad: torch.Tensor, shape: torch.Size, dtype: torch.dtype) -> torch.Tensor:
-    grad = grad if grad.shape == shape else grad.sum_to_size(shape)
-    return grad.to(dtype)
 
 
 class AdaptiveLIFCuPyFunction(torch.autograd.Function):

@@ -11,6 +11,10 @@ it, and the spikes, then walks back once. It computes exactly the update of ``Ad
 With tau = 1 (the reference default) H_t = X_t + v_reset does not depend on V, so the charge is
 one vectorised op over all steps and only the threshold recursion stays sequential; the backward
 likewise only carries dL/dtheta. Tests check spikes and gradients against the step-by-step path.
+
+``KernelAdaptiveLIF`` runs the same update in one compiled CPU pass per direction
+(``csrc/adaptive_lif_cpu.cpp``), with the surrogate slope computed in the forward and an optional
+dropout on the output spikes folded in (its mask given as the 16-bit words of ``FastDropout``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+
+from spikenet.neurons.grad_utils import reduce_to as _reduce_to
 
 
 class FusedAdaptiveLIF(torch.autograd.Function):
@@ -115,8 +121,77 @@ class FusedAdaptiveLIF(torch.autograd.Function):
         return grad_x, grad_v0, grad_theta0, None, None, None, None, None, None, None
 
 
-def _reduce_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Sum a full-size gradient down to a broadcast input's shape."""
-    if grad.shape == shape:
-        return grad
-    return grad.sum_to_size(shape)
+_EMPTY = torch.empty(0)
+
+
+class KernelAdaptiveLIF(torch.autograd.Function):
+    """``FusedAdaptiveLIF`` (+ dropout of the spikes) as one compiled CPU kernel per direction.
+
+    Inputs: x_seq [T, ...] float32 on CPU, v0, theta0 (broadcastable to x_seq[0]), the constants,
+    the surrogate's kernel id (``cpu_kernel.SURROGATE_KINDS``) and, for dropout, int16 ``words``
+    (>= x_seq.numel()) with the keep threshold and scale (``FastDropout.keep_words``), or None.
+    Returns (spikes, or spikes * dropout scale, [T, ...]), the final V and the final theta.
+    """
+
+    @staticmethod
+    def forward(
+        ctx,
+        x_seq: torch.Tensor,
+        v0: torch.Tensor,
+        theta0: torch.Tensor,
+        tau: float,
+        v_reset: float,
+        thresh_decay: float,
+        gamma: float,
+        alpha: float,
+        surrogate_kind: int,
+        detach_reset: bool,
+        words: torch.Tensor | None,
+        drop_threshold: int,
+        drop_scale: float,
+    ):
+        from spikenet.neurons.cpu_kernel import ops
+
+        ctx.set_materialize_grads(False)
+        T = x_seq.shape[0]
+        x = x_seq.contiguous().view(T, -1)
+        R = x.shape[1]
+        state_shape = x_seq.shape[1:]
+        v = v0.detach().float().expand(state_shape).reshape(R).contiguous()
+        th = theta0.detach().float().expand(state_shape).reshape(R).contiguous()
+        need_grad = any(ctx.needs_input_grad[:3])
+        leak = (1.0 - 1.0 / tau) != 0.0
+        out = torch.empty_like(x)
+        v_last, theta_last = torch.empty(R), torch.empty(R)
+        slope = torch.empty_like(x) if need_grad else _EMPTY
+        saved = (T * R if leak else R) if need_grad else 0
+        spikes, h = torch.empty(saved), torch.empty(saved)
+        w = _EMPTY if words is None else words
+        ops().alif_forward(x, v, th, w, out, v_last, theta_last, slope, spikes, h, float(tau), float(v_reset),
+                           float(thresh_decay), float(gamma), float(alpha), int(surrogate_kind),
+                           int(drop_threshold), float(drop_scale))
+        if need_grad:
+            ctx.save_for_backward(slope, spikes, h, w)
+            ctx.consts = (tau, v_reset, thresh_decay, gamma, detach_reset, drop_threshold, drop_scale)
+            ctx.shapes = (x_seq.shape, v0.shape, theta0.shape)
+        return out.view(x_seq.shape), v_last.view(state_shape), theta_last.view(state_shape)
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_v_last, grad_theta_last):
+        from spikenet.neurons.cpu_kernel import ops
+
+        slope, spikes, h, words = ctx.saved_tensors
+        tau, v_reset, thresh_decay, gamma, detach_reset, drop_threshold, drop_scale = ctx.consts
+        x_shape, v0_shape, theta0_shape = ctx.shapes
+        T, R = slope.shape
+        g = torch.zeros_like(slope) if grad_out is None else grad_out.float().contiguous().view(T, R)
+        g_v = torch.zeros(R) if grad_v_last is None else grad_v_last.float().reshape(R).clone()
+        g_theta = torch.zeros(R) if grad_theta_last is None else grad_theta_last.float().reshape(R).clone()
+        grad_x = torch.empty_like(slope)
+        ops().alif_backward(g, slope, words, spikes, h, g_v, g_theta, grad_x, float(tau), float(v_reset),
+                            float(thresh_decay), float(gamma), bool(detach_reset), grad_v_last is not None,
+                            int(drop_threshold), float(drop_scale))
+        state_shape = x_shape[1:]
+        grad_v0 = _reduce_to(g_v.view(state_shape), v0_shape) if ctx.needs_input_grad[1] else None
+        grad_theta0 = _reduce_to(g_theta.view(state_shape), theta0_shape) if ctx.needs_input_grad[2] else None
+        return (grad_x.view(x_shape), grad_v0, grad_theta0, *([None] * 10))

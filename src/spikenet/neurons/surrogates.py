@@ -125,7 +125,12 @@ class Triangle(SpikeSurrogate):
 
 
 class ArcTan(SpikeSurrogate):
-    """1 / (1 + alpha x^2)."""
+    """1 / (1 + alpha x^2): the SpikeNet reference's ``arctan``, whose primitive is an arctangent.
+
+    Not SpikingJelly's ``surrogate.ATan``, whose derivative is (alpha / 2) / (1 + (pi/2 alpha x)^2):
+    the same bell shape with another scale and height, so the two take different ``alpha`` for the
+    same curve. ``surrogate=arctan`` reproduces the reference.
+    """
 
     name = "arctan"
 

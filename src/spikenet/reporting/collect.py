@@ -27,6 +27,10 @@ METRICS = {
     "epoch_seconds": "epoch time (s)",
     "params": "parameters",
     "firing_rate": "firing rate",
+    "sops": "SOPs per node",
+    "macs": "MACs per node",
+    "energy_uj": "energy per node (µJ)",
+    "ann_energy_uj": "ANN-twin energy per node (µJ)",
 }
 IGNORED_KEYS = ("seed",)  # overrides that make repeats, not variants
 

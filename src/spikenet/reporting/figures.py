@@ -4,6 +4,8 @@
   (mean over seeds, band = ± std), like Fig. 12 of the SpikeNet paper.
 - ``heatmap_tau_alpha.png``: val and test Micro-F1 over the neuron.tau x surrogate.alpha grid, one
   row of panels per combination of the other varying overrides.
+- ``f1_vs_p.png``: test Micro-/Macro-F1 against ``sampler.p`` (when p varies).
+- ``f1_vs_cost.png``: test Micro-F1 against energy per node and parameters, one point per variant (when they differ).
 - ``bars.png``: per variant, test Macro-/Micro-F1 and val Micro-F1, epoch time and parameter count.
 """
 
@@ -215,7 +217,85 @@ def bars_figure(path: Path, variants: list[Variant], varying: list[str]) -> Path
     return path
 
 
-FIGURES = ("firing_rates.png", "heatmap_tau_alpha.png", "bars.png")
+P_KEY = "sampler.p"
+F1_PAIR = [("test_micro_f1", "test Micro-F1"), ("test_macro_f1", "test Macro-F1")]
+
+
+def p_figure(path: Path, variants: list[Variant], varying: list[str]) -> Path | None:
+    """Test Micro-/Macro-F1 (%) against ``sampler.p``, one line per combination of the other varying
+    overrides (mean over seeds, bars = ± std); None unless p varies numerically."""
+    if P_KEY not in varying:
+        return None
+    points = [(v, _as_number(v.labels[P_KEY])) for v in variants]
+    points = [(v, p) for v, p in points if p is not None]
+    if len({p for _, p in points}) < 2:
+        return None
+    others = [k for k in varying if k != P_KEY]
+    groups: dict[tuple, list] = {}
+    for v, p in points:
+        groups.setdefault(tuple(v.labels[k] for k in others), []).append((p, v))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), squeeze=False)
+    colors = _colors(len(groups))
+    for ax, (metric, title) in zip(axes[0], F1_PAIR, strict=True):
+        for (combo, members), color in zip(groups.items(), colors, strict=True):
+            members.sort(key=lambda pv: pv[0])
+            xs = [p for p, _ in members]
+            means = np.array([100 * v.mean(metric) for _, v in members])
+            stds = np.array([100 * v.std(metric) for _, v in members])
+            label = " / ".join(combo) or None
+            ax.errorbar(xs, means, yerr=_err(stds), marker="o", ms=4, lw=1.4, capsize=3, color=color, label=label)
+        ax.set_xlabel("sampler.p (share of each hop's sample from G_t; the rest from ΔG_t)")
+        ax.set_ylabel(f"{title} (%)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    if others:
+        axes[0, 1].legend(title=" / ".join(others), fontsize="small", title_fontsize="small", frameon=False)
+    repeats = any(len(v.runs) > 1 for v, _ in points)
+    fig.suptitle("F1 against p" + (" (mean over seeds; bars: ± std)" if repeats else ""))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def cost_figure(path: Path, variants: list[Variant], varying: list[str]) -> Path | None:
+    """Test Micro-F1 (%) against energy per node and against parameters, one point per variant (bars:
+    ± std over seeds); None unless energy or parameters differ between variants. Variants without an
+    energy estimate are left out of the energy panel."""
+    spread = [{round(v.mean(c), 9) for v in variants if not math.isnan(v.mean(c))} for c in ("energy_uj", "params")]
+    if all(len(values) < 2 for values in spread):
+        return None
+    panels = [("energy_uj", "energy per node and inference (µJ, log scale)"), ("params", "trainable parameters")]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), squeeze=False)
+    colors = _colors(len(variants))
+    metric = "test_micro_f1"
+    for ax, (cost, xlabel) in zip(axes[0], panels, strict=True):
+        for v, color in zip(variants, colors, strict=True):
+            x = v.mean(cost)
+            if math.isnan(x) or math.isnan(v.mean(metric)):
+                continue
+            ax.errorbar(x, 100 * v.mean(metric), xerr=_err(np.array([v.std(cost)])),
+                        yerr=_err(np.array([100 * v.std(metric)])), fmt="o", ms=6, capsize=3, color=color,
+                        label=v.short_label)
+            ax.annotate(v.short_label, (x, 100 * v.mean(metric)), textcoords="offset points", xytext=(5, 4),
+                        fontsize=8)
+        if cost == "energy_uj" and ax.has_data():
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test Micro-F1 (%)")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_title("F1 against energy (spikenet/energy.py)")
+    axes[0, 1].set_title("F1 against model size")
+    handles, labels = axes[0, 1].get_legend_handles_labels()
+    fig.legend(handles, labels, title=_legend_title(varying), loc="center left", bbox_to_anchor=(1.0, 0.5),
+               fontsize="small", title_fontsize="small", frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+FIGURES = ("firing_rates.png", "heatmap_tau_alpha.png", "f1_vs_p.png", "f1_vs_cost.png", "bars.png")
 
 
 def make_figures(out: Path, variants: list[Variant], varying: list[str]) -> list[Path]:
@@ -223,6 +303,8 @@ def make_figures(out: Path, variants: list[Variant], varying: list[str]) -> list
     made = [
         firing_rate_figure(out / "firing_rates.png", variants, varying),
         heatmap_figure(out / "heatmap_tau_alpha.png", variants, varying),
+        p_figure(out / "f1_vs_p.png", variants, varying),
+        cost_figure(out / "f1_vs_cost.png", variants, varying),
         bars_figure(out / "bars.png", variants, varying),
     ]
     for name in FIGURES:

@@ -9,6 +9,7 @@ from pathlib import Path
 from spikenet.reporting.collect import METRICS, Run, Variant, display
 
 F1_METRICS = ("test_macro_f1", "test_micro_f1", "val_micro_f1")
+SIGNIFICANT_METRICS = ("sops", "macs", "energy_uj", "ann_energy_uj")  # wide ranges: 4 significant digits
 
 
 def write_csv(path: Path, variants: list[Variant], varying: list[str]) -> Path:
@@ -45,6 +46,8 @@ def _cell(v: Variant, metric: str) -> str:
         return f"{mean:,.0f}"
     if metric == "firing_rate":
         return f"{mean:.4f}" + (f" ± {std:.4f}" if len(v.values(metric)) > 1 else "")
+    if metric in SIGNIFICANT_METRICS:
+        return f"{mean:.4g}" + (f" ± {std:.2g}" if len(v.values(metric)) > 1 else "")
     return f"{mean:.3f}" + (f" ± {std:.3f}" if len(v.values(metric)) > 1 else "")
 
 
@@ -66,6 +69,8 @@ def write_markdown(
         "epoch_seconds": "epoch time (s)",
         "params": "params",
         "firing_rate": "firing rate",
+        "sops": "SOPs / node",
+        "energy_uj": "energy / node (µJ)",
     }
     best = max(
         variants, key=lambda v: -math.inf if math.isnan(v.mean("val_micro_f1")) else v.mean("val_micro_f1")
@@ -79,7 +84,9 @@ def write_markdown(
         "Scores: test Macro-/Micro-F1 at the epoch with the best validation Micro-F1; mean ± sample std "
         "over the runs of a variant (seeds). Epoch time: median seconds per epoch (train + eval). Firing "
         "rate: spikes per neuron per time step on the validation split at the best epoch, mean over layers "
-        "and steps.",
+        "and steps. SOPs (spike-driven accumulates) and energy: per classified node and inference, from "
+        "those firing rates and the per-operation costs in each run's config (`energy.*`; "
+        "`spikenet/energy.py`); dense models spend multiply-accumulates only.",
         "",
     ]
     if common:

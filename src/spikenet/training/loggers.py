@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -27,13 +28,20 @@ class Logger:
         pass
 
 
-LOGGERS: dict[str, Callable[[Any, str], Logger]] = {"none": lambda cfg, run_dir: Logger()}
+Factory = Callable[[Any, str], Logger]  # (cfg.logger, run_dir) -> Logger
+
+# name -> factory, or the "module:attribute" of one, imported only when chosen (``wandb`` stays
+# unimported by runs that do not log to it, and the logger modules never import this one's users)
+LOGGERS: dict[str, Factory | str] = {
+    "none": lambda cfg, run_dir: Logger(),
+    "wandb": "spikenet.training.wandb_logger:WandbLogger",
+}
 
 
 def register_logger(name: str) -> Callable:
     """Decorator: make a logger factory ``(cfg.logger, run_dir) -> Logger`` available as ``logger=<name>``."""
 
-    def wrap(factory: Callable[[Any, str], Logger]) -> Callable[[Any, str], Logger]:
+    def wrap(factory: Factory) -> Factory:
         LOGGERS[name] = factory
         return factory
 
@@ -42,8 +50,10 @@ def register_logger(name: str) -> Callable:
 
 def build_logger(cfg: Any, run_dir: str) -> Logger:
     """The logger named by ``cfg.name``."""
-    if cfg.name == "wandb" and "wandb" not in LOGGERS:
-        import spikenet.training.wandb_logger  # noqa: F401  (registers itself; imports wandb only now)
     if cfg.name not in LOGGERS:
         raise ValueError(f"unknown logger '{cfg.name}'; choose one of {sorted(LOGGERS)}")
-    return LOGGERS[cfg.name](cfg, run_dir)
+    factory = LOGGERS[cfg.name]
+    if isinstance(factory, str):
+        module, attribute = factory.split(":")
+        factory = getattr(importlib.import_module(module), attribute)
+    return factory(cfg, run_dir)

@@ -1,0 +1,47 @@
+"""Which node features a dataset gets (``dataset.features``): its own file, DeepWalk or FastRP."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from spikenet.data import hints
+from spikenet.data.feature_cache import fastrp_features, load_feature_file
+from spikenet.data.feature_files import feature_file_candidates, find_feature_file, generate_deepwalk
+from spikenet.data.parsing import REFERENCE_HINT, DatasetNotFoundError
+from spikenet.data.temporal_graph import TemporalGraph
+
+log = logging.getLogger(__name__)
+
+FEATURE_CHOICES = ("auto", "file", "deepwalk", "fastrp")
+
+
+def resolve_features(graph: TemporalGraph, cfg: Any) -> np.ndarray:
+    """Features per ``dataset.features``: ``auto`` (the .npy file if present, else FastRP with a warning),
+    ``file`` (the file, else an error), ``deepwalk`` (the file, generated first if absent), ``fastrp``."""
+    choice = str(cfg.get("features", "auto"))
+    if choice not in FEATURE_CHOICES:
+        raise ValueError(f"dataset.features must be one of {', '.join(FEATURE_CHOICES)}, got '{choice}'")
+    if choice == "fastrp":
+        return fastrp_features(graph, cfg)
+    path = find_feature_file(cfg)
+    if path is None and choice == "deepwalk":
+        path, _ = generate_deepwalk(graph, cfg)
+    if path is not None:
+        return load_feature_file(path, graph, cfg)
+    if choice == "file":
+        raise DatasetNotFoundError(
+            f"{cfg.name}: feature file {feature_file_candidates(cfg)[0]} not found (dataset.features=file); "
+            f"generate it with `{hints.command(cfg, 'features')}`; {REFERENCE_HINT}"
+        )
+    log.warning(
+        "%s: no feature file %s; using FastRP structural features (dim %d). "
+        "For the reference recipe generate DeepWalk features with `%s`.",
+        graph.name,
+        feature_file_candidates(cfg)[0],
+        int(cfg.get("feature_dim", 128)),
+        hints.command(cfg, "features"),
+    )
+    return fastrp_features(graph, cfg)

@@ -1,0 +1,145 @@
+"""SpikingJelly's CuPy backend on numpy >= 1.24 (``spikenet.neurons.sj_compat``), checked on CPU.
+
+``CKernel.check_ctypes`` only inspects dtypes and C type strings, so it runs without a GPU once
+``cupy.ndarray`` is replaced by ``numpy.ndarray`` (the values SpikingJelly passes there are
+``cupy.asarray(numel)`` and friends: 0-d int64 arrays).
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy
+import pytest
+import torch
+from omegaconf import OmegaConf
+from spikingjelly.activation_based import base as sj_base
+from spikingjelly.activation_based.auto_cuda import base as ac_base
+from spikingjelly.activation_based.auto_cuda import neuron_kernel
+
+from spikenet.neurons import build_neuron, build_surrogate
+from spikenet.neurons.sj_compat import NumpyWithAliases, patch_spikingjelly_numpy
+
+pytestmark = pytest.mark.skipif(hasattr(numpy, "int"), reason="numpy < 1.24 still has np.int: nothing to fix")
+
+CPARAMS = {"numel": "const int &", "x_seq": "const float *", "v_th": "const float &"}
+
+
+@pytest.fixture
+def sj(monkeypatch):
+    """auto_cuda.base with numpy arrays standing in for cupy arrays; its ``np`` restored afterwards."""
+    monkeypatch.setattr(ac_base, "np", numpy)
+    monkeypatch.setattr(ac_base, "cupy", types.SimpleNamespace(ndarray=numpy.ndarray))
+    return ac_base
+
+
+def _check(kernel_module, cparams: dict, py_dict: dict) -> None:
+    kernel_module.CKernel.check_ctypes(types.SimpleNamespace(cparams=cparams), py_dict)
+
+
+def _args() -> dict:
+    # what SpikingJelly builds before a launch: cupy.asarray(T * N) (int64), float32 scalars, tensors
+    return {"numel": numpy.asarray(25 * 4096), "x_seq": torch.zeros(4), "v_th": numpy.asarray(1.0, numpy.float32)}
+
+
+def test_check_ctypes_fails_without_the_fix(sj):
+    with pytest.raises(AttributeError, match="int"):
+        _check(sj, CPARAMS, _args())
+
+
+def test_check_ctypes_passes_with_the_fix_and_still_checks(sj):
+    assert patch_spikingjelly_numpy()
+    assert isinstance(sj.np, NumpyWithAliases)
+    _check(sj, CPARAMS, _args())
+    # the check still bites: an int argument declared as float, a float one declared as int
+    with pytest.raises(AssertionError):
+        _check(sj, {**CPARAMS, "numel": "const float &"}, _args())
+    with pytest.raises(AssertionError):
+        _check(sj, {**CPARAMS, "v_th": "const int &"}, _args())
+    # np.int means the builtin int, as before numpy 1.24: int32 arrays are not "np.int" there
+    _check(sj, {**CPARAMS, "numel": "const float &"}, {**_args(), "numel": numpy.asarray(3, numpy.int32)})
+
+
+def test_fix_is_local_and_idempotent(sj):
+    assert patch_spikingjelly_numpy()
+    proxy = sj.np
+    assert patch_spikingjelly_numpy() and sj.np is proxy
+    assert not hasattr(numpy, "int")  # the real numpy is unchanged for every other library
+    assert neuron_kernel.np is numpy
+    assert proxy.float32 is numpy.float32 and proxy.ndarray is numpy.ndarray
+    assert proxy.int is int and proxy.object is object  # the removed aliases, as they were
+    assert proxy.bool is numpy.bool  # numpy 2 brought np.bool back (as numpy.bool_): numpy answers first
+    with pytest.raises(AttributeError):
+        proxy.no_such_numpy_name  # noqa: B018
+
+
+def test_build_neuron_with_cupy_backend_applies_the_fix(sj, monkeypatch):
+    monkeypatch.setattr(sj_base, "cupy", types.SimpleNamespace())  # let SpikingJelly accept backend='cupy'
+    cfg = OmegaConf.create(dict(name="lif", tau=2.0, v_threshold=1.0, v_reset=0.0, detach_reset=False))
+    build_neuron(cfg, build_surrogate("sigmoid", 1.0), "torch")
+    assert sj.np is numpy  # the torch backend leaves SpikingJelly alone
+    node = build_neuron(cfg, build_surrogate("sigmoid", 1.0), "cupy")
+    assert node.backend == "cupy"
+    assert isinstance(sj.np, NumpyWithAliases)
+    _check(sj, CPARAMS, _args())
+
+
+# ------------------------------------------------------- gpu_check's bound for IF's input gradient
+def _gpu_check():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_check_for_tests", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _if_grad(x, grads, sg_name: str, dtype, alpha: float = 1.0, detach_reset: bool = False) -> torch.Tensor:
+    """IF input gradient on CPU (SpikingJelly's torch path) for the loss sum(S * g_s) + sum(V_T * g_v)."""
+    from spikingjelly.activation_based import functional
+
+    cfg = OmegaConf.create(dict(name="if", v_threshold=1.0, v_reset=0.0, detach_reset=detach_reset))
+    node = build_neuron(cfg, build_surrogate(sg_name, alpha), "torch").to(dtype)
+    functional.reset_net(node)
+    xr = x.detach().to(dtype).clone().requires_grad_(True)
+    spikes = node(xr)
+    ((spikes * grads[0].to(dtype)).sum() + (node.v * grads[1].to(dtype)).sum()).backward()
+    return xr.grad.double()
+
+
+@pytest.fixture(scope="module")
+def if_input():
+    gen = torch.Generator().manual_seed(0)
+    T, N = 25, 2048  # gpu_check's input recipe: multiples of 1/256 around 0.25
+    x = torch.round(torch.randn(T, N, generator=gen) * 256.0 + 64.0) / 256.0
+    return x, (torch.randn(T, N, generator=gen), torch.randn(N, generator=gen))
+
+
+@pytest.mark.parametrize("sg_name", ["arctan", "super_spike", "sigmoid", "triangle"])
+def test_if_gradient_bound_passes_rounding_and_catches_errors(if_input, sg_name):
+    gc = _gpu_check()
+    x, grads = if_input
+    T = x.shape[0]
+    exact = _if_grad(x, grads, sg_name, torch.float64)
+    bound = gc.grad_bound(exact, T, 1e-5)
+    assert bound == max(1e-5, T * 2.0**-23 * exact.abs().max().item())
+    # float32 rounding alone (another correct implementation, other rounding order) stays inside it
+    assert (_if_grad(x, grads, sg_name, torch.float32) - exact).abs().max() <= bound
+    # wrong gradients do not
+    wrong = {
+        "reset term dropped": _if_grad(x, grads, sg_name, torch.float64, detach_reset=True),
+        "alpha 1 % off": _if_grad(x, grads, sg_name, torch.float64, alpha=1.01),
+        "one step's gradient lost": torch.cat([exact[:12], torch.zeros_like(exact[12:13]), exact[13:]]),
+    }
+    for what, g in wrong.items():
+        assert (g - exact).abs().max() > 10 * bound, what
+
+
+def test_if_gradient_grows_along_t_without_leak(if_input):
+    """Why IF needs the relative bound: without a leak its input gradient grows along T (arctan most)."""
+    x, grads = if_input
+    g = {name: _if_grad(x, grads, name, torch.float64).abs().max().item() for name in ("arctan", "triangle")}
+    assert g["arctan"] > 10 * g["triangle"] > 10  # vs O(1) per-step surrogate slopes
+    assert 25 * 2.0**-23 * g["arctan"] > 1e-5  # the fixed 1e-5 would reject float32 rounding there
