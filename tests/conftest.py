@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -12,6 +15,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+_MISSING = object()
+
+
+def in_ci() -> bool:
+    """True where ``CI`` is set (CI services set CI=true; ``.ci/run`` does too)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing(what: str) -> None:
+    """A declared tool or data set this test needs is absent: fail in CI, skip (with the reason) elsewhere."""
+    if in_ci():
+        pytest.fail(f"{what} (CI=true: a missing requirement fails)", pytrace=False)
+    pytest.skip(what, allow_module_level=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI a skipped test is a failed test: nothing may pass there by not running."""
+    outcome = yield
+    report = outcome.get_result()
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI (CI=true): {reason}"
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -56,10 +84,48 @@ def _composed(overrides: Sequence[str] = ()) -> Iterator:
         yield compose(config_name="config", overrides=list(overrides))
 
 
-def compose_config(overrides: Sequence[str] = ()):
-    """The composed ``config.yaml`` with ``overrides`` (no run directory, no ``hydra`` node resolution)."""
+@functools.cache
+def _compose_cached(overrides: tuple[str, ...]):
     with _composed(overrides) as cfg:
         return cfg
+
+
+def _value_overrides(overrides: Sequence[str]) -> tuple[list[str], list[tuple[str, object]]] | None:
+    """Split plain ``a.b=value`` changes of existing keys off the rest (group choices, +/~, sweeps), or None."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+
+    rest, values = [], []
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if override.package is not None or override.is_sweep_override():
+            return None
+        is_group = "." not in key and (CONF_DIR / key).is_dir()
+        if override.type == OverrideType.CHANGE and "/" not in key and not is_group:
+            values.append((key, override.value()))
+        else:
+            rest.append(override.input_line)
+    return rest, values
+
+
+def compose_config(overrides: Sequence[str] = ()):
+    """The composed ``config.yaml`` with ``overrides`` (no run directory, no ``hydra`` node resolution).
+
+    Hydra's compose takes ~0.3 s, so the group choices are composed once per distinct set (cached) and plain
+    value changes of existing keys are applied to a copy afterwards, as Hydra applies command-line values last.
+    """
+    from omegaconf import OmegaConf
+
+    split = _value_overrides(overrides)
+    if split is None:
+        return copy.deepcopy(_compose_cached(tuple(overrides)))
+    rest, values = split
+    cfg = copy.deepcopy(_compose_cached(tuple(rest)))
+    for key, value in values:
+        if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:  # a new key: let Hydra decide (it errors)
+            return copy.deepcopy(_compose_cached(tuple(overrides)))
+        OmegaConf.update(cfg, key, value, merge=False)
+    return cfg
 
 
 @pytest.fixture
@@ -110,3 +176,80 @@ def run_cli(args: Sequence[str], run_dir: Path, timeout: float = 240) -> RunResu
 def cli() -> Callable[..., RunResult]:
     """``cli(args, run_dir)`` runs the Hydra entry point in a subprocess and returns its outcome."""
     return run_cli
+
+
+# --- the one single-run subprocess of the suite: a W&B sweep agent's run, offline ----------------------------
+SWEEP_FILE = PROJECT_ROOT / "sweeps" / "tau_alpha.yaml"
+_ENVVAR = re.compile(r"\$\{envvar:([A-Z0-9_]*)\}")
+
+
+def agent_command(sweep: dict, params: dict[str, object]) -> list[str]:
+    """A sweep's ``command`` expanded the way ``wandb agent`` does (macros -> values), with this interpreter."""
+    out: list[str] = []
+    for chunk in sweep["command"]:
+        chunk = _ENVVAR.sub(lambda m: os.environ.get(m.group(1), m.group(1)), str(chunk))
+        if chunk == "${env}":
+            continue
+        if chunk in ("${interpreter}", "python"):
+            out.append(sys.executable)
+        elif chunk == "${program}":
+            out.append(str(PROJECT_ROOT / sweep["program"]))
+        elif chunk == "${args_no_hyphens}":
+            out += [f"{k}={v}" for k, v in params.items()]
+        else:
+            assert not chunk.startswith("${"), f"macro the agent does not know: {chunk}"
+            out.append(chunk)
+    return out
+
+
+@dataclass
+class AgentRun:
+    """``src/run.py`` launched as a W&B agent launches the first run of ``sweeps/tau_alpha.yaml``, offline."""
+
+    result: RunResult
+    params: dict[str, object]
+    command: list[str]
+
+
+_AGENT: dict[str, object] = {}
+
+
+def _start_agent_run(root: Path) -> None:
+    import yaml
+
+    sweep = yaml.safe_load(SWEEP_FILE.read_text())
+    # a grid's first run takes every parameter's first value (test_sweeps.py checks this with W&B's engine)
+    params = {k: spec["values"][0] for k, spec in sweep["parameters"].items()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    # what `wandb agent` sets for its runs; no WANDB_MODE and no API key: the logger must choose offline itself
+    env.update(WANDB_SWEEP_ID="test-tau_alpha", WANDB_RUN_ID="run0", NETRC=str(root / "no-netrc"),
+               WANDB_CONFIG_DIR=str(root / "wandb-config"), WANDB_CACHE_DIR=str(root / "wandb-cache"),
+               PYTHONWARNINGS="ignore")
+    cmd = [*agent_command(sweep, params), *TINY_OVERRIDES, "trainer.epochs=2", "logger.tags=[test]",
+           "trainer.num_threads=1"]
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = root / "outputs" / "sweeps" / "test-tau_alpha" / "run0"
+    _AGENT.update(started=(proc, run_dir), params=params, command=cmd)
+
+
+def pytest_collection_finish(session) -> None:
+    """Start the agent run as soon as a collected test needs it, so it overlaps the in-process tests."""
+    if any("agent_run" in getattr(item, "fixturenames", ()) for item in session.items):
+        root = Path(session.config._tmp_path_factory.mktemp("agent"))
+        _start_agent_run(root)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    started = _AGENT.get("started")
+    if started is not None and started[0].poll() is None:
+        started[0].kill()
+        started[0].communicate()
+
+
+@pytest.fixture(scope="session")
+def agent_run(tmp_path_factory) -> AgentRun:
+    if "started" not in _AGENT:  # not started at collection (e.g. requested dynamically)
+        _start_agent_run(tmp_path_factory.mktemp("agent"))
+    if "result" not in _AGENT:
+        _AGENT["result"] = finish(_AGENT["started"], timeout=300)
+    return AgentRun(_AGENT["result"], _AGENT["params"], _AGENT["command"])

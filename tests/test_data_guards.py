@@ -31,7 +31,7 @@ def edge_list(root: Path, name: str, stamps: np.ndarray, n: int = 50, seed: int 
     folder.mkdir(parents=True, exist_ok=True)
     rows = "".join(f"{a} {b} {t!r}\n" for a, b, t in zip(src, dst, stamps.tolist(), strict=True))
     (folder / "edges.txt").write_text(rows)
-    (folder / "labels.txt").write_text("".join(f"{u} {u % 3}\n" for u in range(n)))
+    (folder / "labels.txt").write_text("".join(f"{u} {u % 3}\n" for u in range(min(n, 50))))
     return root
 
 
@@ -139,13 +139,15 @@ def test_snapshots_that_do_not_fit_in_memory_are_refused_with_a_fix_that_fits(
 ):
     stamps = np.arange(100.0).repeat(2)  # 100 steps, 200 interactions among 2000 node ids
     root = edge_list(tmp_path, "g", stamps, n=2000)
-    edges_only, per_step = 8 * 24 * 200, 8 * 3 * 2000  # the estimate's two terms (guards.snapshot_build_bytes)
+    with open(root / "g" / "edges.txt", "a") as f:
+        f.write("1999 0 0.0\n")  # node ids up to 1999: 2000 nodes, 201 interactions
+    edges_only, per_step = 8 * 24 * 201, 8 * 3 * 2000  # the estimate's two terms (guards.snapshot_build_bytes)
     ram = (edges_only + 10 * per_step) / guards.HEADROOM + 1  # room for 10 steps
     monkeypatch.setattr(guards, "available_ram", lambda: int(ram))
     with pytest.raises(guards.TooLargeError) as err:
         load_graph(cfg(root, cache=False))
     msg = str(err.value)
-    assert msg.startswith("g: building 100 snapshots of 2000 nodes needs about 5.1 MB but 576.0 kB memory is ")
+    assert msg.startswith("g: building 100 snapshots of 2000 nodes needs about 4.8 MB but 576.2 kB memory is ")
     command = msg.split("`")[1]
     assert command.endswith(" dataset.time_bins=10")
     from conftest import compose_config
@@ -153,7 +155,7 @@ def test_snapshots_that_do_not_fit_in_memory_are_refused_with_a_fix_that_fits(
     g = load_graph(compose_config(shlex.split(command)[2:]).dataset)  # the fix fits the same memory
     assert g.num_steps == 10
     monkeypatch.setattr(guards, "available_ram", lambda: 1000)  # not even the interactions fit: no command
-    with pytest.raises(guards.TooLargeError, match=r"interactions alone need about 38\.4 kB; use a machine"):
+    with pytest.raises(guards.TooLargeError, match=r"the 201 interactions alone need about 38\.6 kB; use a machine"):
         load_graph(cfg(root, cache=False))
 
 
@@ -180,11 +182,26 @@ def test_deepwalk_refused_on_a_full_disk_writes_nothing(tmp_path: Path, monkeypa
     config = cfg(root, features="deepwalk")
     g = load_graph(config)
     before = files_under(root)
-    monkeypatch.setattr(guards, "free_disk", lambda path: 100)
-    with pytest.raises(guards.TooLargeError, match=r"^g: DeepWalk feature file \[4, 50, 8\] needs about 6\.4 kB "
-                                                   r"but 100 B is free on disk at .*python src/features\.py "):
+    folder = root / "g"  # room there for one step of [50, 8] float32 (and plenty for caches elsewhere)
+    monkeypatch.setattr(guards, "free_disk", lambda path: 2000 if Path(path) == folder else 1 << 40)
+    with pytest.raises(guards.TooLargeError) as err:
         generate_deepwalk(g, config, progress=False)
+    msg = str(err.value)
+    assert msg.startswith("g: DeepWalk feature file [4, 50, 8] needs about 6.4 kB but 2.0 kB is free on disk at ")
+    command = msg.split("`")[1]
+    assert command.startswith("python src/features.py dataset=edgelist dataset.name=g ")
+    assert command.endswith(" dataset.merge=4")
     assert files_under(root) == before
+    from conftest import CONF_DIR
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        fixed = compose(config_name="features", overrides=shlex.split(command)[2:])
+    path, generated = generate_deepwalk(load_graph(fixed.dataset), fixed.dataset, progress=False)  # it fits
+    assert generated and np.load(path).shape == (1, 50, 8)
+    monkeypatch.setattr(guards, "free_disk", lambda path: 100)  # not even one step: no command to offer
+    with pytest.raises(guards.TooLargeError, match=r"fix: not even one step fits; free space on the disk at "):
+        generate_deepwalk(g, config, force=True, progress=False)
 
 
 def test_walk_corpus_that_does_not_fit_names_a_working_tmp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

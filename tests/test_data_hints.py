@@ -53,11 +53,34 @@ def printed_command(text: str, script: str) -> list[str]:
     return tokens[2:]
 
 
-def test_missing_features_warning_gives_a_working_features_command(tmp_path: Path, caplog):
+class Records(logging.Handler):
+    """The feature choice's log records, whatever logging setup earlier tests (Hydra runs) left behind."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def warnings_logged():
+    logger = logging.getLogger("spikenet.data.feature_choice")
+    handler, level, disabled = Records(), logger.level, logger.disabled
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    logger.disabled = False
+    yield handler.messages
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+    logger.disabled = disabled
+
+
+def test_missing_features_warning_gives_a_working_features_command(tmp_path: Path, warnings_logged: list[str]):
     user = composed("config", yelp(tmp_path))
-    with caplog.at_level(logging.WARNING):
-        load_dataset(user.dataset)
-    (warning,) = [r.getMessage() for r in caplog.records if "no feature file" in r.getMessage()]
+    load_dataset(user.dataset)
+    (warning,) = [m for m in warnings_logged if "no feature file" in m]
     overrides = printed_command(warning, "features")
     assert overrides[:3] == ["dataset=edgelist", "dataset.name=yelp", f"dataset.root={tmp_path}"]
     assert "dataset=yelp" not in overrides  # the invalid hint of issue 13
@@ -65,10 +88,9 @@ def test_missing_features_warning_gives_a_working_features_command(tmp_path: Pat
     assert OmegaConf.to_container(cfg.dataset, resolve=True) == OmegaConf.to_container(user.dataset, resolve=True)
     path, generated = generate_deepwalk(load_graph(cfg.dataset), cfg.dataset, progress=False)  # and runs
     assert generated and path == tmp_path / "yelp" / "yelp.npy"
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):
-        g = load_dataset(user.dataset)  # the user's own command now finds the features
-    assert not [r for r in caplog.records if "no feature file" in r.getMessage()]
+    warnings_logged.clear()
+    g = load_dataset(user.dataset)  # the user's own command now finds the features
+    assert not [m for m in warnings_logged if "no feature file" in m]
     assert g.num_features == TINY_DW["dim"]
 
 
@@ -90,3 +112,10 @@ def test_shipped_dataset_command_is_short():
 def test_values_parse_back(value):
     token = shlex.split(shlex.quote(f"dataset.name={hints.hydra_value(value)}"))[0]
     assert composed("config", ["dataset=dblp", token]).dataset.name == value
+
+
+def test_fix_for_a_key_the_group_lacks_is_added():
+    cfg = composed("config", ["dataset=synthetic"])
+    command = hints.command(cfg.dataset, "run", "dataset.max_steps=40")
+    assert command == "python src/run.py dataset=synthetic ++dataset.max_steps=40"
+    assert composed("config", shlex.split(command)[2:]).dataset.max_steps == 40

@@ -260,3 +260,61 @@ def test_gpu_suite_flags_a_bad_override():
             {"name": "bad", "stage": "dblp", "config": "benchmark", "overrides": ["trainer.no_such_key=1"]}]
     problems = suite.check_overrides(runs)
     assert len(problems) == 1 and problems[0].startswith("bad:")  # struct mode rejects unknown keys
+
+
+# ------------------------------------------------- CuPy adaptive LIF, compact saving (tau = 1), on the host
+@pytest.mark.parametrize("name", ["sigmoid", "arctan"])
+def test_cupy_function_compact_layout_with_host_kernels(monkeypatch, tmp_path, name):
+    """tau = 1 saves H - theta only (and H at the last step): same outputs and gradients as the fused
+    torch path, including dL/dV_T's reset term at the last step, with the kernels g++-built for the host."""
+    import contextlib
+    import shutil
+    import sys
+    import types
+
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not found: cannot run the kernels' maths on the host")
+    import test_cuda_kernels as tck
+
+    from spikenet.neurons import AdaptiveLIFNode, build_surrogate
+    from spikenet.neurons import cupy_adaptive_lif as cal
+    from spikenet.neurons.fused_adaptive_lif import FusedAdaptiveLIF
+
+    fake = types.ModuleType("cupy")
+    fake.RawKernel = lambda src, kname: tck._HostRawKernel(tmp_path, src, kname)
+    fake.cuda = types.SimpleNamespace(Device=lambda i: contextlib.nullcontext(),
+                                      ExternalStream=lambda ptr: contextlib.nullcontext())
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(cal, "_KERNEL_CACHE", {})
+    monkeypatch.setattr(cal, "_require_cuda", lambda x: None)
+    monkeypatch.setattr(cal, "_current_stream_ptr", lambda device: 0)
+    saved_shapes = []
+    launch = cal._launch
+    monkeypatch.setattr(cal, "_launch", lambda kernel, kind, n, device, values: (
+        saved_shapes.append(tuple(values["theta_seq"].shape)) if kind == "forward" else None,
+        launch(kernel, kind, n, device, values))[1])
+
+    consts = (1.0, 0.1, 0.6, 0.25)
+    node = AdaptiveLIFNode(tau=consts[0], v_reset=consts[1], thresh_decay=consts[2], gamma=consts[3],
+                           surrogate_function=build_surrogate(name, 1.3))
+    gen = torch.Generator().manual_seed(9)
+    x = torch.randn(7, 2, 40, generator=gen) + 0.6
+    v0, th0 = torch.rand(2, 40, generator=gen), 0.9 + 0.3 * torch.rand(2, 40, generator=gen)
+    weights = [torch.randn(7, 2, 40, generator=gen), torch.randn(2, 40, generator=gen) * 3,
+               torch.randn(2, 40, generator=gen)]
+    results = []
+    for which in ("cupy", "torch"):
+        xr, vr, tr = (t.clone().requires_grad_(True) for t in (x, v0, th0))
+        if which == "cupy":
+            outs = cal.adaptive_lif_cupy(xr, vr, tr, node)
+        else:
+            sg = node.surrogate_function
+            outs = FusedAdaptiveLIF.apply(xr, vr, tr, *consts, sg.alpha, type(sg).derivative, False)
+        sum((o * w).sum() for o, w in zip(outs, weights, strict=True)).backward()
+        results.append([o.detach() for o in outs] + [xr.grad, vr.grad, tr.grad])
+    assert saved_shapes == [(1, 80)]  # compact: theta_seq holds H_{T-1} only
+    assert 0 < results[0][0].sum() < results[0][0].numel()
+    assert torch.equal(results[0][0], results[1][0])
+    for got, ref in zip(results[0][1:], results[1][1:], strict=True):
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
+    assert results[0][3][-1].abs().sum() > 0  # the last step's gradient (the reset term's) is there

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import missing
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "src" / "run.py"
@@ -43,72 +44,45 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted((p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
 
 
-def test_grid_multirun_and_report(tmp_path, tiny_overrides):
-    sweep_dir = tmp_path / "multirun"
-    multirun(
-        [
-            "neuron.tau=1.0,2.0",
-            "surrogate.alpha=0.5,1.0",
-            "trainer.record_firing_rates=true",
-            *tiny_overrides,
-            f"hydra.sweep.dir={sweep_dir}",
-        ],
-        cwd=tmp_path,
-    )
-    jobs = job_dirs(sweep_dir)
-    assert len(jobs) == 4
-    seen = set()
-    for job in jobs:
-        metrics = json.loads((job / "metrics.json").read_text())
-        cfg = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
-        seen.add((cfg["neuron"]["tau"], cfg["surrogate"]["alpha"]))
-        assert metrics["history"][0]["firing_rates"], "trainer.record_firing_rates=true records rates"
-    assert seen == {(1.0, 0.5), (1.0, 1.0), (2.0, 0.5), (2.0, 1.0)}
-
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "src" / "report.py"), str(sweep_dir)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "4 run(s), 4 variant(s), varying neuron.tau, surrogate.alpha" in proc.stdout
-    rows = list(csv.DictReader((sweep_dir / "summary.csv").open()))
-    assert len(rows) == 4 and all(r["runs"] == "1" for r in rows)
-    assert {(r["neuron.tau"], r["surrogate.alpha"]) for r in rows} == {
-        ("1.0", "0.5"),
-        ("1.0", "1.0"),
-        ("2.0", "0.5"),
-        ("2.0", "1.0"),
-    }
-    assert all(0 < float(r["firing_rate_mean"]) < 1 for r in rows)
-    assert "| `neuron.tau` | `surrogate.alpha` |" in (sweep_dir / "summary.md").read_text()
-    for name in ("firing_rates.png", "heatmap_tau_alpha.png", "bars.png"):
-        assert (sweep_dir / name).read_bytes().startswith(b"\x89PNG"), name
+@pytest.fixture(scope="module")
+def optuna_sweep(tmp_path_factory, tiny_overrides) -> Path:
+    """One multirun for the module: a 2-trial Optuna search (it varies tau, alpha, lr and dropout) with firing rates."""
+    if not has("hydra_plugins.hydra_optuna_sweeper"):
+        missing("hydra-optuna-sweeper not installed: pip install -e '.[sweep]'")
+    tmp = tmp_path_factory.mktemp("optuna")
+    sweep_dir = tmp / "optuna"
+    multirun(["hparams_search=optuna", "hydra.sweeper.n_trials=2", "trainer.record_firing_rates=true",
+              *tiny_overrides, f"hydra.sweep.dir={sweep_dir}"], cwd=tmp)
+    return sweep_dir
 
 
-@pytest.mark.skipif(
-    not has("hydra_plugins.hydra_optuna_sweeper"), reason="hydra-optuna-sweeper not installed"
-)
-def test_optuna_search_maximises_val_micro_f1(tmp_path, tiny_overrides):
-    sweep_dir = tmp_path / "optuna"
-    multirun(
-        [
-            "hparams_search=optuna",
-            "hydra.sweeper.n_trials=2",
-            *tiny_overrides,
-            f"hydra.sweep.dir={sweep_dir}",
-        ],
-        cwd=tmp_path,
-    )
-    jobs = job_dirs(sweep_dir)
+def test_optuna_search_maximises_val_micro_f1(optuna_sweep):
+    jobs = job_dirs(optuna_sweep)
     assert len(jobs) == 2
     vals = [json.loads((j / "metrics.json").read_text())["val_micro_f1"] for j in jobs]
-    result = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
-    assert result["best_value"] == pytest.approx(
-        max(vals)
-    )  # direction: maximize, objective = main()'s return
+    result = yaml.safe_load((optuna_sweep / "optimization_results.yaml").read_text())
+    assert result["best_value"] == pytest.approx(max(vals))  # direction: maximize, objective = main()'s return
     assert set(result["best_params"]) == {"trainer.lr", "model.dropout", "neuron.tau", "surrogate.alpha"}
+    for job in jobs:
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert metrics["history"][0]["firing_rates"], "trainer.record_firing_rates=true records rates"
+
+
+def test_report_on_a_real_multirun(optuna_sweep):
+    """src/report.py (its one subprocess run in the suite) on the search's output folder."""
+    proc = subprocess.run([sys.executable, str(ROOT / "src" / "report.py"), str(optuna_sweep)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 run(s), 2 variant(s), varying " in proc.stdout
+    rows = list(csv.DictReader((optuna_sweep / "summary.csv").open()))
+    assert len(rows) == 2 and all(r["runs"] == "1" for r in rows)
+    taus = {float(yaml.safe_load((j / ".hydra" / "config.yaml").read_text())["neuron"]["tau"])
+            for j in job_dirs(optuna_sweep)}
+    assert {float(r["neuron.tau"]) for r in rows} == taus
+    assert all(0 < float(r["firing_rate_mean"]) < 1 for r in rows)
+    assert "`neuron.tau`" in (optuna_sweep / "summary.md").read_text()
+    for name in ("firing_rates.png", "bars.png"):  # the tau x alpha heatmap needs a grid: test_report.py
+        assert (optuna_sweep / name).read_bytes().startswith(b"\x89PNG"), name
 
 
 @pytest.mark.skipif(

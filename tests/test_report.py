@@ -5,9 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import runpy
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -120,24 +119,16 @@ def test_figures_that_do_not_apply_are_left_out(tmp_path):
     assert not (root / "firing_rates.png").exists()
 
 
-def test_no_runs_message(tmp_path):
+def test_no_runs_message(tmp_path, capsys):
+    """src/report.py's error paths, in-process (its one subprocess run is in test_multirun.py)."""
     with pytest.raises(NoRunsError, match="no finished runs"):
         make_report(tmp_path)
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "src" / "report.py"), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 1
-    assert "no finished runs under" in proc.stderr and "Traceback" not in proc.stderr
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "src" / "report.py"), str(tmp_path / "missing")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 1 and "no such directory" in proc.stderr
+    main = runpy.run_path(str(ROOT / "src" / "report.py"))["main"]
+    assert main([str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "no finished runs under" in err and "Traceback" not in err
+    assert main([str(tmp_path / "missing")]) == 1
+    assert "no such directory" in capsys.readouterr().err
 
 
 def test_nan_scores_do_not_break_the_tables(tmp_path):

@@ -124,14 +124,6 @@ def _fit(overrides):
     return build_experiment(cfg).trainer.fit()
 
 
-def test_test_schedule_does_not_change_the_reported_result():
-    results = {s: _fit([f"trainer.test_schedule={s}"]) for s in ("best", "improved", "every")}
-    reported = {s: (r["best_epoch"], r["test_macro_f1"], r["test_micro_f1"]) for s, r in results.items()}
-    assert reported["best"] == reported["improved"] == reported["every"], reported
-    assert all(h["test_micro_f1"] is not None for h in results["every"]["history"])
-    assert all(h["test_micro_f1"] is None for h in results["best"]["history"])
-
-
 def test_exact_eval_projection_gives_the_same_scores():
     direct = _fit(["trainer.eval_project_first=false", "trainer.test_schedule=every"])
     projected = _fit(["trainer.eval_project_first=true", "trainer.eval_cache_mb=100000", "trainer.test_schedule=every"])

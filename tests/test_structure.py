@@ -198,11 +198,11 @@ def test_one_find_runs_and_no_wandb_reader_in_the_package():
 
 
 def test_docstrings_name_only_files_that_exist():
-    """Every ``*.md`` a source file mentions is in the repository."""
+    """Every document a source file cites (``docs/*.md``, ``DESIGN.md``-style names) is in the repository."""
     missing = []
     for f in _py_files():
         for ref in re.findall(r"[\w./-]*\w\.md\b", f.read_text()):
-            if not (PROJECT_ROOT / ref).is_file():
+            if ("/" in ref or Path(ref).stem.isupper()) and not (PROJECT_ROOT / ref).is_file():
                 missing.append(f"{f.relative_to(PROJECT_ROOT)}: {ref}")
     assert not missing, missing
 
@@ -232,6 +232,6 @@ def test_docstrings_name_only_code_that_exists():
                     bad.append(f"{f.name}: {ref}")
     experiment = importlib.import_module("spikenet.experiment")
     for ref in re.findall(r"``([A-Za-z_]\w*)(?:\.\w+)*``", experiment.__doc__):
-        if not hasattr(experiment, ref):
+        if ref != "spikenet" and not hasattr(experiment, ref):
             bad.append(f"experiment.py: {ref}")
     assert not bad, bad

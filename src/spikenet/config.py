@@ -55,6 +55,6 @@ def validate(cfg: Any) -> None:
         Precision(str(cfg.trainer.precision), device)
     except ConfigError:
         raise
-    except (ValueError, AssertionError) as err:
+    except (ValueError, AssertionError, FileNotFoundError) as err:
         lines = str(err).strip().splitlines()
         raise ConfigError(lines[0] if lines else f"invalid config ({type(err).__name__})") from None

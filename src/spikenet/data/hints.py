@@ -48,7 +48,7 @@ def group_defaults(group: str) -> dict:
 
     path = CONF_DATASETS / f"{group}.yaml"
     node = OmegaConf.load(path)
-    if "@package _global_" in path.read_text().split("\n", 1)[0] or "dataset" in node and "name" not in node:
+    if "@package _global_" in path.read_text().split("\n", 1)[0] or ("dataset" in node and "name" not in node):
         node = node.get("dataset", {})
     return OmegaConf.to_container(node, resolve=True) if node else {}  # type: ignore[return-value]
 
@@ -96,7 +96,11 @@ def dataset_overrides(cfg: Any, *fixes: str) -> list[str]:
             continue
         prefix = "" if key in flat_defaults or not group else "++"
         out.append(f"{prefix}{full}={hydra_value(value)}")
-    return out + list(fixes)
+    for fix in fixes:  # a key the group does not declare must be added (Hydra's ++) rather than overridden
+        key = fix.split("=", 1)[0]
+        bare = key.startswith("dataset.") and key[len("dataset."):] not in flat_defaults
+        out.append(f"++{fix}" if group and bare else fix)
+    return out
 
 
 def command(cfg: Any, script: str, *fixes: str) -> str:

@@ -85,8 +85,7 @@ def _positive(cfg: Any, key: str, default: int | None) -> int | None:
 
 def _merge(cfg: Any, default: int) -> int:
     merge = _positive(cfg, "merge", default)
-    assert merge is not None
-    return merge
+    return default if merge is None else merge
 
 
 def _steps(stamps: np.ndarray, merge: int) -> tuple[np.ndarray, int, int]:

@@ -8,6 +8,14 @@ exactly the update and the backward of ``FusedAdaptiveLIF`` (see ``adaptive_lif.
 * backward walks t = T-1 .. 0, recomputes S_t = (H_t >= theta_{t-1}) with the very comparison of the
   forward pass, and inlines the surrogate's ``cuda_codes`` for dS/dH; ``detach_reset`` drops the reset term.
 
+Without a leak (tau = 1, keep = 1 - 1/tau = 0, the paper's default) the backward needs H_t only through
+H_t - theta_{t-1}, except for the reset term at the last step (dL/dV_t is 0 before it), so the forward
+saves one float per element, ``h_seq[t] = H_t - theta_{t-1}``, and H_{T-1} in ``theta_seq[i]`` ([N]):
+24 instead of 32 bytes moved per element and step over forward + backward (the kernels are
+memory-bound). The sign of that difference is the spike exactly (IEEE subtraction, no flush-to-zero),
+so the backward's spikes and surrogate argument are the forward's. Both kernels take the layout from
+``keep == 0``, so they always agree. With a leak, H_t and theta_{t-1} are saved in full.
+
 theta_{t-1} is saved instead of the spikes: the surrogate slope needs it and it cannot be recovered by
 running the recurrence backwards (thresh_decay may be 0), while the spikes follow from it exactly.
 
@@ -131,6 +139,7 @@ extern "C" __global__ void {name}(
 {{
     const long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= N) return;
+    const bool compact = keep == 0.0f;
     float v = {ld("v_init[i]")};
     float theta = {ld("theta_init[i]")};
     for (int t = 0; t < T; ++t) {{
@@ -140,8 +149,13 @@ extern "C" __global__ void {name}(
         const bool fire = h >= theta;
         const float s = fire ? 1.0f : 0.0f;
         if (save) {{
-            h_seq[k] = h;
-            theta_seq[k] = theta;
+            if (compact) {{
+                h_seq[k] = h - theta;
+                if (t == T - 1) theta_seq[i] = h;
+            }} else {{
+                h_seq[k] = h;
+                theta_seq[k] = theta;
+            }}
         }}
         spike_seq[k] = {st("s")};
         v = fire ? v_reset : h;
@@ -169,14 +183,24 @@ extern "C" __global__ void {name}(
 {{
     const long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= N) return;
+    const bool compact = keep == 0.0f;
     float g_v = {ld("grad_v_last[i]")};
     float g_theta = {ld("grad_theta_last[i]")};
     for (int t = T - 1; t >= 0; --t) {{
         const long long k = (long long) t * N + i;
-        const float h = h_seq[k];
-        const float th = theta_seq[k];
-        const float over = h - th;
-        const float s = h >= th ? 1.0f : 0.0f;
+        /* compact (keep == 0): the difference is saved; H only matters at the last step */
+        float over, h;
+        bool fire;
+        if (compact) {{
+            over = h_seq[k];
+            h = t == T - 1 ? theta_seq[i] : 0.0f;
+            fire = over >= 0.0f;
+        }} else {{
+            h = h_seq[k];
+            over = h - theta_seq[k];
+            fire = h >= theta_seq[k];
+        }}
+        const float s = fire ? 1.0f : 0.0f;
         float sg;
         {{
             {sg_codes}
@@ -328,7 +352,8 @@ class AdaptiveLIFCuPyFunction(torch.autograd.Function):
         h_seq = theta_seq = None
         if need_grad:
             h_seq = torch.empty((T, N), device=x2.device, dtype=torch.float32)
-            theta_seq = torch.empty_like(h_seq)
+            compact = 1.0 - 1.0 / tau == 0.0  # the kernels' layout switch (see the module docstring)
+            theta_seq = torch.empty((1 if compact else T, N), device=x2.device, dtype=torch.float32)
         if T * N > 0:
             forward_kernel, _ = get_kernels(surrogate, dtype, detach_reset)
             values = dict(

@@ -76,8 +76,7 @@ def splits_to(splits: Splits, device: torch.device) -> Splits:
 def place_data(cfg: Any, model_device: torch.device, graph: TemporalGraph, splits: Splits
                ) -> tuple[TemporalGraph, Splits, torch.device]:
     """(graph, splits, data device) for the ``trainer`` config ``cfg``; on CPU the inputs unchanged."""
-    device = resolve_data_device(str(cfg.get("data_device", "auto")), model_device, graph,
-                                 float(cfg.get("data_device_share", 0.5)))
+    device = resolve_data_device(str(cfg.data_device), model_device, graph, float(cfg.data_device_share))
     if device.type == "cpu":
         return graph, splits, device
     return graph_to(graph, device), splits_to(splits, device), device

@@ -57,6 +57,7 @@ def check_trainer_config(cfg: Any) -> None:
         raise ValueError(f"trainer.lr must be > 0, got {cfg.lr}")
     if str(cfg.test_schedule) not in TEST_SCHEDULES:
         raise ValueError(f"trainer.test_schedule must be one of {TEST_SCHEDULES}, got '{cfg.test_schedule}'")
+    checkpoint.resume_path(cfg.resume, None)  # a named checkpoint must exist
 
 
 @dataclass
@@ -220,6 +221,8 @@ class Trainer:
         best_state = None
         done = 0
         resume = checkpoint.resume_path(self.cfg.resume, self.run_dir)
+        if self.cfg.resume is not None and self.dist.active:  # only rank 0 knows the run directory
+            raise ValueError("trainer.resume needs a single process for now (last.pt holds rank 0's streams only)")
         if resume is not None:
             ckpt = checkpoint.load(resume)
             checkpoint.restore(ckpt, self.model, self.optimizer, self._generators())

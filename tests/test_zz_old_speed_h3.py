@@ -1,0 +1,285 @@
+"""The speed-oriented building blocks compute exactly what the plain versions compute."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import PROJECT_ROOT, TINY_OVERRIDES
+
+from spikenet.data.synthetic import make_synthetic
+from spikenet.gather import gather_neighbour_aggregates, gather_self, layer0_inputs
+from spikenet.models.chunked_linear import chunked_linear_sum
+from spikenet.models.dropout import FastDropout, scaled_keep_mask
+from spikenet.sampling import TemporalSampler
+
+
+def test_dropout_keep_rate_and_unbiased_scale():
+    torch.manual_seed(0)
+    mask = scaled_keep_mask(torch.Size([400, 1000]), keep=0.3, device=torch.device("cpu"))
+    kept = mask > 0
+    assert abs(kept.float().mean().item() - 0.3) < 0.005
+    assert torch.allclose(mask[kept], torch.full_like(mask[kept], 65536 / round(0.3 * 65536)))
+    assert abs(mask.mean().item() - 1.0) < 0.02  # E[mask] = 1: the layer is unbiased
+
+
+def test_dropout_backward_uses_the_forward_mask_and_eval_is_identity():
+    drop = FastDropout(0.7)
+    x = torch.rand(5, 64, 8, requires_grad=True)
+    torch.manual_seed(1)
+    y = drop(x)
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    scale = (y / x).detach()
+    assert torch.allclose(grad, scale)
+    assert ((y == 0) | (y > x)).all()
+    torch.manual_seed(1)
+    assert torch.equal(drop(x), y)  # reproducible from the torch seed
+    drop.eval()
+    assert drop(x) is x
+    with pytest.raises(ValueError):
+        FastDropout(1.0)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 16, 10_000])
+def test_chunked_linear_matches_linear(chunk):
+    torch.manual_seed(0)
+    xs, xn = torch.randn(3, 11, 6), torch.randn(3, 11, 6)
+    ws, wn, b = torch.randn(4, 6, requires_grad=True), torch.randn(4, 6, requires_grad=True), torch.randn(4)
+    got = chunked_linear_sum([(xs, ws), (xn, wn)], b, chunk)
+    want = F.linear(xs, ws, b) + F.linear(xn, wn)
+    assert torch.allclose(got, want, atol=1e-5)
+    g = torch.randn_like(got)
+    got_grads = torch.autograd.grad(got, (ws, wn), g)
+    want_grads = torch.autograd.grad(want, (ws, wn), g)
+    for a, w in zip(got_grads, want_grads, strict=True):
+        assert torch.allclose(a, w, atol=1e-4)
+
+
+def test_chunked_linear_gradcheck():
+    torch.manual_seed(0)
+    args = [torch.randn(2, 9, 3, dtype=torch.double, requires_grad=True) for _ in range(2)]
+    args += [torch.randn(5, 3, dtype=torch.double, requires_grad=True) for _ in range(2)]
+    args.append(torch.randn(5, dtype=torch.double, requires_grad=True))
+    assert torch.autograd.gradcheck(lambda a, b, c, d, e: chunked_linear_sum([(a, c), (b, d)], e, 4), args)
+
+
+@pytest.mark.parametrize("aggr", ["mean", "sum"])
+@pytest.mark.parametrize("per_step", [True, False])
+def test_layer0_inputs_match_naive_gather(aggr, per_step):
+    graph = make_synthetic(num_nodes=200, num_steps=5, num_features=8, seed=3)
+    table = graph.features if per_step else graph.features[0].clone()
+    sample = TemporalSampler(graph, [3, 2], 0.5).sample(torch.arange(17), torch.Generator().manual_seed(0))
+    T = graph.num_steps
+
+    def rows(ids):
+        return table[torch.arange(T).view(T, 1), ids] if per_step else table[ids]
+
+    h0, h1, h2 = sample.hops
+    want_self = torch.cat([rows(h0), rows(h1)], dim=1)
+    red = (lambda x, s: x.view(T, -1, s, x.shape[-1]).mean(2)) if aggr == "mean" else \
+        (lambda x, s: x.view(T, -1, s, x.shape[-1]).sum(2))
+    want_agg = torch.cat([red(rows(h1), 3), red(rows(h2), 2)], dim=1)
+    assert torch.equal(gather_self(table, sample), want_self)
+    assert torch.allclose(gather_neighbour_aggregates(table, sample, aggr), want_agg, atol=1e-5)
+    x_self, x_agg = layer0_inputs(table.half(), table.half(), sample, aggr)
+    assert x_self.dtype == torch.float32 and x_agg.shape == want_agg.shape
+
+
+def test_large_synthetic_features_are_memory_mapped_and_reused(tmp_path):
+    kwargs = dict(num_nodes=500, num_steps=3, num_features=16, feature_dtype="float16", cache_dir=str(tmp_path),
+                  mmap_threshold_mb=0.01)
+    first = make_synthetic(**kwargs)
+    files = list((tmp_path / "synthetic").glob("*.npy"))
+    assert len(files) == 1 and not list((tmp_path / "synthetic").glob("*.tmp*"))
+    assert first.features.dtype == torch.float16 and tuple(first.features.shape) == (3, 500, 16)
+    mtime = files[0].stat().st_mtime_ns
+    second = make_synthetic(**kwargs)
+    assert files[0].stat().st_mtime_ns == mtime  # reused, not rewritten
+    assert torch.equal(first.features, second.features)
+    assert np.isfinite(second.features.float().numpy()).all()
+
+
+def test_epoch_benchmark_prints_json(tmp_path):
+    cmd = [sys.executable, str(PROJECT_ROOT / "benchmarks" / "epoch_time.py"), *TINY_OVERRIDES,
+           "bench.epochs=1", f"hydra.run.dir={tmp_path}"]
+    proc = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("epoch_seconds", "peak_rss_mb", "nodes_per_second", "matmul_floor_seconds"):
+        assert result[key] > 0
+    assert set(result["split"]) == {"sample", "gather", "forward", "backward", "evaluate"}
+
+
+def _fit(overrides):
+    from conftest import compose_config
+
+    from spikenet.experiment import build_experiment
+
+    cfg = compose_config([*TINY_OVERRIDES, "trainer.epochs=4", "trainer.save_checkpoint=false", *overrides])
+    return build_experiment(cfg).trainer.fit()
+
+
+def test_test_schedule_does_not_change_the_reported_result():
+    results = {s: _fit([f"trainer.test_schedule={s}"]) for s in ("best", "improved", "every")}
+    reported = {s: (r["best_epoch"], r["test_macro_f1"], r["test_micro_f1"]) for s, r in results.items()}
+    assert reported["best"] == reported["improved"] == reported["every"], reported
+    assert all(h["test_micro_f1"] is not None for h in results["every"]["history"])
+    assert all(h["test_micro_f1"] is None for h in results["best"]["history"])
+
+
+def test_exact_eval_projection_gives_the_same_scores():
+    direct = _fit(["trainer.eval_project_first=false", "trainer.test_schedule=every"])
+    projected = _fit(["trainer.eval_project_first=true", "trainer.eval_cache_mb=100000", "trainer.test_schedule=every"])
+    for a, b in zip(direct["history"], projected["history"], strict=True):
+        assert abs(a["loss"] - b["loss"]) < 1e-4  # training is untouched
+        # test (180 targets) is projected, val (15) is not worth it: the same scores up to float rounding
+        assert abs(a["test_micro_f1"] - b["test_micro_f1"]) <= 0.02
+
+
+# ---------------------------------------------------------------------------------------------------
+# The compiled CPU neuron kernel (neuron + surrogate + dropout) and the layer-1 input assembly.
+
+
+def _kernel_or_skip():
+    from spikenet.neurons import cpu_kernel
+
+    if not cpu_kernel.available():
+        pytest.skip(f"compiled CPU kernel unavailable: {cpu_kernel.status()['reason']}")
+
+
+@pytest.mark.parametrize("hops", [1, 2])
+@pytest.mark.parametrize("aggr", ["mean", "sum"])
+def test_hop_inputs_match_slicing_and_autograd(hops, aggr):
+    from spikenet.models.aggregators import hop_inputs
+
+    gen = torch.Generator().manual_seed(4)
+    T, D, sizes = 3, 5, [3, 2]
+    rows = [4, 12, 24][: hops + 1]
+    x = torch.randn(T, sum(rows), D, generator=gen, requires_grad=True)
+    x_self, x_neigh = hop_inputs(x, rows, sizes[:hops], aggr)
+    # plain version: slice the self rows, regroup each hop's rows by parent and reduce
+    n_self = sum(rows[:hops])
+    want_self = x[:, :n_self]
+    groups, start = [], rows[0]
+    for h in range(hops):
+        block = x[:, start : start + rows[h + 1]].reshape(T, rows[h], sizes[h], D)
+        groups.append(block.mean(2) if aggr == "mean" else block.sum(2))
+        start += rows[h + 1]
+    want_neigh = torch.cat(groups, dim=1)
+    assert x_self.is_contiguous()
+    assert torch.equal(x_self, want_self) and torch.equal(x_neigh, want_neigh)
+    g_s, g_n = torch.randn(x_self.shape, generator=gen), torch.randn(x_neigh.shape, generator=gen)
+    (got,) = torch.autograd.grad((x_self * g_s).sum() + (x_neigh * g_n).sum(), x)
+    (want,) = torch.autograd.grad((want_self * g_s).sum() + (want_neigh * g_n).sum(), x)
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("surrogate", ["sigmoid", "triangle", "arctan", "super_spike"])
+@pytest.mark.parametrize("tau,v_reset,detach_reset", [(1.0, 0.0, False), (1.5, 0.0, False), (2.0, 0.2, True)])
+def test_kernel_neuron_and_dropout_match_the_torch_path(surrogate, tau, v_reset, detach_reset):
+    """Kernel (fire_and_drop) vs FusedAdaptiveLIF + FastDropout, and vs SpikingJelly's step loop."""
+    _kernel_or_skip()
+    from spikenet.neurons import AdaptiveLIFNode, build_surrogate
+
+    alpha = {"sigmoid": 1.0, "triangle": 1.0, "arctan": 10.0, "super_spike": 10.0}[surrogate]
+    gen = torch.Generator().manual_seed(11)
+    T, N, F = 9, 70, 33  # rows * features not a multiple of the kernel's block
+    x = torch.randn(T, N, F, generator=gen) * 0.8 + 0.7
+    w_out = torch.randn(T, N, F, generator=gen)
+    w_v, w_th = torch.randn(N, F, generator=gen), torch.randn(N, F, generator=gen)
+    drop = FastDropout(0.6)
+
+    def run(mode):
+        node = AdaptiveLIFNode(tau=tau, v_reset=v_reset, v_threshold=1.0, detach_reset=detach_reset,
+                               surrogate_function=build_surrogate(surrogate, alpha), fused=mode != "loop")
+        node.cpu_kernel = mode == "kernel"
+        inp = x.clone().requires_grad_(True)
+        torch.manual_seed(3)
+        out = node.fire_and_drop(inp, drop)
+        loss = (out * w_out).sum() + (node.v * w_v).sum() + (node.theta * w_th).sum()
+        (grad,) = torch.autograd.grad(loss, inp)
+        return out.detach(), node.v.detach(), node.theta.detach(), grad
+
+    kernel, torch_path, loop = run("kernel"), run("torch"), run("loop")
+    rate = (kernel[0] > 0).float().mean().item()
+    assert 0.05 < rate < 0.6, rate  # fires and drops
+    for other in (torch_path, loop):
+        assert torch.equal(kernel[0], other[0])  # spikes and dropout mask: the same bits
+        torch.testing.assert_close(kernel[1], other[1], atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(kernel[2], other[2], atol=1e-6, rtol=1e-6)
+        assert kernel[3].abs().max() > 0
+        torch.testing.assert_close(kernel[3], other[3], atol=1e-5, rtol=1e-5)
+
+
+def test_kernel_eval_without_dropout_and_state_gradients():
+    """No-grad forward; and gradients w.r.t. carried-over V / theta through the kernel Function."""
+    _kernel_or_skip()
+    from spikenet.neurons.fused_adaptive_lif import FusedAdaptiveLIF, KernelAdaptiveLIF
+    from spikenet.neurons.surrogates import Sigmoid
+
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(7, 40, generator=gen) + 0.6
+    for tau in (1.0, 2.0):
+        v0 = (torch.rand(40, generator=gen) * 0.5).requires_grad_(True)
+        th0 = (torch.rand(40, generator=gen) + 0.5).requires_grad_(True)
+        consts = (tau, 0.0, 0.7, 0.2, 1.0)
+        got = KernelAdaptiveLIF.apply(x, v0, th0, *consts, 0, False, None, 0, 1.0)
+        want = FusedAdaptiveLIF.apply(x, v0, th0, *consts, Sigmoid.derivative, False)
+        assert torch.equal(got[0], want[0])
+        loss_w = [torch.randn(t.shape, generator=gen) for t in want]
+        g_got = torch.autograd.grad(sum((a * w).sum() for a, w in zip(got, loss_w, strict=True)), (v0, th0))
+        g_want = torch.autograd.grad(sum((a * w).sum() for a, w in zip(want, loss_w, strict=True)), (v0, th0))
+        for a, b in zip(g_got, g_want, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+        with torch.no_grad():
+            assert torch.equal(KernelAdaptiveLIF.apply(x, v0, th0, *consts, 0, False, None, 0, 1.0)[0], want[0])
+
+
+def test_spikenet_step_is_the_same_with_and_without_the_kernel():
+    """A training step of the whole model: same logits bit for bit, same weight gradients to rounding."""
+    _kernel_or_skip()
+    from conftest import compose_config
+
+    from spikenet.experiment import build_experiment
+
+    cfg = compose_config([*TINY_OVERRIDES, "model.hids=[16,8,4]", "sampler.sizes=[3,2,2]",
+                          "trainer.save_checkpoint=false"])
+    tr = build_experiment(cfg).trainer
+    batch = next(iter(tr.loader.train_batches(tr.splits.train, 64, torch.Generator().manual_seed(0))))
+    results = []
+    for kernel in (True, False):
+        for node in tr.model.neurons:
+            node.cpu_kernel = kernel
+        tr.model.train()
+        tr.model.zero_grad()
+        torch.manual_seed(9)
+        logits = tr.model(*batch.inputs)
+        logits.square().sum().backward()
+        results.append((logits.detach(), [p.grad.clone() for p in tr.model.parameters()]))
+    (l_k, g_k), (l_t, g_t) = results
+    assert torch.equal(l_k, l_t)
+    for a, b in zip(g_k, g_t, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_kernel_falls_back_without_a_compiler(monkeypatch, caplog):
+    from spikenet.neurons import AdaptiveLIFNode, cpu_kernel
+    from spikenet.neurons.surrogates import Sigmoid
+
+    monkeypatch.setattr(cpu_kernel, "_state", {"tried": False, "ok": False, "reason": "", "build_seconds": None})
+    monkeypatch.setenv("CXX", "no-such-compiler-xyz")
+    with caplog.at_level("WARNING"):
+        assert not cpu_kernel.available()
+    assert "no-such-compiler-xyz" in cpu_kernel.status()["reason"]
+    assert "torch-op fused path" in caplog.text
+    node = AdaptiveLIFNode(surrogate_function=Sigmoid(1.0))
+    x = torch.randn(5, 4, 3, generator=torch.Generator().manual_seed(0)) + 0.8
+    out = node.fire_and_drop(x, FastDropout(0.5))  # still works, through the torch path
+    assert out.shape == x.shape
+    monkeypatch.setenv(cpu_kernel.ENV_SWITCH, "0")
+    assert not cpu_kernel.enabled_by_env() and not cpu_kernel.available()
