@@ -107,7 +107,7 @@ def train(cfg: DictConfig, run_dir: Path, dist: distributed.Distributed, logger:
         "wall_seconds": time.perf_counter() - start,
         "device": str(exp.device),
         "backend": exp.backend,
-        "overrides": [o for o in HydraConfig.get().overrides.task if not o.startswith("trainer.resume=")],
+        "overrides": [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("trainer.resume=")],
         "history": result["history"],
     }
     write_json(run_dir / "metrics.json", metrics)

@@ -10,12 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from wandb_runs import read_run, wandb_run_dirs
 
-pytest.importorskip("wandb")
-
-from wandb_runs import read_run, wandb_run_dirs  # noqa: E402
-
-from spikenet.training.wandb_logger import (  # noqa: E402
+from spikenet.training.wandb_logger import (
     EPOCH_KEYS,
     WandbLogger,
     firing_rate_key,
