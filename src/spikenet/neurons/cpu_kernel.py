@@ -62,12 +62,18 @@ def available() -> bool:
 
 
 def status() -> dict[str, object]:
-    """What happened on the first ``available()`` call: ok, reason of a failure, build seconds."""
+    """What happened on the first ``available()`` call: ok, reason of a failure, seconds to build or load."""
     return {"enabled": enabled_by_env(), **_state}
 
 
 def _build() -> None:
-    from torch.utils import cpp_extension
+    cpp_log = logging.getLogger("torch.utils.cpp_extension")
+    level = cpp_log.level
+    cpp_log.setLevel(logging.ERROR)  # its import warns "No CUDA runtime is found" on CPU-only machines
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        cpp_log.setLevel(level)
 
     if not SOURCE.is_file():
         raise FileNotFoundError(f"kernel source missing: {SOURCE}")
