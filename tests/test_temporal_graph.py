@@ -162,7 +162,7 @@ def test_to_copies_memory_mapped_features_into_memory(tmp_path):
     out.release_feature_pages()  # nothing mapped any more: a no-op, not an error
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.gpu
 def test_to_cuda_and_back():
     g = _graph()
     on_gpu = g.to("cuda")
