@@ -81,7 +81,8 @@ def check_setup(official: Path, python: Path, data_root: Path) -> Path:
     official_dblp = official / "data" / "dblp"
     for name in ("dblp.txt", "node2label.txt", "dblp.npy"):
         if not (official_dblp / name).is_file():
-            raise SetupError(f"the official code needs {official_dblp / name} (see ../shared/REFERENCE.md)")
+            raise SetupError(f"the official code needs {official_dblp / name}: put dblp.txt, node2label.txt and "
+                             "dblp.npy there (see the README)")
     features = data_root / "dblp" / "dblp.npy"
     if not features.is_file():
         raise SetupError(f"--data-root {data_root} must hold dblp/dblp.npy (and dblp.txt, node2label.txt)")

@@ -1,6 +1,6 @@
 """Per-epoch time, memory and throughput of any composed config, with the matmul floor.
 
-    python benchmarks/epoch_time.py dataset=dblp dataset.root=../shared/data
+    python benchmarks/epoch_time.py dataset=dblp
     python benchmarks/epoch_time.py dataset=synthetic_patent bench.batches=3
 
 Runs a warm-up epoch, then ``bench.epochs`` epochs of training + per-epoch evaluation, and prints

@@ -1,7 +1,7 @@
 """Hydra entry point: compose the config, train, write ``metrics.json`` and the checkpoints.
 
     python src/run.py                                   # synthetic data, adaptive LIF, 100 epochs
-    python src/run.py dataset=dblp dataset.root=../shared/data trainer.epochs=2
+    python src/run.py dataset=dblp trainer.epochs=2
     python src/run.py -m neuron.tau=1.0,1.5 surrogate.alpha=0.5,1.0 sampler=sage,rw
     python src/run.py hydra.run.dir=outputs/long trainer.resume=auto   # relaunch: continue from its last.pt
 

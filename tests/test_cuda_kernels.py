@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib
+import json
 import os
 import re
 import shutil
@@ -52,31 +53,50 @@ def _cuda_include_dirs() -> list[str]:
     return dirs
 
 
+# NVRTC runs in a child process: loading libnvrtc into the test process breaks later torch.load calls there
+# (checkpoints read back with wrong shapes), so the suite's own resume test would fail after these tests.
+_NVRTC_CHILD = r"""
+import json, sys
+from cuda.bindings import nvrtc
+req = json.load(sys.stdin)
+if req["op"] == "version":
+    err, major, minor = nvrtc.nvrtcVersion()
+    print(json.dumps({"ok": err == nvrtc.nvrtcResult.NVRTC_SUCCESS, "log": f"{err} {major}.{minor}"}))
+    sys.exit(0)
+err, prog = nvrtc.nvrtcCreateProgram(req["src"].encode(), b"kernel.cu", 0, [], [])
+assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, err
+try:
+    opts = [o.encode() for o in req["opts"]]
+    (res,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
+    _, size = nvrtc.nvrtcGetProgramLogSize(prog)
+    log = b" " * size
+    nvrtc.nvrtcGetProgramLog(prog, log)
+    print(json.dumps({"ok": res == nvrtc.nvrtcResult.NVRTC_SUCCESS,
+                      "log": log.decode(errors="replace").strip("\x00 \n")}))
+finally:
+    nvrtc.nvrtcDestroyProgram(prog)
+"""
+
+
+def _nvrtc_child(request: dict) -> tuple[bool, str]:
+    proc = subprocess.run([sys.executable, "-c", _NVRTC_CHILD], input=json.dumps(request), capture_output=True,
+                          text=True, timeout=300)
+    if proc.returncode != 0:
+        return False, (proc.stderr.strip().splitlines() or ["NVRTC child failed"])[-1]
+    reply = json.loads(proc.stdout.strip().splitlines()[-1])
+    return bool(reply["ok"]), str(reply["log"])
+
+
 def _nvrtc_compile(src: str) -> tuple[bool, str]:
-    from cuda.bindings import nvrtc
-
-    err, prog = nvrtc.nvrtcCreateProgram(src.encode(), b"kernel.cu", 0, [], [])
-    assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, err
-    try:
-        opts = [f"--gpu-architecture={ARCH}".encode()] + [f"-I{d}".encode() for d in _cuda_include_dirs()]
-        (res,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
-        _, size = nvrtc.nvrtcGetProgramLogSize(prog)
-        log = b" " * size
-        nvrtc.nvrtcGetProgramLog(prog, log)
-        return res == nvrtc.nvrtcResult.NVRTC_SUCCESS, log.decode(errors="replace").strip("\x00 \n")
-    finally:
-        nvrtc.nvrtcDestroyProgram(prog)
+    opts = [f"--gpu-architecture={ARCH}"] + [f"-I{d}" for d in _cuda_include_dirs()]
+    return _nvrtc_child({"op": "compile", "src": src, "opts": opts})
 
 
+@functools.cache
 def _nvrtc_missing() -> str | None:
     """Why NVRTC cannot be used here, or None. ``cuda-bindings`` (NVRTC's Python API) is in the dev extra."""
-    try:
-        from cuda.bindings import nvrtc
-
-        err, major, minor = nvrtc.nvrtcVersion()
-        return None if err == nvrtc.nvrtcResult.NVRTC_SUCCESS else f"nvrtcVersion failed: {err}"
-    except Exception as err:  # not installed, or no libnvrtc
-        return f"cuda.bindings.nvrtc unusable ({type(err).__name__}: {err}); pip install -e '.[dev]'"
+    ok, log = _nvrtc_child({"op": "version"})
+    return None if ok else f"cuda.bindings.nvrtc unusable ({log}); pip install -e '.[dev]'"
 
 
 _ENTRY = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(')

@@ -112,6 +112,6 @@ def restore(ckpt: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
     except (RuntimeError, ValueError, KeyError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = " ".join(str(err).split())[:300] if str(err).strip() else type(err).__name__
         raise ValueError(f"trainer.resume: the checkpoint does not fit this model and optimizer ({first})") from None
     restore_rng(ckpt["rng"], generators)
