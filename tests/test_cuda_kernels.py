@@ -462,6 +462,24 @@ class _HostRawKernel:
             self.fn(*values)
 
 
+def cupy_and_torch_results(node, inputs, weights, consts, detach: bool, cupy_fn=None) -> list[list[torch.Tensor]]:
+    """Outputs and input gradients of the CuPy Function (``cupy_fn``, default ``adaptive_lif_cupy``, with
+    ``cupy`` patched by the caller) and of ``FusedAdaptiveLIF`` on the same ``inputs`` (x, v0, theta0),
+    for a loss weighting each output."""
+    cupy_fn = cupy_fn or cal.adaptive_lif_cupy
+    results = []
+    for which in ("cupy", "torch"):
+        xr, vr, tr = (t.clone().requires_grad_(True) for t in inputs)
+        if which == "cupy":
+            outs = cupy_fn(xr, vr, tr, node)
+        else:
+            sg = node.surrogate_function
+            outs = FusedAdaptiveLIF.apply(xr, vr, tr, *consts, sg.alpha, type(sg).derivative, detach)
+        sum((o * w).sum() for o, w in zip(outs, weights, strict=True)).backward()
+        results.append([o.detach() for o in outs] + [xr.grad, vr.grad, tr.grad])
+    return results
+
+
 @pytest.mark.parametrize(("name", "detach"), [("sigmoid", False), ("multi_gauss", True)])
 def test_autograd_function_with_host_kernels(monkeypatch, tmp_path, name, detach):
     """The CuPy Function's launch code (argument order, shapes, v0/theta0 broadcasting, backward outputs),
@@ -489,16 +507,7 @@ def test_autograd_function_with_host_kernels(monkeypatch, tmp_path, name, detach
     th0 = 1.0 + 0.2 * torch.rand(3, 50, generator=gen)
     weights = [torch.randn(6, 3, 50, generator=gen), torch.randn(3, 50, generator=gen),
                torch.randn(3, 50, generator=gen)]
-    results = []
-    for which in ("cupy", "torch"):
-        xr, vr, tr = (t.clone().requires_grad_(True) for t in (x, v0, th0))
-        if which == "cupy":
-            outs = cal.adaptive_lif_cupy(xr, vr, tr, node)
-        else:
-            sg = node.surrogate_function
-            outs = FusedAdaptiveLIF.apply(xr, vr, tr, *consts, sg.alpha, type(sg).derivative, detach)
-        sum((o * w).sum() for o, w in zip(outs, weights, strict=True)).backward()
-        results.append([o.detach() for o in outs] + [xr.grad, vr.grad, tr.grad])
+    results = cupy_and_torch_results(node, (x, v0, th0), weights, consts, detach)
     for got, ref in zip(*results, strict=True):
         assert got.shape == ref.shape
         torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)

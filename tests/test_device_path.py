@@ -278,7 +278,6 @@ def test_cupy_function_compact_layout_with_host_kernels(monkeypatch, tmp_path, n
 
     from spikenet.neurons import AdaptiveLIFNode, build_surrogate
     from spikenet.neurons import cupy_adaptive_lif as cal
-    from spikenet.neurons.fused_adaptive_lif import FusedAdaptiveLIF
 
     fake = types.ModuleType("cupy")
     fake.RawKernel = lambda src, kname: tck._HostRawKernel(tmp_path, src, kname)
@@ -302,16 +301,8 @@ def test_cupy_function_compact_layout_with_host_kernels(monkeypatch, tmp_path, n
     v0, th0 = torch.rand(2, 40, generator=gen), 0.9 + 0.3 * torch.rand(2, 40, generator=gen)
     weights = [torch.randn(7, 2, 40, generator=gen), torch.randn(2, 40, generator=gen) * 3,
                torch.randn(2, 40, generator=gen)]
-    results = []
-    for which in ("cupy", "torch"):
-        xr, vr, tr = (t.clone().requires_grad_(True) for t in (x, v0, th0))
-        if which == "cupy":
-            outs = cal.adaptive_lif_cupy(xr, vr, tr, node)
-        else:
-            sg = node.surrogate_function
-            outs = FusedAdaptiveLIF.apply(xr, vr, tr, *consts, sg.alpha, type(sg).derivative, False)
-        sum((o * w).sum() for o, w in zip(outs, weights, strict=True)).backward()
-        results.append([o.detach() for o in outs] + [xr.grad, vr.grad, tr.grad])
+    results = tck.cupy_and_torch_results(node, (x, v0, th0), weights, consts, False,
+                                         cal.adaptive_lif_cupy)
     assert saved_shapes == [(1, 80)]  # compact: theta_seq holds H_{T-1} only
     assert 0 < results[0][0].sum() < results[0][0].numel()
     assert torch.equal(results[0][0], results[1][0])
