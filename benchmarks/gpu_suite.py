@@ -249,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out).resolve()
     runs = plan(args, out)
+    pythonpath = None
+    if not args.dry_run:  # the checks compose configs with Hydra, which the GPU machine gets from the wheels
+        out.mkdir(parents=True, exist_ok=True)
+        pythonpath = install(args, out / "pip.log")
+        sys.path[:0] = [args.deps]
     problems = preflight(args, runs)
     for p in problems:
         print(f"gpu_suite: {p}", file=sys.stderr)
@@ -259,8 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if not problems else 1
     if problems:
         return 1
-    out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONPATH=install(args, out / "pip.log"), SPIKENET_CACHE=args.cache_dir,
+    env = dict(os.environ, PYTHONPATH=pythonpath, SPIKENET_CACHE=args.cache_dir,
                PYTHONWARNINGS="ignore", WANDB_MODE="disabled", HYDRA_FULL_ERROR="1")
     env_info = environment(env)
     print(json.dumps(env_info), flush=True)

@@ -115,9 +115,10 @@ def _all_sources() -> dict[str, str]:
     for dtype in ("float", "half"):
         for name in SURROGATE_NAMES:
             for detach in (False, True):
-                src = cal.kernel_sources(_surrogate(name, 2.0), dtype, detach)
-                out[f"adaptive/{dtype}/{name}/{detach}/forward"] = src.forward
-                out[f"adaptive/{dtype}/{name}/{detach}/backward"] = src.backward
+                for width in cal.WIDTHS:
+                    src = cal.kernel_sources(_surrogate(name, 2.0), dtype, detach, width)
+                    out[f"adaptive/{dtype}/{name}/{detach}/{width}/forward"] = src.forward
+                    out[f"adaptive/{dtype}/{name}/{detach}/{width}/backward"] = src.backward
     for dtype in ("float", "half2"):
         for name in SURROGATE_NAMES:
             out[f"surrogate/{dtype}/{name}"] = _surrogate_kernel(f"sg_{name}_{dtype}", _surrogate(name, 0.75), dtype)
@@ -253,12 +254,13 @@ def test_kernel_signatures_are_the_expected_ones(dtype, ctype):
 
 
 # ------------------------------------------------------------------------------------- NVRTC compiles
+@pytest.mark.parametrize("width", [1, 4])
 @pytest.mark.parametrize("detach_reset", [False, True])
 @pytest.mark.parametrize("name", SURROGATE_NAMES)
 @pytest.mark.parametrize("dtype", ["float", "half"])
-def test_adaptive_lif_kernels_compile(name, detach_reset, dtype):
-    assert_compiles(f"adaptive/{dtype}/{name}/{detach_reset}/forward")
-    assert_compiles(f"adaptive/{dtype}/{name}/{detach_reset}/backward")
+def test_adaptive_lif_kernels_compile(name, detach_reset, dtype, width):
+    assert_compiles(f"adaptive/{dtype}/{name}/{detach_reset}/{width}/forward")
+    assert_compiles(f"adaptive/{dtype}/{name}/{detach_reset}/{width}/backward")
 
 
 @pytest.mark.parametrize("name", SURROGATE_NAMES)
@@ -290,6 +292,10 @@ def test_one_batch_compile_reports_a_broken_source():
 _HOST_PRELUDE = """
 #include <math.h>
 #define __global__
+#define __device__
+#define __forceinline__ inline
+struct float4 { float x, y, z, w; };
+static inline float4 make_float4(float a, float b, float c, float d) { float4 r = {a, b, c, d}; return r; }
 struct spikenet_dim3 { unsigned int x, y, z; };
 static spikenet_dim3 blockIdx = {0, 0, 0}, blockDim = {1, 1, 1}, threadIdx = {0, 0, 0};
 static inline float __fmul_rn(float a, float b) { return a * b; }
@@ -305,13 +311,14 @@ class _HostKernels:
     """Float kernels compiled with g++ into one shared library; one call runs one CUDA thread."""
 
     def __init__(self, tmp: Path) -> None:
-        parts = [_HOST_PRELUDE, cal.forward_source("float")[1]]
+        parts = [_HOST_PRELUDE] + [cal.forward_source("float", w)[1] for w in cal.WIDTHS]
         self.backward_names = {}
         for name in SURROGATE_NAMES:
             for detach in (False, True):
-                bname, bsrc = cal.backward_source(_surrogate(name, ADAPTIVE_ALPHA), "float", detach)
-                self.backward_names[name, detach] = bname, bsrc
-                parts.append(bsrc)
+                for width in cal.WIDTHS:
+                    bname, bsrc = cal.backward_source(_surrogate(name, ADAPTIVE_ALPHA), "float", detach, width)
+                    self.backward_names[name, detach, width] = bname, bsrc
+                    parts.append(bsrc)
             for j, alpha in enumerate(HOST_ALPHAS):
                 parts.append(_surrogate_kernel(f"sg_{name}_{j}", _surrogate(name, alpha), "float"))
         cpp, so = tmp / "kernels.cpp", tmp / "kernels.so"
@@ -367,7 +374,7 @@ def test_surrogate_cuda_codes_match_derivative(host, name):
         np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-6, err_msg=f"{name} alpha={alpha}")
 
 
-def _emulate(host, name, detach, x, v0, th0, consts, grads):
+def _emulate(host, name, detach, x, v0, th0, consts, grads, width=1):
     tau, v_reset, decay, gamma = consts
     T, N = x.shape
     scalars = dict(inv_tau=1.0 / tau, keep=1.0 - 1.0 / tau, v_reset=v_reset, thresh_decay=decay,
@@ -377,21 +384,24 @@ def _emulate(host, name, detach, x, v0, th0, consts, grads):
     v_last, th_last = np.zeros(N, np.float32), np.zeros(N, np.float32)
     fwd = dict(x_seq=f32(x), spike_seq=spikes, h_seq=h_seq, theta_seq=th_seq, v_init=f32(v0),
                theta_init=f32(th0), v_last=v_last, theta_last=th_last, save=1, **scalars)
-    fname, fsrc = cal.forward_source("float")
-    host.run(fname, parse_signature(fsrc), fwd, N)
+    threads = -(-N // width)
+    fname, fsrc = cal.forward_source("float", width)
+    host.run(fname, parse_signature(fsrc), fwd, threads)
     g_spk, g_v, g_th = (f32(g) for g in grads)
     gx, gv0, gth0 = np.zeros((T, N), np.float32), np.zeros(N, np.float32), np.zeros(N, np.float32)
     bwd = dict(grad_spike_seq=g_spk, grad_v_last=g_v, grad_theta_last=g_th, h_seq=h_seq, theta_seq=th_seq,
                grad_x_seq=gx, grad_v_init=gv0, grad_theta_init=gth0, **scalars)
-    bname, bsrc = host.backward_names[name, detach]
-    host.run(bname, parse_signature(bsrc), bwd, N)
+    bname, bsrc = host.backward_names[name, detach, width]
+    host.run(bname, parse_signature(bsrc), bwd, threads)
     return spikes, v_last, th_last, gx, gv0, gth0
 
 
+@pytest.mark.parametrize("width", cal.WIDTHS)
 @pytest.mark.parametrize("consts", [(1.0, 0.0, 0.7, 0.2), (2.0, -0.2, 0.5, 0.3), (1.7, 0.1, 0.0, 0.4)])
 @pytest.mark.parametrize("detach", [False, True])
 @pytest.mark.parametrize("name", SURROGATE_NAMES)
-def test_adaptive_kernels_match_fused_torch(host, name, detach, consts):
+def test_adaptive_kernels_match_fused_torch(host, name, detach, consts, width):
+    """Each kernel thread, run on the host (``width`` neurons per thread), against ``FusedAdaptiveLIF``."""
     gen = torch.Generator().manual_seed(7)
     T, N = 9, 48
     x = torch.randn(T, N, generator=gen) * 1.2 + 0.4
@@ -406,7 +416,8 @@ def test_adaptive_kernels_match_fused_torch(host, name, detach, consts):
     )
     torch.autograd.backward([spikes, v_last, th_last], grads)
 
-    out = _emulate(host, name, detach, x.numpy(), v0.numpy(), th0.numpy(), consts, [g.numpy() for g in grads])
+    out = _emulate(host, name, detach, x.numpy(), v0.numpy(), th0.numpy(), consts, [g.numpy() for g in grads],
+                   width)
     e_spikes, e_v, e_th, e_gx, e_gv, e_gth = out
     assert 0 < e_spikes.sum() < e_spikes.size
     np.testing.assert_array_equal(e_spikes, spikes.detach().numpy())
@@ -453,11 +464,9 @@ class _HostRawKernel:
                 types.append({"float": ctypes.c_float, "int": ctypes.c_int}.get(ctype, ctypes.c_longlong))
                 values.append(arg.item())
         self.fn.argtypes = types
-        n = int(args[[name for _, name in params].index("N")])
-        assert grid[0] * block[0] >= n
         lib = self.lib
         lib.spikenet_set_block.argtypes = [ctypes.c_uint]
-        for i in range(n):  # one call per CUDA thread; threads past N return at once on the GPU
+        for i in range(grid[0] * block[0]):  # one call per CUDA thread; threads past the end return at once
             lib.spikenet_set_block(i)
             self.fn(*values)
 
@@ -515,3 +524,15 @@ def test_autograd_function_with_host_kernels(monkeypatch, tmp_path, name, detach
         spikes, _, _ = cal.adaptive_lif_cupy(x, v0, th0, node)
     assert torch.equal(spikes, results[1][0])
     assert len(cal._KERNEL_CACHE) == 1
+
+
+def test_vector_width_needs_groups_of_four_and_aligned_arrays():
+    """Four neurons per thread only where every array can be read in 16-byte steps; else one per thread."""
+    base = torch.zeros(4 * 64 + 1)
+    aligned = base[:256]
+    assert aligned.data_ptr() % 16 == 0
+    assert cal.vector_width(256, [aligned, None, aligned]) == 4
+    assert cal.vector_width(254, [aligned[:254]]) == 1  # N not a multiple of 4
+    assert cal.vector_width(256, [aligned, base[1:257]]) == 1  # one array 4 bytes off the boundary
+    with pytest.raises(ValueError, match="per thread"):
+        cal.forward_source("float", 2)

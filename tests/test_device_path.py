@@ -289,9 +289,10 @@ def test_cupy_function_compact_layout_with_host_kernels(monkeypatch, tmp_path, n
     monkeypatch.setattr(cal, "_current_stream_ptr", lambda device: 0)
     saved_shapes = []
     launch = cal._launch
-    monkeypatch.setattr(cal, "_launch", lambda kernel, kind, n, device, values: (
+    widths = []
+    monkeypatch.setattr(cal, "_launch", lambda kernel, kind, n, device, values, width: (
         saved_shapes.append(tuple(values["theta_seq"].shape)) if kind == "forward" else None,
-        launch(kernel, kind, n, device, values))[1])
+        widths.append(width), launch(kernel, kind, n, device, values, width))[2])
 
     consts = (1.0, 0.1, 0.6, 0.25)
     node = AdaptiveLIFNode(tau=consts[0], v_reset=consts[1], thresh_decay=consts[2], gamma=consts[3],
@@ -304,6 +305,7 @@ def test_cupy_function_compact_layout_with_host_kernels(monkeypatch, tmp_path, n
     results = tck.cupy_and_torch_results(node, (x, v0, th0), weights, consts, False,
                                          cal.adaptive_lif_cupy)
     assert saved_shapes == [(1, 80)]  # compact: theta_seq holds H_{T-1} only
+    assert widths == [4, 4]  # 80 neurons: four per thread, forward and backward
     assert 0 < results[0][0].sum() < results[0][0].numel()
     assert torch.equal(results[0][0], results[1][0])
     for got, ref in zip(results[0][1:], results[1][1:], strict=True):

@@ -143,3 +143,39 @@ def test_if_gradient_grows_along_t_without_leak(if_input):
     g = {name: _if_grad(x, grads, name, torch.float64).abs().max().item() for name in ("arctan", "triangle")}
     assert g["arctan"] > 10 * g["triangle"] > 10  # vs O(1) per-step surrogate slopes
     assert 25 * 2.0**-23 * g["arctan"] > 1e-5  # the fixed 1e-5 would reject float32 rounding there
+
+
+# ---------------------------------------------------- gpu_check's bound for PLIF's parameter gradient
+def _plif_grads(x, grads, dtype, sg_name: str = "arctan"):
+    """(dL/dw, input gradient) of SpikingJelly's PLIF on CPU for the loss sum(S * g_s) + sum(V_T * g_v)."""
+    from spikingjelly.activation_based import functional
+
+    cfg = OmegaConf.create(dict(name="plif", tau=2.0, v_threshold=1.0, v_reset=0.0, detach_reset=False))
+    node = build_neuron(cfg, build_surrogate(sg_name, 1.0), "torch").to(dtype)
+    functional.reset_net(node)
+    xr = x.detach().to(dtype).clone().requires_grad_(True)
+    spikes = node(xr)
+    ((spikes * grads[0].to(dtype)).sum() + (node.v * grads[1].to(dtype)).sum()).backward()
+    return node.w.grad.double().item(), xr.grad.double(), node.w.detach()
+
+
+@pytest.mark.parametrize("sg_name", ["arctan", "sigmoid"])
+def test_plif_weight_bound_passes_rounding_and_catches_errors(if_input, sg_name):
+    gc = _gpu_check()
+    x, grads = if_input
+    T = x.shape[0]
+    exact, grad_x, w = _plif_grads(x, grads, torch.float64, sg_name)
+    terms = gc.plif_weight_terms(x, grad_x, w, 1.0, 0.0)
+    assert terms.sum().item() == pytest.approx(exact, rel=1e-9)  # the decomposition is dL/dw itself
+    scale = terms.abs().sum().item()
+    assert scale > 20 * abs(exact)  # random-signed terms cancel: why |dL/dw| alone is the wrong yardstick
+    bound = gc.param_grad_bound(exact, scale, T, 1e-5)
+    rel = lambda g: abs(g - exact) / max(abs(exact), 1.0)  # noqa: E731
+    assert rel(_plif_grads(x, grads, torch.float32, sg_name)[0]) <= bound  # float32 rounding passes
+    wrong = {
+        "(1 - k) factor of dH/dw dropped": exact / 0.5,
+        "sign of dH/dw flipped": -exact,
+        "one step's share lost": exact - terms[12].sum().item(),
+    }
+    for what, g in wrong.items():
+        assert rel(g) > 10 * bound, what

@@ -27,6 +27,7 @@ so ``kernel_sources`` works (and its output can be compiled with NVRTC) on machi
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -115,116 +116,172 @@ def _signature(kind: str, dtype: str) -> str:
     return ",\n    ".join(parts)
 
 
-def _load(dtype: str, expr: str) -> str:
-    return f"__half2float({expr})" if dtype == "half" else expr
-
-
-def _store(dtype: str, expr: str) -> str:
-    return f"__float2half_rn({expr})" if dtype == "half" else expr
+WIDTHS = (1, 4)
+"""Neurons per CUDA thread: 4 when every array allows 16-byte vector accesses (``vector_width``), else 1."""
 
 
 def _header(dtype: str) -> str:
     return "#include <cuda_fp16.h>\n" if dtype == "half" else ""
 
 
-def forward_source(dtype: str = "float") -> tuple[str, str]:
-    """``(kernel name, source)`` of the forward kernel (it does not depend on the surrogate)."""
+def _lane_helpers(dtype: str, width: int) -> str:
+    """``spikenet_ld_<dtype><width>`` / ``spikenet_st_<dtype><width>``: move ``width`` neighbouring values
+    between memory and a float32 register array (one 16-byte access for 4 floats, two 4-byte ``__half2``
+    accesses for 4 halves). Guarded, so that several kernels can share one translation unit."""
+    ctype, tag = DTYPES[dtype], f"{dtype}{width}"
+    if width == 1:
+        load = "o[0] = __half2float(p[0]);" if dtype == "half" else "o[0] = p[0];"
+        store = "p[0] = __float2half_rn(o[0]);" if dtype == "half" else "p[0] = o[0];"
+    elif dtype == "float":
+        load = ("const float4 q = *reinterpret_cast<const float4 *>(p);\n"
+                "    o[0] = q.x; o[1] = q.y; o[2] = q.z; o[3] = q.w;")
+        store = "*reinterpret_cast<float4 *>(p) = make_float4(o[0], o[1], o[2], o[3]);"
+    else:
+        load = ("const __half2 *q = reinterpret_cast<const __half2 *>(p);\n"
+                "    const float2 a = __half22float2(q[0]), b = __half22float2(q[1]);\n"
+                "    o[0] = a.x; o[1] = a.y; o[2] = b.x; o[3] = b.y;")
+        store = ("__half2 *q = reinterpret_cast<__half2 *>(p);\n"
+                 "    q[0] = __floats2half2_rn(o[0], o[1]); q[1] = __floats2half2_rn(o[2], o[3]);")
+    guard = f"SPIKENET_LANES_{tag.upper()}"
+    return f"""#ifndef {guard}
+#define {guard}
+__device__ __forceinline__ void spikenet_ld_{tag}(const {ctype} *__restrict__ p, float *o) {{
+    {load}
+}}
+__device__ __forceinline__ void spikenet_st_{tag}({ctype} *__restrict__ p, const float *o) {{
+    {store}
+}}
+#endif
+"""
+
+
+def _check_width(width: int) -> None:
+    if width not in WIDTHS:
+        raise ValueError(f"adaptive LIF kernels run {WIDTHS} neurons per thread, got {width}")
+
+
+def _prelude(dtype: str, width: int) -> str:
+    helpers = {_lane_helpers(dtype, width), _lane_helpers("float", width)}  # storage dtype, saved float32
+    return _header(dtype) + "".join(sorted(helpers))
+
+
+def forward_source(dtype: str = "float", width: int = 1) -> tuple[str, str]:
+    """``(kernel name, source)`` of the forward kernel (it does not depend on the surrogate).
+
+    Each thread runs ``width`` neighbouring neurons (the same arithmetic per neuron for every width).
+    """
     _check_dtype(dtype)
-    name = f"spikenet_adaptive_lif_forward_{dtype}"
-    ld = lambda e: _load(dtype, e)  # noqa: E731
-    st = lambda e: _store(dtype, e)  # noqa: E731
-    src = f"""{_header(dtype)}
+    _check_width(width)
+    name = f"spikenet_adaptive_lif_forward_{dtype}" + (f"_x{width}" if width > 1 else "")
+    W, ld, st = width, f"spikenet_ld_{dtype}{width}", f"spikenet_st_{dtype}{width}"
+    src = f"""{_prelude(dtype, width)}
 extern "C" __global__ void {name}(
     {_signature("forward", dtype)})
 {{
-    const long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    const long long i = ((long long) blockIdx.x * blockDim.x + threadIdx.x) * {W};
     if (i >= N) return;
     const bool compact = keep == 0.0f;
-    float v = {ld("v_init[i]")};
-    float theta = {ld("theta_init[i]")};
+    float v[{W}], theta[{W}], x[{W}], s[{W}], h_save[{W}], theta_save[{W}];
+    {ld}(v_init + i, v);
+    {ld}(theta_init + i, theta);
     for (int t = 0; t < T; ++t) {{
         const long long k = (long long) t * N + i;
-        /* H = (X + v_reset) / tau + (1 - 1 / tau) V, rounded as in the fused torch path */
-        const float h = fmaf(keep, v, __fmul_rn(__fadd_rn({ld("x_seq[k]")}, v_reset), inv_tau));
-        const bool fire = h >= theta;
-        const float s = fire ? 1.0f : 0.0f;
-        if (save) {{
-            if (compact) {{
-                h_seq[k] = h - theta;
-                if (t == T - 1) theta_seq[i] = h;
-            }} else {{
-                h_seq[k] = h;
-                theta_seq[k] = theta;
-            }}
+        {ld}(x_seq + k, x);
+        #pragma unroll
+        for (int j = 0; j < {W}; ++j) {{
+            /* H = (X + v_reset) / tau + (1 - 1 / tau) V, rounded as in the fused torch path */
+            const float h = fmaf(keep, v[j], __fmul_rn(__fadd_rn(x[j], v_reset), inv_tau));
+            const bool fire = h >= theta[j];
+            s[j] = fire ? 1.0f : 0.0f;
+            h_save[j] = compact ? h - theta[j] : h;  /* compact: the sign of H - theta is the spike */
+            theta_save[j] = compact ? h : theta[j];
+            v[j] = fire ? v_reset : h;
+            theta[j] = __fadd_rn(__fmul_rn(thresh_decay, theta[j]), adapt_gamma * s[j]);
         }}
-        spike_seq[k] = {st("s")};
-        v = fire ? v_reset : h;
-        theta = __fadd_rn(__fmul_rn(thresh_decay, theta), adapt_gamma * s);
+        if (save) {{
+            spikenet_st_float{W}(h_seq + k, h_save);
+            if (!compact) spikenet_st_float{W}(theta_seq + k, theta_save);
+            else if (t == T - 1) spikenet_st_float{W}(theta_seq + i, theta_save);  /* H_(T-1) */
+        }}
+        {st}(spike_seq + k, s);
     }}
-    v_last[i] = {st("v")};
-    theta_last[i] = {st("theta")};
+    {st}(v_last + i, v);
+    {st}(theta_last + i, theta);
 }}
 """
     return name, src
 
 
-def backward_source(surrogate: Any, dtype: str = "float", detach_reset: bool = False) -> tuple[str, str]:
+def backward_source(surrogate: Any, dtype: str = "float", detach_reset: bool = False,
+                    width: int = 1) -> tuple[str, str]:
     """``(kernel name, source)`` of the BPTT kernel with ``surrogate.cuda_codes`` inlined (in float32)."""
     _check_dtype(dtype)
+    _check_width(width)
     tag = _surrogate_tag(surrogate)
-    name = f"spikenet_adaptive_lif_backward_{dtype}_{tag}_{'detach' if detach_reset else 'nodetach'}"
-    ld = lambda e: _load(dtype, e)  # noqa: E731
-    st = lambda e: _store(dtype, e)  # noqa: E731
+    name = (f"spikenet_adaptive_lif_backward_{dtype}_{tag}_{'detach' if detach_reset else 'nodetach'}"
+            + (f"_x{width}" if width > 1 else ""))
+    W, ld, st = width, f"spikenet_ld_{dtype}{width}", f"spikenet_st_{dtype}{width}"
     sg_codes = surrogate.cuda_codes(y="sg", x="over", dtype="float")
-    reset = "" if detach_reset else "g_s += g_v * (v_reset - h);"
-    src = f"""{_header(dtype)}
+    reset = "" if detach_reset else "g_s += g_v[j] * (v_reset - h);"
+    src = f"""{_prelude(dtype, width)}
 extern "C" __global__ void {name}(
     {_signature("backward", dtype)})
 {{
-    const long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    const long long i = ((long long) blockIdx.x * blockDim.x + threadIdx.x) * {W};
     if (i >= N) return;
     const bool compact = keep == 0.0f;
-    float g_v = {ld("grad_v_last[i]")};
-    float g_theta = {ld("grad_theta_last[i]")};
+    float g_v[{W}], g_theta[{W}], g_in[{W}], h_saved[{W}], g_x[{W}];
+    float theta_saved[{W}] = {{0.0f}};
+    {ld}(grad_v_last + i, g_v);
+    {ld}(grad_theta_last + i, g_theta);
     for (int t = T - 1; t >= 0; --t) {{
         const long long k = (long long) t * N + i;
-        /* compact (keep == 0): the difference is saved; H only matters at the last step */
-        float over, h;
-        bool fire;
-        if (compact) {{
-            over = h_seq[k];
-            h = t == T - 1 ? theta_seq[i] : 0.0f;
-            fire = over >= 0.0f;
-        }} else {{
-            h = h_seq[k];
-            over = h - theta_seq[k];
-            fire = h >= theta_seq[k];
+        spikenet_ld_float{W}(h_seq + k, h_saved);
+        if (!compact) spikenet_ld_float{W}(theta_seq + k, theta_saved);
+        else if (t == T - 1) spikenet_ld_float{W}(theta_seq + i, theta_saved);  /* H_(T-1) */
+        {ld}(grad_spike_seq + k, g_in);
+        #pragma unroll
+        for (int j = 0; j < {W}; ++j) {{
+            /* compact (keep == 0): the difference is saved; H only matters at the last step */
+            float over, h;
+            bool fire;
+            if (compact) {{
+                over = h_saved[j];
+                h = t == T - 1 ? theta_saved[j] : 0.0f;
+                fire = over >= 0.0f;
+            }} else {{
+                h = h_saved[j];
+                over = h - theta_saved[j];
+                fire = h >= theta_saved[j];
+            }}
+            const float s = fire ? 1.0f : 0.0f;
+            float sg;
+            {{
+                {sg_codes}
+            }}
+            /* dL/dS = upstream + gamma dL/dtheta_t [+ dL/dV_t (v_reset - H)]; times the surrogate slope */
+            float g_s = g_in[j] + adapt_gamma * g_theta[j];
+            {reset}
+            g_s = g_s * sg;
+            const float g_h = g_v[j] * (1.0f - s) + g_s;
+            g_theta[j] = thresh_decay * g_theta[j] - g_s;
+            g_x[j] = g_h * inv_tau;
+            g_v[j] = g_h * keep;
         }}
-        const float s = fire ? 1.0f : 0.0f;
-        float sg;
-        {{
-            {sg_codes}
-        }}
-        /* dL/dS = upstream + gamma dL/dtheta_t [+ dL/dV_t (v_reset - H)]; times the surrogate slope */
-        float g_s = {ld("grad_spike_seq[k]")} + adapt_gamma * g_theta;
-        {reset}
-        g_s = g_s * sg;
-        const float g_h = g_v * (1.0f - s) + g_s;
-        g_theta = thresh_decay * g_theta - g_s;
-        grad_x_seq[k] = {st("g_h * inv_tau")};
-        g_v = g_h * keep;
+        {st}(grad_x_seq + k, g_x);
     }}
-    grad_v_init[i] = {st("g_v")};
-    grad_theta_init[i] = {st("g_theta")};
+    {st}(grad_v_init + i, g_v);
+    {st}(grad_theta_init + i, g_theta);
 }}
 """
     return name, src
 
 
-def kernel_sources(surrogate: Any, dtype: str = "float", detach_reset: bool = False) -> KernelSources:
-    """Forward and backward kernel sources for one surrogate (with its alpha), dtype and reset mode."""
-    fname, fsrc = forward_source(dtype)
-    bname, bsrc = backward_source(surrogate, dtype, detach_reset)
+def kernel_sources(surrogate: Any, dtype: str = "float", detach_reset: bool = False,
+                   width: int = 1) -> KernelSources:
+    """Forward and backward kernel sources for one surrogate (with its alpha), dtype, reset mode and width."""
+    fname, fsrc = forward_source(dtype, width)
+    bname, bsrc = backward_source(surrogate, dtype, detach_reset, width)
     return KernelSources(forward_name=fname, forward=fsrc, backward_name=bname, backward=bsrc)
 
 
@@ -245,19 +302,21 @@ def _import_cupy() -> Any:
     return cupy
 
 
-def get_kernels(surrogate: Any, dtype: str = "float", detach_reset: bool = False) -> tuple[Any, Any]:
-    """Compiled ``cupy.RawKernel`` pair (forward, backward), cached per (surrogate, alpha, dtype, detach)."""
+def get_kernels(surrogate: Any, dtype: str = "float", detach_reset: bool = False,
+                width: int = 1) -> tuple[Any, Any]:
+    """Compiled ``cupy.RawKernel`` pair (forward, backward), cached per (surrogate, alpha, dtype, detach, width)."""
     key = (
         type(surrogate).__module__,
         type(surrogate).__qualname__,
         float(getattr(surrogate, "alpha", 0.0)),
         dtype,
         bool(detach_reset),
+        int(width),
     )
     kernels = _KERNEL_CACHE.get(key)
     if kernels is None:
         cupy = _import_cupy()
-        src = kernel_sources(surrogate, dtype, detach_reset)
+        src = kernel_sources(surrogate, dtype, detach_reset, width)
         kernels = (
             cupy.RawKernel(src.forward, src.forward_name),
             cupy.RawKernel(src.backward, src.backward_name),
@@ -279,8 +338,22 @@ def _ptr(t: torch.Tensor | None) -> int:
     return 0 if t is None else t.data_ptr()
 
 
-def _launch(kernel: Any, kind: str, n: int, device: torch.device, values: dict[str, Any]) -> None:
-    """Launch ``kernel`` over ``n`` neurons on torch's current stream, arguments in ``PARAMS`` order."""
+def vector_width(n: int, tensors: list[torch.Tensor | None]) -> int:
+    """4 when ``n`` neurons split into groups of 4 and every array starts on a 16-byte boundary, else 1.
+
+    Four neurons per thread turn each thread's per-step access into one 16-byte load or store: the
+    kernels are bound by memory latency, and this keeps four times as many bytes in flight.
+    ``SPIKENET_CUPY_VECTOR=0`` keeps one neuron per thread (for A/B timing).
+    """
+    if n % 4 or os.environ.get("SPIKENET_CUPY_VECTOR", "1") == "0":
+        return 1
+    return 4 if all(t is None or t.data_ptr() % 16 == 0 for t in tensors) else 1
+
+
+def _launch(kernel: Any, kind: str, n: int, device: torch.device, values: dict[str, Any],
+            width: int = 1) -> None:
+    """Launch ``kernel`` over ``n`` neurons (``width`` per thread) on torch's current stream, arguments in
+    ``PARAMS`` order."""
     import numpy as np
 
     cupy = _import_cupy()
@@ -295,7 +368,8 @@ def _launch(kernel: Any, kind: str, n: int, device: torch.device, values: dict[s
             args.append(np.int32(value))
         else:  # long long
             args.append(np.int64(value))
-    blocks = (n + THREADS - 1) // THREADS
+    threads = (n + width - 1) // width
+    blocks = (threads + THREADS - 1) // THREADS
     with cupy.cuda.Device(device.index):
         stream = cupy.cuda.ExternalStream(_current_stream_ptr(device))
         with stream:
@@ -355,13 +429,12 @@ class AdaptiveLIFCuPyFunction(torch.autograd.Function):
             compact = 1.0 - 1.0 / tau == 0.0  # the kernels' layout switch (see the module docstring)
             theta_seq = torch.empty((1 if compact else T, N), device=x2.device, dtype=torch.float32)
         if T * N > 0:
-            forward_kernel, _ = get_kernels(surrogate, dtype, detach_reset)
-            values = dict(
-                x_seq=x2, spike_seq=spikes, h_seq=h_seq, theta_seq=theta_seq, v_init=v_init,
-                theta_init=theta_init, v_last=v_last, theta_last=theta_last, save=int(need_grad),
-                **_scalars(tau, v_reset, thresh_decay, gamma, T, N),
-            )
-            _launch(forward_kernel, "forward", N, x2.device, values)
+            arrays = dict(x_seq=x2, spike_seq=spikes, h_seq=h_seq, theta_seq=theta_seq, v_init=v_init,
+                          theta_init=theta_init, v_last=v_last, theta_last=theta_last)
+            width = vector_width(N, list(arrays.values()))
+            forward_kernel, _ = get_kernels(surrogate, dtype, detach_reset, width)
+            values = dict(**arrays, save=int(need_grad), **_scalars(tau, v_reset, thresh_decay, gamma, T, N))
+            _launch(forward_kernel, "forward", N, x2.device, values, width)
         else:
             v_last.copy_(v_init)
             theta_last.copy_(theta_init)
@@ -394,13 +467,12 @@ class AdaptiveLIFCuPyFunction(torch.autograd.Function):
         grad_v0 = torch.empty((N,), device=device, dtype=dtype)
         grad_theta0 = torch.empty_like(grad_v0)
         if T * N > 0:
-            _, backward_kernel = get_kernels(ctx.surrogate, _TORCH_DTYPES[dtype], ctx.detach_reset)
-            values = dict(
-                grad_spike_seq=g_spikes, grad_v_last=g_v_last, grad_theta_last=g_theta_last, h_seq=h_seq,
-                theta_seq=theta_seq, grad_x_seq=grad_x, grad_v_init=grad_v0, grad_theta_init=grad_theta0,
-                **_scalars(*ctx.consts, T, N),
-            )
-            _launch(backward_kernel, "backward", N, device, values)
+            arrays = dict(grad_spike_seq=g_spikes, grad_v_last=g_v_last, grad_theta_last=g_theta_last,
+                          h_seq=h_seq, theta_seq=theta_seq, grad_x_seq=grad_x, grad_v_init=grad_v0,
+                          grad_theta_init=grad_theta0)
+            width = vector_width(N, list(arrays.values()))
+            _, backward_kernel = get_kernels(ctx.surrogate, _TORCH_DTYPES[dtype], ctx.detach_reset, width)
+            _launch(backward_kernel, "backward", N, device, dict(**arrays, **_scalars(*ctx.consts, T, N)), width)
         else:
             grad_v0.copy_(g_v_last)
             grad_theta0.copy_(g_theta_last)
