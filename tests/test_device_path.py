@@ -21,7 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from spikenet.data.synthetic import make_synthetic
 from spikenet.experiment import build_experiment
-from spikenet.gather import layer0_inputs
+from spikenet.gather import layer0_inputs, layer0_unique_inputs
 from spikenet.sampling import TemporalSampler
 from spikenet.training import placement
 from spikenet.training.loader import NodeLoader
@@ -131,13 +131,17 @@ def test_graph_to_moves_every_tensor(graph):
 
 # --------------------------------------------------------------------------- the CPU path's results
 def _reference_epoch(tr, seed: int) -> tuple[float, dict]:
-    """One training epoch as the trainer ran it before the device path."""
+    """One training epoch as the trainer ran it before the device path (layer 0's self rows in the form
+    ``trainer.dedup_self_rows`` asks for)."""
     gen = torch.Generator().manual_seed(seed)
     order = tr.splits.train[torch.randperm(tr.splits.train.numel(), generator=gen)]
     total, count = 0.0, 0
     for chunk in torch.split(order, int(tr.cfg.batch_size)):
         sample = tr.sampler.sample(chunk, gen)
-        x = layer0_inputs(tr.graph.features, tr.graph.features, sample, tr.model.aggr)
+        if tr.loader.unique_self:
+            x = layer0_unique_inputs(tr.graph.features, sample, tr.model.aggr)
+        else:
+            x = layer0_inputs(tr.graph.features, tr.graph.features, sample, tr.model.aggr)
         loss = tr.loss_fn(tr.model(*x), tr.graph.labels[chunk])
         tr.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -147,9 +151,10 @@ def _reference_epoch(tr, seed: int) -> tuple[float, dict]:
     return total / count, {k: v.clone() for k, v in tr.model.state_dict().items()}
 
 
-@pytest.mark.parametrize("data_device", ["cpu", "auto"])
-def test_cpu_training_matches_the_plain_loop(compose, data_device):
-    cfg = compose([*TINY, f"trainer.data_device={data_device}", "trainer.batch_size=64"])
+@pytest.mark.parametrize("data_device,dedup", [("cpu", "auto"), ("auto", "auto"), ("cpu", "false")])
+def test_cpu_training_matches_the_plain_loop(compose, data_device, dedup):
+    cfg = compose([*TINY, f"trainer.data_device={data_device}", "trainer.batch_size=64",
+                   f"trainer.dedup_self_rows={dedup}"])
     ref = build_experiment(cfg).trainer
     loss_ref, state_ref = _reference_epoch(ref, int(cfg.seed))
     pred_ref = ref.predict(ref.splits.val, torch.Generator().manual_seed(11))

@@ -13,8 +13,17 @@ import torch.nn.functional as F
 from conftest import PROJECT_ROOT, TINY_OVERRIDES
 
 from spikenet.data.synthetic import make_synthetic
-from spikenet.gather import gather_neighbour_aggregates, gather_self, layer0_inputs
-from spikenet.models.chunked_linear import chunked_linear_sum
+from spikenet.gather import (
+    UniqueRows,
+    gather_neighbour_aggregates,
+    gather_self,
+    gather_unique_self,
+    layer0_inputs,
+    layer0_unique_inputs,
+    unique_keys,
+)
+from spikenet.models import ANN, SpikeNet
+from spikenet.models.chunked_linear import chunked_linear_sum, spread_linear_sum
 from spikenet.models.dropout import FastDropout, scaled_keep_mask
 from spikenet.sampling import TemporalSampler
 
@@ -88,6 +97,77 @@ def test_layer0_inputs_match_naive_gather(aggr, per_step):
     assert torch.allclose(gather_neighbour_aggregates(table, sample, aggr), want_agg, atol=1e-5)
     x_self, x_agg = layer0_inputs(table.half(), table.half(), sample, aggr)
     assert x_self.dtype == torch.float32 and x_agg.shape == want_agg.shape
+
+
+@pytest.mark.parametrize("key_space", [50, 100_000])  # dense flags / sorting
+def test_unique_keys_is_torch_unique(key_space):
+    keys = torch.randint(0, 50, (400,), generator=torch.Generator().manual_seed(1)) * (key_space // 50)
+    distinct, index = unique_keys(keys, key_space)
+    want_distinct, want_index = torch.unique(keys, return_inverse=True)
+    assert torch.equal(distinct, want_distinct) and torch.equal(index, want_index)
+    assert torch.equal(distinct[index], keys)
+
+
+@pytest.mark.parametrize("per_step", [True, False])
+def test_unique_self_rows_spread_to_the_self_block(per_step):
+    """Distinct rows once each, and their spread is exactly gather_self (per-step tables key by (t, node),
+    static ones by node, which also merges a node's rows over the steps)."""
+    graph = make_synthetic(num_nodes=60, num_steps=4, num_features=5, seed=4)
+    table = graph.features if per_step else graph.features[0].clone()
+    sample = TemporalSampler(graph, [4, 2], 0.5).sample(torch.arange(30), torch.Generator().manual_seed(2))
+    got = gather_unique_self(table, sample)
+    want = gather_self(table, sample)
+    assert torch.equal(got.rows[got.index].view_as(want), want)
+    assert got.rows.shape[0] == torch.unique(got.index).numel() < got.index.numel()  # repeats were merged
+    if not per_step:
+        assert got.rows.shape[0] == torch.unique(torch.cat(sample.hops[:-1], 1)).numel()
+    x_self, x_agg = layer0_unique_inputs(table.half(), sample, "mean")
+    assert x_self.rows.dtype == x_agg.dtype == torch.float32 and x_self.steps == graph.num_steps
+
+
+def test_spread_linear_gradcheck():
+    """Every input's gradient, the per-slot index_add in particular, against finite differences."""
+    gen = torch.Generator().manual_seed(0)
+    rows = torch.randn(6, 3, dtype=torch.double, generator=gen, requires_grad=True)
+    index = torch.tensor([0, 5, 5, 2, 0, 1, 3, 3, 3, 4, 0])
+    x = torch.randn(11, 4, dtype=torch.double, generator=gen, requires_grad=True)
+    w_rows = torch.randn(2, 3, dtype=torch.double, generator=gen, requires_grad=True)
+    w_x = torch.randn(2, 4, dtype=torch.double, generator=gen, requires_grad=True)
+    bias = torch.randn(2, dtype=torch.double, generator=gen, requires_grad=True)
+    want = rows[index] @ w_rows.T + x @ w_x.T + bias
+    got = spread_linear_sum(rows, index, w_rows, [(x, w_x)], bias, 4)
+    assert torch.allclose(got, want)
+    fn = lambda r, a, b, c, d: spread_linear_sum(r, index, b, [(a, c)], d, 4)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (rows, x, w_rows, w_x, bias))
+
+
+@pytest.mark.parametrize("model_cls,concat,aggr", [(SpikeNet, False, "mean"), (SpikeNet, True, "sum"),
+                                                   (ANN, False, "mean")])
+def test_models_take_unique_self_rows(model_cls, concat, aggr):
+    """Logits and every parameter gradient are those of the row-by-row path (up to float rounding)."""
+    from omegaconf import OmegaConf
+
+    from spikenet.neurons import build_neuron, build_surrogate
+
+    graph = make_synthetic(num_nodes=120, num_steps=5, num_features=8, seed=6)
+    sample = TemporalSampler(graph, [3, 2], 0.5).sample(torch.arange(40), torch.Generator().manual_seed(3))
+    cfg = OmegaConf.create(dict(name="adaptive_lif", tau=1.0, v_threshold=1.0, v_reset=0.0, thresh_decay=0.7,
+                                gamma=0.2))
+    extra = {"make_neuron": lambda: build_neuron(cfg, build_surrogate("sigmoid", 1.0), "torch")} \
+        if model_cls is SpikeNet else {}
+    torch.manual_seed(0)
+    model = model_cls(in_features=8, hids=[16, 4], num_classes=3, num_steps=5, sizes=[3, 2], dropout=0.0,
+                      aggr=aggr, concat=concat, chunk_rows=64, **extra)
+    results = []
+    for inputs in (layer0_inputs(graph.features, graph.features, sample, aggr),
+                   layer0_unique_inputs(graph.features, sample, aggr)):
+        model.zero_grad()
+        logits = model(*inputs)
+        (logits * torch.linspace(-1, 1, logits.numel()).view_as(logits)).sum().backward()
+        results.append([logits.detach()] + [p.grad.clone() for p in model.parameters()])
+    assert isinstance(layer0_unique_inputs(graph.features, sample, aggr)[0], UniqueRows)
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_large_synthetic_features_are_memory_mapped_and_reused(tmp_path):
@@ -275,3 +355,21 @@ def test_kernel_falls_back_without_a_compiler(monkeypatch, caplog):
     assert out.shape == x.shape
     monkeypatch.setenv(cpu_kernel.ENV_SWITCH, "0")
     assert not cpu_kernel.enabled_by_env() and not cpu_kernel.available()
+
+
+def test_dedup_self_rows_setting():
+    """auto: distinct self rows for a CPU model only; an unknown value names its key."""
+    from conftest import compose_config
+
+    from spikenet.experiment import build_experiment
+    from spikenet.training.trainer import check_trainer_config, dedup_self_rows
+
+    assert dedup_self_rows("auto", torch.device("cpu")) and not dedup_self_rows("auto", torch.device("cuda"))
+    assert dedup_self_rows(True, torch.device("cuda")) and not dedup_self_rows("false", torch.device("cpu"))
+    for choice, unique in (("auto", True), ("false", False)):
+        tr = build_experiment(compose_config([*TINY_OVERRIDES, f"trainer.dedup_self_rows={choice}"])).trainer
+        batch = next(iter(tr.loader.train_batches(tr.splits.train, 8, torch.Generator().manual_seed(0))))
+        assert isinstance(batch.inputs[0], UniqueRows) is unique
+    cfg = compose_config([*TINY_OVERRIDES, "trainer.dedup_self_rows=maybe"]).trainer
+    with pytest.raises(ValueError, match="trainer.dedup_self_rows"):
+        check_trainer_config(cfg)

@@ -6,6 +6,12 @@ of their sampled neighbours' features (hop h+1 grouped by parent). The self rows
 gathers, so the deepest hop (the largest) is never materialised. Rows are laid out per step as
 [hop 0 | hop 1 | ... | hop L-1] (M = n_0 + ... + n_{L-1}), the layout SpikeNet's layers use.
 
+Self rows repeat: within a step a node shows up as a target, as its own sampled neighbour (the
+self-loop) and as the neighbour of several parents, so on DBLP only ~30 % of the [T, M] self rows
+are distinct. ``layer0_unique_inputs`` gathers each distinct row once (``UniqueRows``: the rows and,
+per self row, its slot), and layer 0 maps the distinct rows before it spreads them
+(``spikenet.models.chunked_linear``), a third of the self part's multiply-adds.
+
 Memory-mapped tables: each random row read faults in a whole block of the file around it (the
 kernel's fault-around), so gathers run in chunks of ``chunk`` rows with ``release`` (dropping the
 mapped pages from the process) called after each, which bounds the resident set.
@@ -14,6 +20,7 @@ mapped pages from the process) called after each, which bounds the resident set.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -96,3 +103,47 @@ def layer0_inputs(self_table: torch.Tensor, neigh_table: torch.Tensor, sample: S
     x_self = gather_self(self_table, sample, release)
     x_agg = gather_neighbour_aggregates(neigh_table, sample, aggr, release)
     return (x_self.to(device=device, dtype=dtype), x_agg.to(device=device, dtype=dtype))
+
+
+class UniqueRows(NamedTuple):
+    """Layer 0's self rows, each distinct row once: ``rows[index]`` is the [T * M, F] self block."""
+
+    rows: torch.Tensor  # [U, F] distinct rows of the feature table
+    index: torch.Tensor  # [T * M] slot in ``rows`` of every self row, step-major as gather_self lays them out
+    steps: int  # T
+
+
+def unique_keys(keys: torch.Tensor, key_space: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sorted distinct values of ``keys``, the position of every key among them) for keys in [0, key_space).
+
+    Marks a dense table of ``key_space`` flags when that is at most 64x the number of keys (linear
+    time), else sorts (``torch.unique``). Either way the result is ``torch.unique(keys, return_inverse=True)``.
+    """
+    if key_space <= 64 * max(keys.numel(), 1):
+        seen = torch.zeros(key_space, dtype=torch.bool, device=keys.device)
+        seen[keys] = True
+        distinct = seen.nonzero().squeeze(1)
+        slot = torch.empty(key_space, dtype=torch.long, device=keys.device)
+        slot[distinct] = torch.arange(distinct.numel(), device=keys.device)
+        return distinct, slot[keys]
+    return torch.unique(keys, return_inverse=True)
+
+
+def gather_unique_self(table: torch.Tensor, sample: Sample, release: Callable[[], None] | None = None,
+                       chunk: int = 16384, dtype: torch.dtype | None = torch.float32) -> UniqueRows:
+    """The self rows of hops 0..L-1 as ``UniqueRows`` (a [T, N, F] table keys rows by (step, node), an
+    [N, F] table by node, so static features collapse over steps too)."""
+    hops = sample.hops[:-1]
+    T = hops[0].shape[0]
+    ids = _flat_ids(hops, table)
+    distinct, index = unique_keys(ids, _flat_table(table).shape[0])
+    rows = _index_rows(_flat_table(table), distinct, release, chunk)
+    return UniqueRows(rows if dtype is None else rows.to(dtype), index, T)
+
+
+def layer0_unique_inputs(table: torch.Tensor, sample: Sample, aggr: str, release: Callable[[], None] | None = None,
+                         dtype: torch.dtype | None = torch.float32) -> tuple[UniqueRows, torch.Tensor]:
+    """(distinct self rows, neighbour aggregates [T, M, F]) of one feature table, where it lives."""
+    x_self = gather_unique_self(table, sample, release, dtype=dtype)
+    x_agg = gather_neighbour_aggregates(table, sample, aggr, release)
+    return x_self, (x_agg if dtype is None else x_agg.to(dtype))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spikenet.models.chunked_linear import chunked_linear_sum
+from spikenet.gather import UniqueRows
+from spikenet.models.chunked_linear import chunked_linear_sum, spread_linear_sum
 
 AGGREGATIONS = ("mean", "sum")
 
@@ -99,11 +100,27 @@ class SAGEAggregator(nn.Module):
         """Merge the already-projected self and neighbour parts."""
         return torch.cat([z_self, z_neigh], dim=-1) if self.concat else z_self.add_(z_neigh)
 
-    def forward(self, x_self: torch.Tensor, x_neigh: torch.Tensor) -> torch.Tensor:
-        """x_self [T, n, F] and the already aggregated neighbours x_neigh [T, n, F] -> [T, n, out_features]."""
+    def forward(self, x_self: torch.Tensor | UniqueRows, x_neigh: torch.Tensor) -> torch.Tensor:
+        """x_self [T, n, F] (or its distinct rows, ``UniqueRows``) and the already aggregated neighbours
+        x_neigh [T, n, F] -> [T, n, out_features]."""
+        if isinstance(x_self, UniqueRows):
+            return self._forward_unique(x_self, x_neigh)
         if self.concat or not self.chunk_rows:
             return self.combine(self.lin_self(x_self), self.lin_neigh(x_neigh))
         b_self, b_neigh = self.lin_self.bias, self.lin_neigh.bias
         bias = None if b_self is None else b_self + b_neigh
         pairs = [(x_self, self.lin_self.weight), (x_neigh, self.lin_neigh.weight)]
         return chunked_linear_sum(pairs, bias, self.chunk_rows)
+
+    def _forward_unique(self, x_self: UniqueRows, x_neigh: torch.Tensor) -> torch.Tensor:
+        """The self map applied to each distinct row once, then spread (``spread_linear_sum``; plain
+        modules, autocast-eligible, for ``concat`` or ``chunk_rows=0``)."""
+        T, n = x_neigh.shape[0], x_neigh.shape[1]
+        if self.concat or not self.chunk_rows:
+            z_self = self.lin_self(x_self.rows).index_select(0, x_self.index).view(T, n, -1)
+            return self.combine(z_self, self.lin_neigh(x_neigh))
+        b_self, b_neigh = self.lin_self.bias, self.lin_neigh.bias
+        bias = None if b_self is None else b_self + b_neigh
+        out = spread_linear_sum(x_self.rows, x_self.index, self.lin_self.weight,
+                                [(x_neigh, self.lin_neigh.weight)], bias, self.chunk_rows)
+        return out.view(T, n, out.shape[-1])

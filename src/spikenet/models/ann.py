@@ -57,7 +57,7 @@ class SAGEStack(nn.Module):
         else:
             z = agg0(x_self, x_agg)
         mult = hop_multiplicities(self.sizes, self.num_layers)
-        batch = x_self.shape[1] // sum(mult)
+        batch = x_agg.shape[1] // sum(mult)
         rows = [batch * m for m in mult]
         x = self._act(0, z)
         for i in range(1, self.num_layers):

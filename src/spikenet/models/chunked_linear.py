@@ -4,6 +4,13 @@ On CPU a [6144 x 128] . [128 x 128] product stays in cache and runs ~1.4x faster
 rows stacked over all T steps; chunking the rows keeps every product cache-sized while the
 Python loop runs over a few dozen chunks, not over nodes. The backward accumulates the weight
 gradients chunk by chunk into one buffer and returns input gradients only where needed.
+
+``spread_linear_sum`` is the same sum when the first input comes as distinct rows and an index
+(``spikenet.gather.UniqueRows``): it maps the U distinct rows once, spreads them to the R rows with
+one ``index_select``, and adds the other parts there; its backward sums the gradient of the
+spread rows per slot (``index_add_``) before the weight product, so both matmuls have U rows, not R.
+The results are those of the row-by-row sum up to float rounding (the same products, summed in
+another order in the weight gradient).
 """
 
 from __future__ import annotations
@@ -33,21 +40,7 @@ class _ChunkedLinearSum(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         pairs = ctx.saved_tensors
-        xs, ws = pairs[0::2], pairs[1::2]
-        chunk = ctx.chunk
-        grads: list[torch.Tensor | None] = []
-        for i, (x, w) in enumerate(zip(xs, ws, strict=True)):
-            gx = None
-            if ctx.needs_input_grad[2 + 2 * i]:
-                gx = torch.empty_like(x)
-                for start in range(0, x.shape[0], chunk):
-                    torch.mm(grad[start : start + chunk], w, out=gx[start : start + chunk])
-            gw = None
-            if ctx.needs_input_grad[3 + 2 * i]:
-                gw = torch.zeros_like(w)
-                for start in range(0, x.shape[0], chunk):
-                    gw.addmm_(grad[start : start + chunk].t(), x[start : start + chunk])
-            grads += [gx, gw]
+        grads = _pair_grads(grad, pairs, ctx.chunk, ctx.needs_input_grad[2:])
         gb = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[1] else None
         return (None, gb, *grads)
 
@@ -61,3 +54,66 @@ def chunked_linear_sum(pairs: list[tuple[torch.Tensor, torch.Tensor]], bias: tor
         flat += [x.reshape(-1, x.shape[-1]), w]
     out = _ChunkedLinearSum.apply(int(chunk), bias, *flat)
     return out.view(*lead, out.shape[-1])
+
+
+class _SpreadLinearSum(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, chunk: int, bias: torch.Tensor | None, rows: torch.Tensor, index: torch.Tensor,
+                w_rows: torch.Tensor, *pairs: torch.Tensor) -> torch.Tensor:
+        # in the inputs' dtype under autocast too, like the row-chunked path's preallocated products
+        with torch.autocast(rows.device.type, enabled=False):
+            projected = torch.addmm(bias, rows, w_rows.t()) if bias is not None else torch.mm(rows, w_rows.t())
+            out = torch.empty(index.numel(), w_rows.shape[0], dtype=projected.dtype, device=projected.device)
+            torch.index_select(projected, 0, index, out=out)
+            xs, ws = pairs[0::2], pairs[1::2]
+            for start in range(0, out.shape[0], chunk):
+                o = out[start : start + chunk]
+                for x, w in zip(xs, ws, strict=True):
+                    o.addmm_(x[start : start + chunk], w.t())
+        ctx.chunk = chunk
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(rows, index, w_rows, *pairs)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        rows, index, w_rows, *pairs = ctx.saved_tensors
+        chunk = ctx.chunk
+        g_proj = torch.zeros(rows.shape[0], grad.shape[1], dtype=grad.dtype, device=grad.device)
+        g_proj.index_add_(0, index, grad)  # the spread rows' gradient, summed per distinct row
+        g_rows = g_proj.mm(w_rows) if ctx.needs_input_grad[2] else None
+        g_w_rows = g_proj.t().mm(rows) if ctx.needs_input_grad[4] else None
+        g_bias = g_proj.sum(0) if ctx.has_bias and ctx.needs_input_grad[1] else None
+        grads = _pair_grads(grad, pairs, chunk, ctx.needs_input_grad[5:])
+        return (None, g_bias, g_rows, None, g_w_rows, *grads)
+
+
+def _pair_grads(grad: torch.Tensor, pairs: list[torch.Tensor] | tuple[torch.Tensor, ...], chunk: int,
+                needs: tuple[bool, ...]) -> list[torch.Tensor | None]:
+    """[dx_0, dW_0, dx_1, dW_1, ...] of sum_i x_i W_i^T given dL/dout, row chunk by row chunk."""
+    xs, ws = pairs[0::2], pairs[1::2]
+    grads: list[torch.Tensor | None] = []
+    for i, (x, w) in enumerate(zip(xs, ws, strict=True)):
+        gx = None
+        if needs[2 * i]:
+            gx = torch.empty_like(x)
+            for start in range(0, x.shape[0], chunk):
+                torch.mm(grad[start : start + chunk], w, out=gx[start : start + chunk])
+        gw = None
+        if needs[2 * i + 1]:
+            gw = torch.zeros_like(w)
+            for start in range(0, x.shape[0], chunk):
+                gw.addmm_(grad[start : start + chunk].t(), x[start : start + chunk])
+        grads += [gx, gw]
+    return grads
+
+
+def spread_linear_sum(rows: torch.Tensor, index: torch.Tensor, w_rows: torch.Tensor,
+                      pairs: list[tuple[torch.Tensor, torch.Tensor]], bias: torch.Tensor | None,
+                      chunk: int = 16384) -> torch.Tensor:
+    """rows[index] W_rows^T + sum_i x_i W_i^T + bias, [R, H], with rows [U, F_0], index [R], x_i [..., F_i]
+    holding R rows; ``rows`` are mapped once each (see the module docstring)."""
+    flat = []
+    for x, w in pairs:
+        flat += [x.reshape(-1, x.shape[-1]), w]
+    return _SpreadLinearSum.apply(int(chunk) or index.numel() or 1, bias, rows, index, w_rows, *flat)

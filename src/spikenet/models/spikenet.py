@@ -124,7 +124,7 @@ class SpikeNet(nn.Module):
             z = agg0.combine(x_self, neigh)
         else:
             z = agg0(x_self, x_agg)
-        batch = x_self.shape[1] // sum(math.prod(self.sizes[:h]) for h in range(self.num_layers))
+        batch = x_agg.shape[1] // sum(math.prod(self.sizes[:h]) for h in range(self.num_layers))
         rows = self.hop_rows(batch)
         x = self._fire(0, z)
         for i in range(1, self.num_layers):

@@ -160,19 +160,15 @@ class KernelAdaptiveLIF(torch.autograd.Function):
         v = v0.detach().float().expand(state_shape).reshape(R).contiguous()
         th = theta0.detach().float().expand(state_shape).reshape(R).contiguous()
         need_grad = any(ctx.needs_input_grad[:3])
-        leak = (1.0 - 1.0 / tau) != 0.0
         out = torch.empty_like(x)
         v_last, theta_last = torch.empty(R), torch.empty(R)
-        slope = torch.empty_like(x) if need_grad else _EMPTY
-        saved = (T * R if leak else R) if need_grad else 0
-        spikes, h = torch.empty(saved), torch.empty(saved)
         w = _EMPTY if words is None else words
-        ops().alif_forward(x, v, th, w, out, v_last, theta_last, slope, spikes, h, float(tau), float(v_reset),
-                           float(thresh_decay), float(gamma), float(alpha), int(surrogate_kind),
-                           int(drop_threshold), float(drop_scale))
-        if need_grad:
-            ctx.save_for_backward(slope, spikes, h, w)
-            ctx.consts = (tau, v_reset, thresh_decay, gamma, detach_reset, drop_threshold, drop_scale)
+        ops().alif_forward(x, v, th, w, out, v_last, theta_last, float(tau), float(v_reset), float(thresh_decay),
+                           float(gamma), int(drop_threshold), float(drop_scale))
+        if need_grad:  # the backward recomputes the forward from these (the kernel's header says why)
+            ctx.save_for_backward(x, v, th, w)
+            ctx.consts = (tau, v_reset, thresh_decay, gamma, alpha, surrogate_kind, detach_reset, drop_threshold,
+                          drop_scale)
             ctx.shapes = (x_seq.shape, v0.shape, theta0.shape)
         return out.view(x_seq.shape), v_last.view(state_shape), theta_last.view(state_shape)
 
@@ -180,17 +176,17 @@ class KernelAdaptiveLIF(torch.autograd.Function):
     def backward(ctx, grad_out, grad_v_last, grad_theta_last):
         from spikenet.neurons.cpu_kernel import ops
 
-        slope, spikes, h, words = ctx.saved_tensors
-        tau, v_reset, thresh_decay, gamma, detach_reset, drop_threshold, drop_scale = ctx.consts
+        x, v, th, words = ctx.saved_tensors
+        tau, v_reset, thresh_decay, gamma, alpha, kind, detach_reset, drop_threshold, drop_scale = ctx.consts
         x_shape, v0_shape, theta0_shape = ctx.shapes
-        T, R = slope.shape
-        g = torch.zeros_like(slope) if grad_out is None else grad_out.float().contiguous().view(T, R)
+        T, R = x.shape
+        g = torch.zeros_like(x) if grad_out is None else grad_out.float().contiguous().view(T, R)
         g_v = torch.zeros(R) if grad_v_last is None else grad_v_last.float().reshape(R).clone()
         g_theta = torch.zeros(R) if grad_theta_last is None else grad_theta_last.float().reshape(R).clone()
-        grad_x = torch.empty_like(slope)
-        ops().alif_backward(g, slope, words, spikes, h, g_v, g_theta, grad_x, float(tau), float(v_reset),
-                            float(thresh_decay), float(gamma), bool(detach_reset), grad_v_last is not None,
-                            int(drop_threshold), float(drop_scale))
+        grad_x = torch.empty_like(x)
+        ops().alif_backward(x, v, th, g, words, g_v, g_theta, grad_x, float(tau), float(v_reset),
+                            float(thresh_decay), float(gamma), float(alpha), int(kind), bool(detach_reset),
+                            grad_v_last is not None, int(drop_threshold), float(drop_scale))
         state_shape = x_shape[1:]
         grad_v0 = _reduce_to(g_v.view(state_shape), v0_shape) if ctx.needs_input_grad[1] else None
         grad_theta0 = _reduce_to(g_theta.view(state_shape), theta0_shape) if ctx.needs_input_grad[2] else None

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from spikenet.data.temporal_graph import TemporalGraph
-from spikenet.gather import layer0_inputs
+from spikenet.gather import UniqueRows, layer0_inputs, layer0_unique_inputs
 from spikenet.sampling import Sample, TemporalSampler
 
 Tables = tuple[torch.Tensor, torch.Tensor]
@@ -35,7 +35,8 @@ class Batch:
     """One minibatch: its target nodes and layer 0's inputs, ready for ``model(*batch.inputs, ...)``."""
 
     nodes: torch.Tensor  # [B] target node ids (on the model's device when the data are staged to it)
-    inputs: Tables  # (self rows, neighbour aggregates), each [T, M, F] float32 on the model's device
+    inputs: Tables  # (self rows [T, M, F] or their distinct rows, neighbour aggregates [T, M, F]), float32,
+    #                 on the model's device
     projected: bool  # inputs come from layer 0's projected tables (evaluation), not raw features
 
     @property
@@ -48,11 +49,13 @@ class NodeLoader:
 
     ``rank``/``world_size`` select this process's shard of every shuffled training order (all
     ranks draw the same permutation from generators seeded alike, then take every
-    ``world_size``-th target), so ranks see disjoint targets and, together, the whole split.
+    ``world_size``-th target), so ranks see disjoint targets and, together, the whole split. With
+    ``unique_self`` the self rows come as ``UniqueRows`` (each distinct row gathered once; every
+    model's layer 0 takes them).
     """
 
     def __init__(self, graph: TemporalGraph, sampler: TemporalSampler, aggr: str, device: torch.device,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, unique_self: bool = False) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
         self.graph = graph
@@ -61,6 +64,7 @@ class NodeLoader:
         self.device = device
         self.rank = rank
         self.world_size = world_size
+        self.unique_self = unique_self
         self.timings: dict[str, float] = defaultdict(float)
         self.sync_timings = False
         self.stager = PinnedStager(device) if device.type == "cuda" and self.data_device.type == "cpu" else None
@@ -86,7 +90,9 @@ class NodeLoader:
         if tables is None:
             graph = self.graph
             release = graph.release_feature_pages if graph.feature_array is not None else None
-            if self.stager is None:
+            if self.unique_self:
+                inputs = self._unique_inputs(sample, release)
+            elif self.stager is None:
                 inputs = layer0_inputs(graph.features, graph.features, sample, self.aggr, self.device,
                                        release=release)
             else:  # host gather in the table's dtype (float16 halves the copy), float32 on the GPU
@@ -99,6 +105,15 @@ class NodeLoader:
         self.timings["sample"] += t1 - t0
         self.timings["gather"] += self.clock() - t1
         return inputs
+
+    def _unique_inputs(self, sample: Sample, release) -> Tables:
+        """(``UniqueRows`` of the self rows, neighbour aggregates), float32 on the model's device."""
+        x_self, x_agg = layer0_unique_inputs(self.graph.features, sample, self.aggr, release, dtype=None)
+        parts = [x_self.rows, x_self.index, x_agg]
+        if self.stager is not None:  # staged in the table's dtype, converted on the GPU
+            parts = self.stager.stage(parts)
+        rows, index, x_agg = (t.to(self.device) for t in parts)
+        return UniqueRows(rows.float(), index, x_self.steps), x_agg.float()
 
     # --- which targets, in which order -------------------------------------------------------
     def shard(self, order: torch.Tensor) -> torch.Tensor:

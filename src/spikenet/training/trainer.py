@@ -37,6 +37,7 @@ from spikenet.training.splits import Splits
 log = logging.getLogger(__name__)
 EVAL_SPLITS = ("val", "test")
 TEST_SCHEDULES = ("best", "improved", "every")
+DEDUP_CHOICES = ("auto", "true", "false")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -57,7 +58,16 @@ def check_trainer_config(cfg: Any) -> None:
         raise ValueError(f"trainer.lr must be > 0, got {cfg.lr}")
     if str(cfg.test_schedule) not in TEST_SCHEDULES:
         raise ValueError(f"trainer.test_schedule must be one of {TEST_SCHEDULES}, got '{cfg.test_schedule}'")
+    if str(cfg.dedup_self_rows).lower() not in DEDUP_CHOICES:
+        raise ValueError(f"trainer.dedup_self_rows must be one of {DEDUP_CHOICES}, got '{cfg.dedup_self_rows}'")
     checkpoint.resume_path(cfg.resume, None)  # a named checkpoint must exist
+
+
+def dedup_self_rows(choice: Any, device: torch.device) -> bool:
+    """``trainer.dedup_self_rows``: auto -> on for a model on the CPU (measured there; on a GPU the
+    distinct-row search would add a host synchronisation per batch)."""
+    choice = str(choice).lower()
+    return device.type == "cpu" if choice == "auto" else choice == "true"
 
 
 @dataclass
@@ -112,8 +122,9 @@ class Trainer:
         # the shuffle: one stream shared by all ranks, so their shards of it are disjoint
         self.order_gen = torch.Generator(self.data_device).manual_seed(seed) if self.dist.active else None
         self.precision = Precision(str(cfg.precision), device)
-        self.loader = loader if loader is not None else NodeLoader(graph, sampler, model.aggr, device,
-                                                                   self.dist.rank, self.dist.world_size)
+        self.loader = loader if loader is not None else NodeLoader(
+            graph, sampler, model.aggr, device, self.dist.rank, self.dist.world_size,
+            unique_self=dedup_self_rows(cfg.dedup_self_rows, device))
         self.timings: dict[str, float] = self.loader.timings  # sample/gather from the loader, the rest from here
         self.eval_cache_bytes = float(cfg.eval_cache_mb) * 2**20
         if self.dist.active:  # only rank 0 has the real logger; all ranks must record rates alike (they gather them)

@@ -2,20 +2,22 @@
 //
 // The neuron state of an element only depends on that element's own past, so each thread takes
 // blocks of kBlock contiguous elements and walks them through all T steps with the state (V,
-// theta, their gradients) held in small local arrays; every inner loop is a plain loop over the
-// block that the compiler vectorises. Compared with one torch op per step and per quantity, each
-// input is read once and each output written once, and no [T, R] temporaries are made.
+// theta, their gradients) held in small local arrays; each step is one loop over the block that
+// the compiler vectorises. Compared with one torch op per step and per quantity, each input is
+// read once and each output written once, and no [T, R] temporaries are made.
 //
 // Forward (per element, step t):   H = charge(X_t, V);  D = H - theta;  S = [D >= 0]
 //   out_t = S * m_t (m_t: the dropout scale or 0, from 16-bit random words, or 1 without dropout)
-//   slope_t = surrogate'(D)  (saved for the backward)
 //   V = H - H S + v_reset S;  theta = decay theta + gamma S
+// The backward recomputes the forward of its block first (from X, V_0 and theta_0, the same code,
+// so the same D_t bit for bit), keeping D_t (and H_t with a leak) in a block-sized buffer, then
+// walks back with the surrogate slope g(D_t) computed where it is used. Saving X instead of the
+// slopes keeps the forward to reading X and the words and writing the output.
 // The arithmetic follows the torch ops of ``FusedAdaptiveLIF`` in the same order (built with
 // -ffp-contract=off), so spikes, V and theta are the same bit for bit; the surrogate slope uses
 // its own exp (sigmoid) and so differs from torch's in the last bit or two.
 //
-// Registered as torch.ops.spikenet_cpu.*; outputs are preallocated by the caller (empty tensors
-// mark the optional ones absent).
+// Registered as torch.ops.spikenet_cpu.*; outputs are preallocated by the caller.
 
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
@@ -25,10 +27,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace {
 
-constexpr int64_t kBlock = 2048;
+constexpr int64_t kBlock = 512;
 
 // exp(x) for float: x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7 (relative
 // error < 1e-8 before rounding), 2^n put into the exponent bits. Branch-free, so it vectorises.
@@ -71,117 +74,139 @@ struct SuperSpikeSlope {
   }
 };
 
-template <class G>
-void slopes(const float* d, float* out, int64_t n, float alpha) {
-  for (int64_t j = 0; j < n; ++j) out[j] = G::f(d[j], alpha);
+struct Consts {
+  float inv_tau, keep, vr, decay, gam, alpha, scale;
+  int32_t thr;
+  bool leak, shift, drop;
+};
+
+Consts make_consts(double tau, double v_reset, double thresh_decay, double gamma, double alpha, bool drop,
+                   int64_t drop_threshold, double drop_scale) {
+  Consts c;
+  c.inv_tau = static_cast<float>(1.0 / tau);
+  c.keep = static_cast<float>(1.0 - 1.0 / tau);
+  c.vr = static_cast<float>(v_reset);
+  c.decay = static_cast<float>(thresh_decay);
+  c.gam = static_cast<float>(gamma);
+  c.alpha = static_cast<float>(alpha);
+  c.scale = static_cast<float>(drop_scale);
+  c.thr = static_cast<int32_t>(drop_threshold);
+  c.leak = c.keep != 0.0f;
+  c.shift = v_reset != 0.0 || tau != 1.0;
+  c.drop = drop;
+  return c;
 }
 
-void slopes_by_kind(int64_t kind, const float* d, float* out, int64_t n, float alpha) {
-  switch (kind) {
-    case 0: slopes<SigmoidSlope>(d, out, n, alpha); break;
-    case 1: slopes<TriangleSlope>(d, out, n, alpha); break;
-    case 2: slopes<ArcTanSlope>(d, out, n, alpha); break;
-    case 3: slopes<SuperSpikeSlope>(d, out, n, alpha); break;
-    default: TORCH_CHECK(false, "unknown surrogate kind ", kind);
+// One step of the forward over n elements: H from X_t and V, D = H - theta, theta (and V) updated,
+// D (and H) written. The same code serves the forward and the backward's recomputation, so both
+// see the same D bit for bit. Templated on the charge mode and the optional work, so that every
+// instance is one branch-free loop the compiler vectorises.
+enum Charge { kPlain, kShift, kLeak };  // H = X | (X + v_reset) / tau | that + (1 - 1/tau) V
+
+template <Charge C, bool UpdateV, bool WriteH>
+void charge_and_fire_n(const Consts& c, const float* __restrict__ xt, float* __restrict__ v,
+                       float* __restrict__ th, float* __restrict__ d, float* __restrict__ h, int64_t n) {
+  const float vr = c.vr, inv_tau = c.inv_tau, keep = c.keep, decay = c.decay, gam = c.gam;  // in registers
+  for (int64_t j = 0; j < n; ++j) {
+    float hj;
+    if (C == kLeak) {
+      hj = ((xt[j] + vr) * inv_tau) + keep * v[j];
+    } else if (C == kShift) {
+      hj = (xt[j] + vr) * inv_tau;
+    } else {
+      hj = xt[j];
+    }
+    const float dj = hj - th[j];
+    const float s = dj >= 0.0f ? 1.0f : 0.0f;
+    th[j] = th[j] * decay + gam * s;
+    if (UpdateV) v[j] = (hj - hj * s) + vr * s;
+    d[j] = dj;
+    if (WriteH) h[j] = hj;
   }
 }
 
-// m = scale where the 16-bit word is below the threshold (kept), else 0.
-inline void dropout_scale(const int16_t* w, float* m, int64_t n, int32_t thr, float scale) {
-  for (int64_t j = 0; j < n; ++j) m[j] = (static_cast<int32_t>(w[j]) < thr) ? scale : 0.0f;
+template <Charge C>
+void charge_and_fire_mode(const Consts& c, const float* xt, float* v, float* th, float* d, float* h, int64_t n,
+                          bool update_v) {
+  if (update_v) {
+    if (h) charge_and_fire_n<C, true, true>(c, xt, v, th, d, h, n);
+    else charge_and_fire_n<C, true, false>(c, xt, v, th, d, h, n);
+  } else {
+    if (h) charge_and_fire_n<C, false, true>(c, xt, v, th, d, h, n);
+    else charge_and_fire_n<C, false, false>(c, xt, v, th, d, h, n);
+  }
 }
 
-inline float* opt_ptr(const at::Tensor& t) { return t.numel() ? t.data_ptr<float>() : nullptr; }
+inline void charge_and_fire(const Consts& c, const float* xt, float* v, float* th, float* d, float* h, int64_t n,
+                            bool update_v) {
+  if (c.leak) charge_and_fire_mode<kLeak>(c, xt, v, th, d, h, n, update_v);
+  else if (c.shift) charge_and_fire_mode<kShift>(c, xt, v, th, d, h, n, update_v);
+  else charge_and_fire_mode<kPlain>(c, xt, v, th, d, h, n, update_v);
+}
 
-void check_buffer(const at::Tensor& t, int64_t numel, const char* name) {
-  TORCH_CHECK(t.numel() == 0 || (t.numel() == numel && t.is_contiguous() && t.scalar_type() == at::kFloat &&
-                                 t.device().is_cpu()),
-              name, ": expected an empty tensor or a contiguous float32 CPU tensor of ", numel, " elements");
+void check_state(const at::Tensor& t, int64_t R, const char* name) {
+  TORCH_CHECK(t.numel() == R && t.is_contiguous() && t.scalar_type() == at::kFloat && t.device().is_cpu(), name,
+              ": expected a contiguous float32 CPU tensor of ", R, " elements");
+}
+
+void check_seq(const at::Tensor& t, int64_t T, int64_t R, const char* name) {
+  TORCH_CHECK(t.dim() == 2 && t.size(0) == T && t.size(1) == R && t.is_contiguous() &&
+                  t.scalar_type() == at::kFloat && t.device().is_cpu(),
+              name, ": expected a contiguous float32 CPU tensor [", T, ", ", R, "]");
+}
+
+void check_words(const at::Tensor& words, int64_t numel) {
+  TORCH_CHECK(words.numel() == 0 || (words.scalar_type() == at::kShort && words.is_contiguous() &&
+                                     words.numel() >= numel),
+              "words: expected contiguous int16 with at least T*R elements");
 }
 
 }  // namespace
 
 // x [T, R]; v0, theta0 [R]; words: int16 [>= T*R] or empty (no dropout).
-// Writes out [T, R]; v_last, theta_last [R]; optionally slope [T, R], and spikes and H, either all
-// steps ([T, R]) or the last step only ([R]); empty tensors are skipped.
+// Writes out [T, R] (spikes times the dropout scale or 0) and v_last, theta_last [R].
 void alif_forward(const at::Tensor& x, const at::Tensor& v0, const at::Tensor& theta0, const at::Tensor& words,
-                  const at::Tensor& out, const at::Tensor& v_last, const at::Tensor& theta_last,
-                  const at::Tensor& slope, const at::Tensor& spikes, const at::Tensor& h_seq, double tau,
-                  double v_reset, double thresh_decay, double gamma, double alpha, int64_t surrogate,
-                  int64_t drop_threshold, double drop_scale) {
-  TORCH_CHECK(x.dim() == 2 && x.is_contiguous() && x.scalar_type() == at::kFloat && x.device().is_cpu(),
-              "x: expected a contiguous float32 CPU tensor [T, R]");
+                  const at::Tensor& out, const at::Tensor& v_last, const at::Tensor& theta_last, double tau,
+                  double v_reset, double thresh_decay, double gamma, int64_t drop_threshold, double drop_scale) {
+  TORCH_CHECK(x.dim() == 2, "x: expected [T, R]");
   const int64_t T = x.size(0), R = x.size(1);
-  check_buffer(out, T * R, "out");
-  TORCH_CHECK(out.numel() == T * R, "out must be allocated");
-  check_buffer(slope, T * R, "slope");
-  const bool all_steps = spikes.numel() == T * R;
-  check_buffer(spikes, all_steps ? T * R : R, "spikes");
-  check_buffer(h_seq, spikes.numel(), "h_seq");
-  TORCH_CHECK(h_seq.numel() == spikes.numel(), "spikes and h_seq must have the same size");
-  for (const at::Tensor* t : {&v0, &theta0, &v_last, &theta_last}) check_buffer(*t, R, "state");
-  TORCH_CHECK(v0.numel() == R && theta0.numel() == R && v_last.numel() == R && theta_last.numel() == R,
-              "state tensors must have R elements");
-  const bool drop = words.numel() > 0;
-  TORCH_CHECK(!drop || (words.scalar_type() == at::kShort && words.is_contiguous() && words.numel() >= T * R),
-              "words: expected contiguous int16 with at least T*R elements");
-
-  const float inv_tau = static_cast<float>(1.0 / tau);
-  const float keep = static_cast<float>(1.0 - 1.0 / tau);
-  const bool leak = keep != 0.0f;
-  const bool shift = v_reset != 0.0 || tau != 1.0;
-  const float vr = static_cast<float>(v_reset), decay = static_cast<float>(thresh_decay);
-  const float gam = static_cast<float>(gamma), alp = static_cast<float>(alpha);
-  const float scale = static_cast<float>(drop_scale);
-  const int32_t thr = static_cast<int32_t>(drop_threshold);
+  check_seq(x, T, R, "x");
+  check_seq(out, T, R, "out");
+  check_state(v0, R, "v0");
+  check_state(theta0, R, "theta0");
+  check_state(v_last, R, "v_last");
+  check_state(theta_last, R, "theta_last");
+  check_words(words, T * R);
+  const Consts c = make_consts(tau, v_reset, thresh_decay, gamma, 0.0, words.numel() > 0, drop_threshold, drop_scale);
   const float* xp = x.data_ptr<float>();
   const float* v0p = v0.data_ptr<float>();
   const float* th0p = theta0.data_ptr<float>();
-  const int16_t* wp = drop ? words.data_ptr<int16_t>() : nullptr;
+  const int16_t* wp = c.drop ? words.data_ptr<int16_t>() : nullptr;
   float* outp = out.data_ptr<float>();
   float* vlp = v_last.data_ptr<float>();
   float* thlp = theta_last.data_ptr<float>();
-  float* slp = opt_ptr(slope);
-  float* spp = opt_ptr(spikes);
-  float* hp = opt_ptr(h_seq);
   const int64_t blocks = (R + kBlock - 1) / kBlock;
 
+  const float scale = c.scale;  // locals: a load through the captured struct blocks vectorisation
+  const int32_t thr = c.thr;
   at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-    float v[kBlock], th[kBlock], h[kBlock], d[kBlock], s[kBlock], m[kBlock];
+    float v[kBlock], th[kBlock], d[kBlock];
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t j0 = b * kBlock, n = std::min(kBlock, R - j0);
       std::memcpy(v, v0p + j0, n * sizeof(float));
       std::memcpy(th, th0p + j0, n * sizeof(float));
       for (int64_t t = 0; t < T; ++t) {
         const int64_t off = t * R + j0;
-        const float* xt = xp + off;
-        if (leak) {
-          for (int64_t j = 0; j < n; ++j) h[j] = ((xt[j] + vr) * inv_tau) + keep * v[j];
-        } else if (shift) {
-          for (int64_t j = 0; j < n; ++j) h[j] = (xt[j] + vr) * inv_tau;
+        charge_and_fire(c, xp + off, v, th, d, nullptr, n, c.leak || t == T - 1);
+        float* o = outp + off;
+        if (c.drop) {
+          const int16_t* w = wp + off;
+          for (int64_t j = 0; j < n; ++j) {  // flags as 0/1 floats (no selects): vectorises; m is scale or 0
+            const float m = static_cast<float>(static_cast<int32_t>(w[j]) < thr) * scale;
+            o[j] = static_cast<float>(d[j] >= 0.0f) * m;
+          }
         } else {
-          std::memcpy(h, xt, n * sizeof(float));
-        }
-        for (int64_t j = 0; j < n; ++j) {
-          d[j] = h[j] - th[j];
-          s[j] = d[j] >= 0.0f ? 1.0f : 0.0f;
-          th[j] = th[j] * decay + gam * s[j];
-        }
-        if (leak || t == T - 1) {
-          for (int64_t j = 0; j < n; ++j) v[j] = (h[j] - h[j] * s[j]) + vr * s[j];
-        }
-        if (slp) slopes_by_kind(surrogate, d, slp + off, n, alp);
-        if (spp && (all_steps || t == T - 1)) {
-          const int64_t soff = all_steps ? off : j0;
-          std::memcpy(spp + soff, s, n * sizeof(float));
-          std::memcpy(hp + soff, h, n * sizeof(float));
-        }
-        if (drop) {
-          dropout_scale(wp + off, m, n, thr, scale);
-          float* o = outp + off;
-          for (int64_t j = 0; j < n; ++j) o[j] = s[j] * m[j];
-        } else {
-          std::memcpy(outp + off, s, n * sizeof(float));
+          for (int64_t j = 0; j < n; ++j) o[j] = static_cast<float>(d[j] >= 0.0f);
         }
       }
       std::memcpy(vlp + j0, v, n * sizeof(float));
@@ -190,93 +215,120 @@ void alif_forward(const at::Tensor& x, const at::Tensor& v0, const at::Tensor& t
   });
 }
 
-// The walk back. grad_out [T, R] (upstream of out); slope [T, R]; words as in the forward.
-// spikes/h_seq: [T, R] with leak, else the last step only ([R], needed when grad_v_last is given),
-// or empty. g_v, g_theta [R]: in: dL/dV_T, dL/dtheta_T; out: dL/dV_0, dL/dtheta_0. Writes grad_x [T, R].
-void alif_backward(const at::Tensor& grad_out, const at::Tensor& slope, const at::Tensor& words,
-                   const at::Tensor& spikes, const at::Tensor& h_seq, const at::Tensor& g_v,
-                   const at::Tensor& g_theta, const at::Tensor& grad_x, double tau, double v_reset,
-                   double thresh_decay, double gamma, bool detach_reset, bool has_grad_v, int64_t drop_threshold,
-                   double drop_scale) {
-  TORCH_CHECK(grad_out.dim() == 2 && grad_out.is_contiguous() && grad_out.scalar_type() == at::kFloat,
-              "grad_out: expected a contiguous float32 tensor [T, R]");
-  const int64_t T = grad_out.size(0), R = grad_out.size(1);
-  const float inv_tau = static_cast<float>(1.0 / tau);
-  const float keep = static_cast<float>(1.0 - 1.0 / tau);
-  const bool leak = keep != 0.0f;
-  check_buffer(slope, T * R, "slope");
-  check_buffer(grad_x, T * R, "grad_x");
-  TORCH_CHECK(slope.numel() == T * R && grad_x.numel() == T * R, "slope and grad_x must be allocated");
-  check_buffer(g_v, R, "g_v");
-  check_buffer(g_theta, R, "g_theta");
-  TORCH_CHECK(g_v.numel() == R && g_theta.numel() == R, "g_v and g_theta must be allocated");
-  const bool v_path = leak || has_grad_v;  // is dL/dV ever non-zero?
-  const int64_t saved = leak ? T * R : R;
-  if (v_path) {
-    check_buffer(spikes, saved, "spikes");
-    check_buffer(h_seq, saved, "h_seq");
-    TORCH_CHECK(spikes.numel() == saved && h_seq.numel() == saved, "spikes and h_seq are needed for dL/dV");
-  }
-  const bool drop = words.numel() > 0;
-  TORCH_CHECK(!drop || (words.scalar_type() == at::kShort && words.is_contiguous() && words.numel() >= T * R),
-              "words: expected contiguous int16 with at least T*R elements");
-  const float vr = static_cast<float>(v_reset), decay = static_cast<float>(thresh_decay);
-  const float gam = static_cast<float>(gamma), scale = static_cast<float>(drop_scale);
-  const int32_t thr = static_cast<int32_t>(drop_threshold);
-  const float* gop = grad_out.data_ptr<float>();
-  const float* slp = slope.data_ptr<float>();
-  const int16_t* wp = drop ? words.data_ptr<int16_t>() : nullptr;
-  const float* spp = v_path ? spikes.data_ptr<float>() : nullptr;
-  const float* hp = v_path ? h_seq.data_ptr<float>() : nullptr;
-  float* gvp = g_v.data_ptr<float>();
-  float* gthp = g_theta.data_ptr<float>();
-  float* gxp = grad_x.data_ptr<float>();
-  const int64_t blocks = (R + kBlock - 1) / kBlock;
+namespace {
 
+// The walk back over one block, after the recomputation has filled d_all (and h_all) for all steps.
+template <class G>
+void walk_back(const Consts& c, int64_t T, int64_t R, int64_t j0, int64_t n, const float* gop, const int16_t* wp,
+               const float* d_all, const float* h_all, float* gv, float* gth, float* gxp, bool v_path,
+               bool detach_reset) {
+  const float scale = c.scale, gam = c.gam, vr = c.vr, decay = c.decay, keep = c.keep, inv_tau = c.inv_tau;
+  const float alpha = c.alpha;
+  const int32_t thr = c.thr;
+  float gs[kBlock];
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const int64_t off = t * R + j0;
+    const float* go = gop + off;
+    const float* dt = d_all + t * kBlock;
+    if (c.drop) {
+      const int16_t* w = wp + off;
+      for (int64_t j = 0; j < n; ++j) {
+        const float m = static_cast<float>(static_cast<int32_t>(w[j]) < thr) * scale;
+        gs[j] = go[j] * m + gam * gth[j];
+      }
+    } else {
+      for (int64_t j = 0; j < n; ++j) gs[j] = go[j] + gam * gth[j];
+    }
+    const bool through_v = v_path && (c.leak || t == T - 1);
+    if (through_v && !detach_reset) {  // reset path: dV_t/dS_t = v_reset - H_t
+      const float* ht = h_all + (c.leak ? t * kBlock : 0);
+      for (int64_t j = 0; j < n; ++j) gs[j] = gs[j] + gv[j] * (vr - ht[j]);
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      gs[j] = gs[j] * G::f(dt[j], alpha);
+      gth[j] = gth[j] * decay - gs[j];
+    }
+    if (through_v) {  // dL/dH_t = surrogate part + dL/dV_t (1 - S_t); V_{t-1} gets keep * dL/dH_t
+      for (int64_t j = 0; j < n; ++j) {
+        const float s = dt[j] >= 0.0f ? 1.0f : 0.0f;
+        gs[j] = (gs[j] + gv[j]) - gv[j] * s;
+        gv[j] = gs[j] * keep;
+      }
+    }
+    float* gx = gxp + off;
+    if (inv_tau == 1.0f) {
+      std::memcpy(gx, gs, n * sizeof(float));
+    } else {
+      for (int64_t j = 0; j < n; ++j) gx[j] = gs[j] * inv_tau;
+    }
+  }
+}
+
+template <class G>
+void backward_blocks(const Consts& c, int64_t T, int64_t R, const float* xp, const float* v0p, const float* th0p,
+                     const float* gop, const int16_t* wp, float* gvp, float* gthp, float* gxp, bool v_path,
+                     bool detach_reset) {
+  const int64_t blocks = (R + kBlock - 1) / kBlock;
+  const bool keep_h = v_path && !detach_reset;  // H_t enters through the reset term only
   at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-    float gv[kBlock], gth[kBlock], gs[kBlock], m[kBlock];
+    std::vector<float> d_all(static_cast<size_t>(T * kBlock));
+    std::vector<float> h_all(keep_h ? static_cast<size_t>((c.leak ? T : 1) * kBlock) : 0);
+    float v[kBlock], th[kBlock], gv[kBlock], gth[kBlock];
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t j0 = b * kBlock, n = std::min(kBlock, R - j0);
+      std::memcpy(v, v0p + j0, n * sizeof(float));
+      std::memcpy(th, th0p + j0, n * sizeof(float));
+      for (int64_t t = 0; t < T; ++t) {  // the forward again: D_t (and H_t where the reset term needs it)
+        float* h = nullptr;
+        if (keep_h && (c.leak || t == T - 1)) h = h_all.data() + (c.leak ? t * kBlock : 0);
+        charge_and_fire(c, xp + t * R + j0, v, th, d_all.data() + t * kBlock, h, n, c.leak);
+      }
       std::memcpy(gv, gvp + j0, n * sizeof(float));
       std::memcpy(gth, gthp + j0, n * sizeof(float));
-      for (int64_t t = T - 1; t >= 0; --t) {
-        const int64_t off = t * R + j0;
-        const float* go = gop + off;
-        if (drop) {
-          dropout_scale(wp + off, m, n, thr, scale);
-          for (int64_t j = 0; j < n; ++j) gs[j] = go[j] * m[j] + gam * gth[j];
-        } else {
-          for (int64_t j = 0; j < n; ++j) gs[j] = go[j] + gam * gth[j];
-        }
-        const bool through_v = v_path && (leak || t == T - 1);
-        const int64_t soff = leak ? off : j0;
-        if (through_v && !detach_reset) {  // reset path: dV_t/dS_t = v_reset - H_t
-          const float* ht = hp + soff;
-          for (int64_t j = 0; j < n; ++j) gs[j] = gs[j] + gv[j] * (vr - ht[j]);
-        }
-        const float* st = slp + off;
-        for (int64_t j = 0; j < n; ++j) {
-          gs[j] = gs[j] * st[j];
-          gth[j] = gth[j] * decay - gs[j];
-        }
-        if (through_v) {  // dL/dH_t = surrogate part + dL/dV_t (1 - S_t); V_{t-1} gets keep * dL/dH_t
-          const float* sp = spp + soff;
-          for (int64_t j = 0; j < n; ++j) {
-            gs[j] = (gs[j] + gv[j]) - gv[j] * sp[j];
-            gv[j] = gs[j] * keep;
-          }
-        }
-        float* gx = gxp + off;
-        if (inv_tau == 1.0f) {
-          std::memcpy(gx, gs, n * sizeof(float));
-        } else {
-          for (int64_t j = 0; j < n; ++j) gx[j] = gs[j] * inv_tau;
-        }
-      }
+      walk_back<G>(c, T, R, j0, n, gop, wp, d_all.data(), keep_h ? h_all.data() : nullptr, gv, gth, gxp, v_path,
+                   detach_reset);
       std::memcpy(gvp + j0, gv, n * sizeof(float));
       std::memcpy(gthp + j0, gth, n * sizeof(float));
     }
   });
+}
+
+}  // namespace
+
+// The backward. x, v0, theta0 and words: the forward's inputs; grad_out [T, R] (upstream of out).
+// g_v, g_theta [R]: in: dL/dV_T, dL/dtheta_T; out: dL/dV_0, dL/dtheta_0. Writes grad_x [T, R].
+void alif_backward(const at::Tensor& x, const at::Tensor& v0, const at::Tensor& theta0, const at::Tensor& grad_out,
+                   const at::Tensor& words, const at::Tensor& g_v, const at::Tensor& g_theta,
+                   const at::Tensor& grad_x, double tau, double v_reset, double thresh_decay, double gamma,
+                   double alpha, int64_t surrogate, bool detach_reset, bool has_grad_v, int64_t drop_threshold,
+                   double drop_scale) {
+  TORCH_CHECK(x.dim() == 2, "x: expected [T, R]");
+  const int64_t T = x.size(0), R = x.size(1);
+  check_seq(x, T, R, "x");
+  check_seq(grad_out, T, R, "grad_out");
+  check_seq(grad_x, T, R, "grad_x");
+  check_state(v0, R, "v0");
+  check_state(theta0, R, "theta0");
+  check_state(g_v, R, "g_v");
+  check_state(g_theta, R, "g_theta");
+  check_words(words, T * R);
+  const Consts c = make_consts(tau, v_reset, thresh_decay, gamma, alpha, words.numel() > 0, drop_threshold,
+                               drop_scale);
+  const bool v_path = c.leak || has_grad_v;  // is dL/dV ever non-zero?
+  const int16_t* wp = c.drop ? words.data_ptr<int16_t>() : nullptr;
+  auto run = [&](auto tag) {
+    using G = decltype(tag);
+    backward_blocks<G>(c, T, R, x.data_ptr<float>(), v0.data_ptr<float>(), theta0.data_ptr<float>(),
+                       grad_out.data_ptr<float>(), wp, g_v.data_ptr<float>(), g_theta.data_ptr<float>(),
+                       grad_x.data_ptr<float>(), v_path, detach_reset);
+  };
+  switch (surrogate) {
+    case 0: run(SigmoidSlope{}); break;
+    case 1: run(TriangleSlope{}); break;
+    case 2: run(ArcTanSlope{}); break;
+    case 3: run(SuperSpikeSlope{}); break;
+    default: TORCH_CHECK(false, "unknown surrogate kind ", surrogate);
+  }
 }
 
 TORCH_LIBRARY(spikenet_cpu, m) {
