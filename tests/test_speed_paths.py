@@ -373,3 +373,41 @@ def test_dedup_self_rows_setting():
     cfg = compose_config([*TINY_OVERRIDES, "trainer.dedup_self_rows=maybe"]).trainer
     with pytest.raises(ValueError, match="trainer.dedup_self_rows"):
         check_trainer_config(cfg)
+
+
+@pytest.mark.parametrize("aggr,tau,detach,hid", [("mean", 1.0, False, 24), ("sum", 1.6, True, 24),
+                                                 ("mean", 1.0, False, 400)])  # 400: children in two chunks
+def test_fused_fire_and_pool_matches_the_unfused_path(monkeypatch, aggr, tau, detach, hid):
+    """Layer 0's neuron + dropout + the next layer's pooling in one kernel (``KernelFirePool``) gives the
+    logits and every gradient of neuron -> dropout -> ``hop_inputs`` (same dropout draws)."""
+    from omegaconf import OmegaConf
+
+    from spikenet.neurons import build_neuron, build_surrogate, cpu_kernel
+    from spikenet.neurons.fused_adaptive_lif import KernelFirePool
+
+    if not cpu_kernel.available():
+        pytest.skip(f"compiled CPU kernel unavailable: {cpu_kernel.status()['reason']}")
+    graph = make_synthetic(num_nodes=120, num_steps=6, num_features=8, seed=7)
+    sample = TemporalSampler(graph, [3, 2], 0.5).sample(torch.arange(40), torch.Generator().manual_seed(5))
+    cfg = OmegaConf.create(dict(name="adaptive_lif", tau=tau, v_threshold=0.6, v_reset=0.0, thresh_decay=0.7,
+                                gamma=0.2, detach_reset=detach))
+    torch.manual_seed(0)
+    model = SpikeNet(8, [hid, 4], 3, 6, [3, 2], lambda: build_neuron(cfg, build_surrogate("sigmoid", 1.0), "torch"),
+                     dropout=0.5, aggr=aggr, chunk_rows=64)
+    calls = []
+    apply = KernelFirePool.apply
+    monkeypatch.setattr(KernelFirePool, "apply", lambda *a: calls.append(1) or apply(*a))
+    inputs = layer0_unique_inputs(graph.features, sample, aggr)
+    results = []
+    for fused in (True, False):
+        if not fused:
+            monkeypatch.setattr(SpikeNet, "_fire_and_pool", lambda *a: None)
+        model.zero_grad()
+        torch.manual_seed(1)  # the dropout's draws
+        logits = model(*inputs)
+        (logits * torch.linspace(-1, 1, logits.numel()).view_as(logits)).sum().backward()
+        results.append([logits.detach()] + [p.grad.clone() for p in model.parameters()])
+    assert len(calls) == 1  # the fused run took the kernel, the other did not
+    assert results[0][0].abs().sum() > 0
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)

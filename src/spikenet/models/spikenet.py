@@ -114,6 +114,14 @@ class SpikeNet(nn.Module):
             self.spike_rates.append(spikes.detach().float().mean(dim=(1, 2)))
         return spikes if i == self.num_layers - 1 else self.dropout(spikes)
 
+    def _fire_and_pool(self, i: int, z: torch.Tensor, n0: int, size: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Layer i's spikes (after dropout) pooled for a next layer that maps hop 0 only, in one kernel pass
+        where the neuron has one (``fire_drop_pool``); None otherwise."""
+        neuron = self.neurons[i]
+        if self.record_spikes or not hasattr(neuron, "fire_drop_pool"):
+            return None
+        return neuron.fire_drop_pool(z, self.dropout, n0, size, self.aggr)
+
     def forward(self, x_self: torch.Tensor, x_agg: torch.Tensor, projected: bool = False) -> torch.Tensor:
         """Layer-0 inputs [T, M, F] (or projected [T, M, H]) -> logits [B, C]."""
         functional.reset_net(self)
@@ -126,10 +134,12 @@ class SpikeNet(nn.Module):
             z = agg0(x_self, x_agg)
         batch = x_agg.shape[1] // sum(math.prod(self.sizes[:h]) for h in range(self.num_layers))
         rows = self.hop_rows(batch)
-        x = self._fire(0, z)
         for i in range(1, self.num_layers):
             hops = self.num_layers - i
-            x_self_i, x_neigh_i = hop_inputs(x, rows[: hops + 1], self.sizes[:hops], self.aggr)
-            x = self._fire(i, self.aggregators[i](x_self_i, x_neigh_i))
+            pooled = self._fire_and_pool(i - 1, z, rows[0], self.sizes[0]) if hops == 1 else None
+            if pooled is None:
+                pooled = hop_inputs(self._fire(i - 1, z), rows[: hops + 1], self.sizes[:hops], self.aggr)
+            z = self.aggregators[i](*pooled)
+        x = self._fire(self.num_layers - 1, z)
         T, B, H = x.shape
         return self.readout(x.permute(1, 0, 2).reshape(B, T * H))

@@ -13,7 +13,8 @@ registered memory, so ``functional.reset_net`` resets it with V.
 
 With ``fused`` on CPU, float32 inputs and one of the surrogates the compiled kernel knows
 (``cpu_kernel.SURROGATE_KINDS``), the multi-step forward runs ``KernelAdaptiveLIF`` (one compiled
-pass per direction), and ``fire_and_drop`` folds the following dropout into it; elsewhere, or when
+pass per direction), ``fire_and_drop`` folds the following dropout into it and ``fire_drop_pool``
+the next layer's input pooling as well; elsewhere, or when
 the kernel cannot be built, the torch-op ``FusedAdaptiveLIF``. ``cpu_kernel=False`` forces the
 latter (``None``, the default, uses the kernel where it is available).
 """
@@ -25,7 +26,7 @@ from spikingjelly.activation_based import neuron
 from torch import nn
 
 from spikenet.neurons import cpu_kernel
-from spikenet.neurons.fused_adaptive_lif import FusedAdaptiveLIF, KernelAdaptiveLIF
+from spikenet.neurons.fused_adaptive_lif import FusedAdaptiveLIF, KernelAdaptiveLIF, KernelFirePool
 from spikenet.neurons.surrogates import ArcTan, Sigmoid, SpikeSurrogate, SuperSpike, Triangle
 
 # surrogate class -> its id in the compiled kernel (exact types: a subclass may change the derivative)
@@ -166,3 +167,25 @@ class AdaptiveLIFNode(neuron.BaseNode):
         words, threshold, scale = dropout.keep_words(x_seq.numel(), x_seq.device)
         out, self.v, self.theta = self._kernel(x_seq, words, threshold, scale)
         return out
+
+    def fire_drop_pool(self, x_seq: torch.Tensor, dropout: nn.Module, n0: int, size: int, aggr: str
+                       ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``hop_inputs(dropout(self(x_seq)), [n0, n0 * size], [size], aggr)`` in one kernel pass, or None
+        where the kernel does not apply (the caller then takes the unfused path).
+
+        Same random draws as ``fire_and_drop``; the [T, M, F] spikes are never written.
+        """
+        T, M, F = x_seq.shape
+        if not (self.fused and self._kernel_applies(x_seq) and aggr in ("mean", "sum") and n0 * (1 + size) == M
+                and F <= 1024 and (not dropout.training or dropout.p == 0.0 or hasattr(dropout, "keep_words"))):
+            return None
+        self._states_to_tensor(x_seq[0])
+        words, threshold, scale = None, 0, 1.0
+        if dropout.training and dropout.p > 0.0:
+            words, threshold, scale = dropout.keep_words(x_seq.numel(), x_seq.device)
+        kind = cpu_kernel.SURROGATE_KINDS[_KERNEL_SURROGATES[type(self.surrogate_function)]]
+        x_self, x_neigh, self.v, self.theta = KernelFirePool.apply(
+            x_seq, self.v, self.theta, self.tau, self.v_reset, self.thresh_decay, self.gamma,
+            self.surrogate_function.alpha, kind, self.detach_reset, words, threshold, scale, n0, size, aggr,
+        )
+        return x_self, x_neigh

@@ -13,8 +13,11 @@ one vectorised op over all steps and only the threshold recursion stays sequenti
 likewise only carries dL/dtheta. Tests check spikes and gradients against the step-by-step path.
 
 ``KernelAdaptiveLIF`` runs the same update in one compiled CPU pass per direction
-(``csrc/adaptive_lif_cpu.cpp``), with the surrogate slope computed in the forward and an optional
-dropout on the output spikes folded in (its mask given as the 16-bit words of ``FastDropout``).
+(``csrc/adaptive_lif_cpu.cpp``), with an optional dropout on the output spikes folded in (its mask
+given as the 16-bit words of ``FastDropout``); its backward recomputes the forward from the saved
+input. ``KernelFirePool`` is that kernel with the next layer's input pooling folded in as well: it
+returns the parents' outputs and their children's mean (``spikenet.models.aggregators.hop_inputs``
+for a layer that maps hop 0 only) without writing the [T, M, F] spikes.
 """
 
 from __future__ import annotations
@@ -191,3 +194,62 @@ class KernelAdaptiveLIF(torch.autograd.Function):
         grad_v0 = _reduce_to(g_v.view(state_shape), v0_shape) if ctx.needs_input_grad[1] else None
         grad_theta0 = _reduce_to(g_theta.view(state_shape), theta0_shape) if ctx.needs_input_grad[2] else None
         return (grad_x.view(x_shape), grad_v0, grad_theta0, *([None] * 10))
+
+
+class KernelFirePool(torch.autograd.Function):
+    """``KernelAdaptiveLIF`` (+ dropout) followed by ``hop_inputs(out, [n0, n0 * size], [size], aggr)``.
+
+    x_seq [T, M, F] holds n0 parent rows then each parent's ``size`` children (M = n0 (1 + size)).
+    Returns (x_self [T, n0, F]: the parents' outputs, x_neigh [T, n0, F]: the mean, or sum, of each
+    parent's children's outputs, the final V and theta shaped like x_seq[0]).
+    """
+
+    @staticmethod
+    def forward(ctx, x_seq: torch.Tensor, v0: torch.Tensor, theta0: torch.Tensor, tau: float, v_reset: float,
+                thresh_decay: float, gamma: float, alpha: float, surrogate_kind: int, detach_reset: bool,
+                words: torch.Tensor | None, drop_threshold: int, drop_scale: float, n0: int, size: int,
+                aggr: str):
+        from spikenet.neurons.cpu_kernel import ops
+
+        ctx.set_materialize_grads(False)
+        T, M, F = x_seq.shape
+        x = x_seq.contiguous().view(T, M * F)
+        R = x.shape[1]
+        state_shape = x_seq.shape[1:]
+        v = v0.detach().float().expand(state_shape).reshape(R).contiguous()
+        th = theta0.detach().float().expand(state_shape).reshape(R).contiguous()
+        x_self, x_neigh = torch.empty(T, n0, F), torch.empty(T, n0, F)
+        v_last, theta_last = torch.empty(R), torch.empty(R)
+        w = _EMPTY if words is None else words
+        mean = aggr == "mean"
+        ops().alif_pool_forward(x, v, th, w, x_self.view(T, -1), x_neigh.view(T, -1), v_last, theta_last, int(n0),
+                                int(size), mean, float(tau), float(v_reset), float(thresh_decay), float(gamma),
+                                int(drop_threshold), float(drop_scale))
+        if any(ctx.needs_input_grad[:3]):
+            ctx.save_for_backward(x, v, th, w)
+            ctx.consts = (tau, v_reset, thresh_decay, gamma, alpha, surrogate_kind, detach_reset, drop_threshold,
+                          drop_scale, n0, size, mean)
+            ctx.shapes = (x_seq.shape, v0.shape, theta0.shape)
+        return x_self, x_neigh, v_last.view(state_shape), theta_last.view(state_shape)
+
+    @staticmethod
+    def backward(ctx, g_self, g_neigh, grad_v_last, grad_theta_last):
+        from spikenet.neurons.cpu_kernel import ops
+
+        x, v, th, words = ctx.saved_tensors
+        tau, v_reset, decay, gamma, alpha, kind, detach, thr, scale, n0, size, mean = ctx.consts
+        x_shape, v0_shape, theta0_shape = ctx.shapes
+        T, R = x.shape
+        pooled = (T, R // (1 + size))
+        g_self = torch.zeros(pooled) if g_self is None else g_self.float().contiguous().view(pooled)
+        g_neigh = torch.zeros(pooled) if g_neigh is None else g_neigh.float().contiguous().view(pooled)
+        g_v = torch.zeros(R) if grad_v_last is None else grad_v_last.float().reshape(R).clone()
+        g_theta = torch.zeros(R) if grad_theta_last is None else grad_theta_last.float().reshape(R).clone()
+        grad_x = torch.empty_like(x)
+        ops().alif_pool_backward(x, v, th, g_self, g_neigh, words, g_v, g_theta, grad_x, int(n0), int(size), mean,
+                                 float(tau), float(v_reset), float(decay), float(gamma), float(alpha), int(kind),
+                                 bool(detach), grad_v_last is not None, int(thr), float(scale))
+        state_shape = x_shape[1:]
+        grad_v0 = _reduce_to(g_v.view(state_shape), v0_shape) if ctx.needs_input_grad[1] else None
+        grad_theta0 = _reduce_to(g_theta.view(state_shape), theta0_shape) if ctx.needs_input_grad[2] else None
+        return (grad_x.view(x_shape), grad_v0, grad_theta0, *([None] * 13))

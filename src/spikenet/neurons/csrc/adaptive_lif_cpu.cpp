@@ -31,7 +31,7 @@
 
 namespace {
 
-constexpr int64_t kBlock = 512;
+constexpr int64_t kBlock = 1024;
 
 // exp(x) for float: x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7 (relative
 // error < 1e-8 before rounding), 2^n put into the exponent bits. Branch-free, so it vectorises.
@@ -218,17 +218,19 @@ void alif_forward(const at::Tensor& x, const at::Tensor& v0, const at::Tensor& t
 namespace {
 
 // The walk back over one block, after the recomputation has filled d_all (and h_all) for all steps.
-template <class G>
-void walk_back(const Consts& c, int64_t T, int64_t R, int64_t j0, int64_t n, const float* gop, const int16_t* wp,
+// ``go_at(t, scratch)`` gives the upstream gradient of the block's n elements at step t (a pointer into
+// dL/dout, or ``scratch`` filled from a pooled gradient).
+template <class G, class GoAt>
+void walk_back(const Consts& c, int64_t T, int64_t R, int64_t j0, int64_t n, const GoAt& go_at, const int16_t* wp,
                const float* d_all, const float* h_all, float* gv, float* gth, float* gxp, bool v_path,
                bool detach_reset) {
   const float scale = c.scale, gam = c.gam, vr = c.vr, decay = c.decay, keep = c.keep, inv_tau = c.inv_tau;
   const float alpha = c.alpha;
   const int32_t thr = c.thr;
-  float gs[kBlock];
+  float gs[kBlock], scratch[kBlock];
   for (int64_t t = T - 1; t >= 0; --t) {
     const int64_t off = t * R + j0;
-    const float* go = gop + off;
+    const float* go = go_at(t, scratch);
     const float* dt = d_all + t * kBlock;
     if (c.drop) {
       const int16_t* w = wp + off;
@@ -264,33 +266,58 @@ void walk_back(const Consts& c, int64_t T, int64_t R, int64_t j0, int64_t n, con
   }
 }
 
+// Elements [j0, j0 + n) of every step (n <= kBlock) back through all T steps: the forward again (D_t,
+// and H_t where the reset term needs it), then the walk back; dL/dV and dL/dtheta in place at gvp, gthp.
+template <class G, class GoAt>
+void backward_segment(const Consts& c, int64_t T, int64_t R, const float* xp, const float* v0p, const float* th0p,
+                      int64_t j0, int64_t n, const GoAt& go_at, const int16_t* wp, float* gvp, float* gthp,
+                      float* gxp, bool v_path, bool detach_reset, std::vector<float>& d_all,
+                      std::vector<float>& h_all) {
+  const bool keep_h = v_path && !detach_reset;  // H_t enters through the reset term only
+  d_all.resize(static_cast<size_t>(T * kBlock));
+  h_all.resize(keep_h ? static_cast<size_t>((c.leak ? T : 1) * kBlock) : 0);
+  float v[kBlock], th[kBlock], gv[kBlock], gth[kBlock];
+  std::memcpy(v, v0p + j0, n * sizeof(float));
+  std::memcpy(th, th0p + j0, n * sizeof(float));
+  for (int64_t t = 0; t < T; ++t) {
+    float* h = nullptr;
+    if (keep_h && (c.leak || t == T - 1)) h = h_all.data() + (c.leak ? t * kBlock : 0);
+    charge_and_fire(c, xp + t * R + j0, v, th, d_all.data() + t * kBlock, h, n, c.leak);
+  }
+  std::memcpy(gv, gvp + j0, n * sizeof(float));
+  std::memcpy(gth, gthp + j0, n * sizeof(float));
+  walk_back<G>(c, T, R, j0, n, go_at, wp, d_all.data(), keep_h ? h_all.data() : nullptr, gv, gth, gxp, v_path,
+               detach_reset);
+  std::memcpy(gvp + j0, gv, n * sizeof(float));
+  std::memcpy(gthp + j0, gth, n * sizeof(float));
+}
+
 template <class G>
 void backward_blocks(const Consts& c, int64_t T, int64_t R, const float* xp, const float* v0p, const float* th0p,
                      const float* gop, const int16_t* wp, float* gvp, float* gthp, float* gxp, bool v_path,
                      bool detach_reset) {
   const int64_t blocks = (R + kBlock - 1) / kBlock;
-  const bool keep_h = v_path && !detach_reset;  // H_t enters through the reset term only
   at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-    std::vector<float> d_all(static_cast<size_t>(T * kBlock));
-    std::vector<float> h_all(keep_h ? static_cast<size_t>((c.leak ? T : 1) * kBlock) : 0);
-    float v[kBlock], th[kBlock], gv[kBlock], gth[kBlock];
+    std::vector<float> d_all, h_all;
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t j0 = b * kBlock, n = std::min(kBlock, R - j0);
-      std::memcpy(v, v0p + j0, n * sizeof(float));
-      std::memcpy(th, th0p + j0, n * sizeof(float));
-      for (int64_t t = 0; t < T; ++t) {  // the forward again: D_t (and H_t where the reset term needs it)
-        float* h = nullptr;
-        if (keep_h && (c.leak || t == T - 1)) h = h_all.data() + (c.leak ? t * kBlock : 0);
-        charge_and_fire(c, xp + t * R + j0, v, th, d_all.data() + t * kBlock, h, n, c.leak);
-      }
-      std::memcpy(gv, gvp + j0, n * sizeof(float));
-      std::memcpy(gth, gthp + j0, n * sizeof(float));
-      walk_back<G>(c, T, R, j0, n, gop, wp, d_all.data(), keep_h ? h_all.data() : nullptr, gv, gth, gxp, v_path,
-                   detach_reset);
-      std::memcpy(gvp + j0, gv, n * sizeof(float));
-      std::memcpy(gthp + j0, gth, n * sizeof(float));
+      auto go_at = [&](int64_t t, float*) { return gop + t * R + j0; };
+      backward_segment<G>(c, T, R, xp, v0p, th0p, j0, n, go_at, wp, gvp, gthp, gxp, v_path, detach_reset, d_all,
+                          h_all);
     }
   });
+}
+
+// The surrogate kind as a type, for ``fn(G{})``.
+template <class Fn>
+void with_surrogate(int64_t kind, Fn&& fn) {
+  switch (kind) {
+    case 0: fn(SigmoidSlope{}); break;
+    case 1: fn(TriangleSlope{}); break;
+    case 2: fn(ArcTanSlope{}); break;
+    case 3: fn(SuperSpikeSlope{}); break;
+    default: TORCH_CHECK(false, "unknown surrogate kind ", kind);
+  }
 }
 
 }  // namespace
@@ -316,22 +343,173 @@ void alif_backward(const at::Tensor& x, const at::Tensor& v0, const at::Tensor& 
                                drop_scale);
   const bool v_path = c.leak || has_grad_v;  // is dL/dV ever non-zero?
   const int16_t* wp = c.drop ? words.data_ptr<int16_t>() : nullptr;
-  auto run = [&](auto tag) {
+  with_surrogate(surrogate, [&](auto tag) {
     using G = decltype(tag);
     backward_blocks<G>(c, T, R, x.data_ptr<float>(), v0.data_ptr<float>(), theta0.data_ptr<float>(),
                        grad_out.data_ptr<float>(), wp, g_v.data_ptr<float>(), g_theta.data_ptr<float>(),
                        grad_x.data_ptr<float>(), v_path, detach_reset);
-  };
-  switch (surrogate) {
-    case 0: run(SigmoidSlope{}); break;
-    case 1: run(TriangleSlope{}); break;
-    case 2: run(ArcTanSlope{}); break;
-    case 3: run(SuperSpikeSlope{}); break;
-    default: TORCH_CHECK(false, "unknown surrogate kind ", surrogate);
-  }
+  });
+}
+
+// ---- the same neuron, fused with the next layer's input pooling ----------------------------------
+// The rows of x [T, R = (n0 + n0 * size) * F] are n0 parents then each parent's ``size`` children
+// (contiguous). Instead of the [T, R] output the forward writes what the next layer reads: the
+// parents' outputs x_self [T, n0, F] and, per parent, the mean (or sum) of its children's outputs
+// x_neigh [T, n0, F]; the backward takes their gradients. Each parent and its children are one work
+// item, run row by row (F elements) through all T steps; the children's sum is accumulated over the
+// rows in order, then scaled by 1 / size as torch's mean does.
+
+namespace {
+
+void check_pool(const at::Tensor& x, int64_t n0, int64_t size, int64_t& F) {
+  TORCH_CHECK(n0 > 0 && size > 0, "pooling layout: n0 and size must be positive");
+  const int64_t R = x.size(1);
+  TORCH_CHECK(R % (n0 * (1 + size)) == 0, "x has ", R, " elements per step, not (n0 + n0 * size) * F");
+  F = R / (n0 * (1 + size));
+  TORCH_CHECK(F <= kBlock, "rows longer than ", kBlock, " elements are not supported by the pooled kernel");
+  // (the caller checks the same limit: ``AdaptiveLIFNode.fire_drop_pool``)
+}
+
+}  // namespace
+
+void alif_pool_forward(const at::Tensor& x, const at::Tensor& v0, const at::Tensor& theta0, const at::Tensor& words,
+                       const at::Tensor& x_self, const at::Tensor& x_neigh, const at::Tensor& v_last,
+                       const at::Tensor& theta_last, int64_t n0, int64_t size, bool mean, double tau, double v_reset,
+                       double thresh_decay, double gamma, int64_t drop_threshold, double drop_scale) {
+  TORCH_CHECK(x.dim() == 2, "x: expected [T, R]");
+  const int64_t T = x.size(0), R = x.size(1);
+  int64_t F = 0;
+  check_pool(x, n0, size, F);
+  check_seq(x, T, R, "x");
+  check_seq(x_self, T, n0 * F, "x_self");
+  check_seq(x_neigh, T, n0 * F, "x_neigh");
+  check_state(v0, R, "v0");
+  check_state(theta0, R, "theta0");
+  check_state(v_last, R, "v_last");
+  check_state(theta_last, R, "theta_last");
+  check_words(words, T * R);
+  const Consts c = make_consts(tau, v_reset, thresh_decay, gamma, 0.0, words.numel() > 0, drop_threshold, drop_scale);
+  const float* xp = x.data_ptr<float>();
+  const float* v0p = v0.data_ptr<float>();
+  const float* th0p = theta0.data_ptr<float>();
+  const int16_t* wp = c.drop ? words.data_ptr<int16_t>() : nullptr;
+  float* selfp = x_self.data_ptr<float>();
+  float* neighp = x_neigh.data_ptr<float>();
+  float* vlp = v_last.data_ptr<float>();
+  float* thlp = theta_last.data_ptr<float>();
+  const float scale = c.scale, factor = mean ? 1.0f / static_cast<float>(size) : 1.0f;
+  const int32_t thr = c.thr;
+  const bool drop = c.drop;
+  const int64_t rows_per_chunk = std::max<int64_t>(1, kBlock / F);
+
+  at::parallel_for(0, n0, 16, [&](int64_t p0, int64_t p1) {
+    std::vector<float> acc(static_cast<size_t>(T * F));
+    float v[kBlock], th[kBlock], d[kBlock];
+    // n elements (whole rows) at offset j0 through all T steps; emit(t) gets their spikes times the mask
+    auto run_rows = [&](int64_t j0, int64_t n, auto&& emit) {
+      std::memcpy(v, v0p + j0, n * sizeof(float));
+      std::memcpy(th, th0p + j0, n * sizeof(float));
+      for (int64_t t = 0; t < T; ++t) {
+        const int64_t off = t * R + j0;
+        charge_and_fire(c, xp + off, v, th, d, nullptr, n, c.leak || t == T - 1);
+        if (drop) {
+          const int16_t* w = wp + off;
+          for (int64_t k = 0; k < n; ++k)
+            d[k] = static_cast<float>(d[k] >= 0.0f) * (static_cast<float>(static_cast<int32_t>(w[k]) < thr) * scale);
+        } else {
+          for (int64_t k = 0; k < n; ++k) d[k] = static_cast<float>(d[k] >= 0.0f);
+        }
+        emit(t, d);
+      }
+      std::memcpy(vlp + j0, v, n * sizeof(float));
+      std::memcpy(thlp + j0, th, n * sizeof(float));
+    };
+    for (int64_t p = p0; p < p1; ++p) {
+      run_rows(p * F, F, [&](int64_t t, const float* o) {
+        std::memcpy(selfp + (t * n0 + p) * F, o, F * sizeof(float));
+      });
+      for (int64_t j0 = 0; j0 < size; j0 += rows_per_chunk) {  // children, a few whole rows at a time
+        const int64_t rows = std::min(rows_per_chunk, size - j0);
+        run_rows(n0 * F + (p * size + j0) * F, rows * F, [&](int64_t t, const float* o) {
+          float* a = acc.data() + t * F;
+          for (int64_t j = 0; j < rows; ++j) {  // children in order: the sum torch's mean takes
+            const float* oj = o + j * F;
+            if (j0 + j == 0) {
+              std::memcpy(a, oj, F * sizeof(float));
+            } else {
+              for (int64_t f = 0; f < F; ++f) a[f] += oj[f];
+            }
+          }
+        });
+      }
+      for (int64_t t = 0; t < T; ++t) {
+        const float* a = acc.data() + t * F;
+        float* out = neighp + (t * n0 + p) * F;
+        for (int64_t f = 0; f < F; ++f) out[f] = a[f] * factor;
+      }
+    }
+  });
+}
+
+void alif_pool_backward(const at::Tensor& x, const at::Tensor& v0, const at::Tensor& theta0, const at::Tensor& g_self,
+                        const at::Tensor& g_neigh, const at::Tensor& words, const at::Tensor& g_v,
+                        const at::Tensor& g_theta, const at::Tensor& grad_x, int64_t n0, int64_t size, bool mean,
+                        double tau, double v_reset, double thresh_decay, double gamma, double alpha, int64_t surrogate,
+                        bool detach_reset, bool has_grad_v, int64_t drop_threshold, double drop_scale) {
+  TORCH_CHECK(x.dim() == 2, "x: expected [T, R]");
+  const int64_t T = x.size(0), R = x.size(1);
+  int64_t F = 0;
+  check_pool(x, n0, size, F);
+  check_seq(x, T, R, "x");
+  check_seq(grad_x, T, R, "grad_x");
+  check_seq(g_self, T, n0 * F, "g_self");
+  check_seq(g_neigh, T, n0 * F, "g_neigh");
+  check_state(v0, R, "v0");
+  check_state(theta0, R, "theta0");
+  check_state(g_v, R, "g_v");
+  check_state(g_theta, R, "g_theta");
+  check_words(words, T * R);
+  const Consts c = make_consts(tau, v_reset, thresh_decay, gamma, alpha, words.numel() > 0, drop_threshold,
+                               drop_scale);
+  const bool v_path = c.leak || has_grad_v;
+  const int16_t* wp = c.drop ? words.data_ptr<int16_t>() : nullptr;
+  const float* xp = x.data_ptr<float>();
+  const float* v0p = v0.data_ptr<float>();
+  const float* th0p = theta0.data_ptr<float>();
+  const float* gsp = g_self.data_ptr<float>();
+  const float* gnp = g_neigh.data_ptr<float>();
+  float* gvp = g_v.data_ptr<float>();
+  float* gthp = g_theta.data_ptr<float>();
+  float* gxp = grad_x.data_ptr<float>();
+  const float divisor = mean ? static_cast<float>(size) : 1.0f;
+  const int64_t rows_per_chunk = std::max<int64_t>(1, kBlock / F);
+  with_surrogate(surrogate, [&](auto tag) {
+    using G = decltype(tag);
+    at::parallel_for(0, n0, 16, [&](int64_t p0, int64_t p1) {
+      std::vector<float> d_all, h_all;
+      for (int64_t p = p0; p < p1; ++p) {
+        auto parent_go = [&](int64_t t, float*) { return gsp + (t * n0 + p) * F; };
+        backward_segment<G>(c, T, R, xp, v0p, th0p, p * F, F, parent_go, wp, gvp, gthp, gxp, v_path, detach_reset,
+                            d_all, h_all);
+        for (int64_t j0 = 0; j0 < size; j0 += rows_per_chunk) {  // children, a few whole rows at a time
+          const int64_t rows = std::min(rows_per_chunk, size - j0);
+          auto child_go = [&](int64_t t, float* scratch) {  // each child's share of the pooled gradient
+            const float* g = gnp + (t * n0 + p) * F;
+            for (int64_t f = 0; f < F; ++f) scratch[f] = g[f] / divisor;
+            for (int64_t j = 1; j < rows; ++j) std::memcpy(scratch + j * F, scratch, F * sizeof(float));
+            return static_cast<const float*>(scratch);
+          };
+          backward_segment<G>(c, T, R, xp, v0p, th0p, n0 * F + (p * size + j0) * F, rows * F, child_go, wp, gvp,
+                              gthp, gxp, v_path, detach_reset, d_all, h_all);
+        }
+      }
+    });
+  });
 }
 
 TORCH_LIBRARY(spikenet_cpu, m) {
   m.def("alif_forward", &alif_forward);
   m.def("alif_backward", &alif_backward);
+  m.def("alif_pool_forward", &alif_pool_forward);
+  m.def("alif_pool_backward", &alif_pool_backward);
 }
