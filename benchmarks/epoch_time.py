@@ -45,10 +45,10 @@ def _time(fn, repeats: int = 1, device: torch.device | None = None) -> float:
 
 
 def matmul_floor(model, num_steps: int, batch_sizes: list[int], eval_targets: int, eval_projected: bool,
-                 num_nodes: int, feature_steps: int, self_share: float = 1.0) -> dict[str, float]:
+                 num_nodes: int, feature_steps: int, shares: tuple[float, float] = (1.0, 1.0)) -> dict[str, float]:
     """Seconds of the epoch's linear-layer matmuls alone (same shapes, same chunking), train and eval,
-    on the model's device. ``self_share``: distinct self rows per self row of layer 0 when the loader
-    gathers them once each (``trainer.dedup_self_rows``), so the self map runs on that many rows."""
+    on the model's device. ``shares``: distinct rows per row of layer 0's self block and neighbour
+    block when the loader gathers them once each (``trainer.dedup_rows``): the maps run on that many."""
     dev = next(model.parameters()).device
     train = 0.0
     for batch in sorted(set(batch_sizes)):
@@ -56,7 +56,7 @@ def matmul_floor(model, num_steps: int, batch_sizes: list[int], eval_targets: in
         per_batch = 0.0
         for i, agg in enumerate(model.aggregators):
             r = num_steps * sum(rows[: model.num_layers - i])
-            per_batch += _time(_layer_step(agg, r, i > 0, self_share if i == 0 else 1.0, dev), device=dev)
+            per_batch += _time(_layer_step(agg, r, i > 0, shares if i == 0 else (1.0, 1.0), dev), device=dev)
         train += per_batch * batch_sizes.count(batch)
     evaluate = 0.0
     agg = model.aggregators[0]
@@ -67,26 +67,26 @@ def matmul_floor(model, num_steps: int, batch_sizes: list[int], eval_targets: in
         else:
             r = num_steps * sum(model.hop_rows(eval_targets)[: model.num_layers])
             with torch.no_grad():
-                evaluate = _time(_layer_step(agg, r, False, self_share, dev, backward=False), device=dev)
+                evaluate = _time(_layer_step(agg, r, False, shares, dev, backward=False), device=dev)
     return {"train": train, "evaluate": evaluate}
 
 
-def _layer_step(agg, r: int, input_grad: bool, self_share: float, dev, backward: bool = True):
-    """One layer's products for r rows: the self map on r * self_share rows (distinct rows, or all), the
-    neighbour map on r rows, forward and (``backward``) the weight (and input) gradients."""
+def _layer_step(agg, r: int, input_grad: bool, shares: tuple[float, float], dev, backward: bool = True):
+    """One layer's products for r rows: the self and neighbour maps on r * share rows each (distinct rows,
+    or all), forward and (``backward``) the weight (and input) gradients."""
     f_in, w_s, w_n = agg.lin_self.in_features, agg.lin_self.weight, agg.lin_neigh.weight
-    u = max(1, round(r * self_share))
-    xs = torch.randn(u, f_in, requires_grad=input_grad, device=dev)
-    xn = torch.randn(r, f_in, requires_grad=input_grad, device=dev)
+    u_s, u_n = (max(1, round(r * share)) for share in shares)
+    xs = torch.randn(u_s, f_in, requires_grad=input_grad, device=dev)
+    xn = torch.randn(u_n, f_in, requires_grad=input_grad, device=dev)
     ws, wn = w_s.detach().clone().requires_grad_(), w_n.detach().clone().requires_grad_()
-    grad = torch.randn(r, w_s.shape[0], device=dev)
+    grad = torch.randn(max(u_s, u_n), w_s.shape[0], device=dev)
     chunk = agg.chunk_rows or r
 
     def step() -> None:
         out_self = chunked_linear_sum([(xs, ws)], None, chunk)
-        out = chunked_linear_sum([(xn, wn)], None, chunk)
+        out_neigh = chunked_linear_sum([(xn, wn)], None, chunk)
         if backward:
-            torch.autograd.backward([out_self, out], [grad[:u], grad])
+            torch.autograd.backward([out_self, out_neigh], [grad[:u_s], grad[:u_n]])
 
     return step
 
@@ -176,15 +176,15 @@ def main(cfg: DictConfig) -> None:
     if bench.floor:
         sizes = [batch_size] * (n_train // batch_size) + ([n_train % batch_size] if n_train % batch_size else [])
         proj = tr._projection_pays(tr.splits.val.numel())
-        share = 1.0
-        if tr.loader.unique_self:  # layer 0's self map runs on the distinct rows: their share in one batch
+        shares = (1.0, 1.0)
+        if tr.loader.unique_rows:  # layer 0's maps run on the distinct rows: their share in one batch
             gen = torch.Generator(tr.data_device).manual_seed(0)
             first = next(iter(tr.loader.train_batches(tr.splits.train, batch_size, gen)))
-            share = first.inputs[0].rows.shape[0] / first.inputs[0].index.numel()
-            result["distinct_self_row_share"] = share
+            shares = tuple(part.rows.shape[0] / part.index.numel() for part in first.inputs)
+            result["distinct_row_shares"] = {"self": shares[0], "neighbour": shares[1]}
         floor = matmul_floor(tr.model, graph.num_steps, sizes[:run_batches], tr.splits.val.numel() if evaluate
                              else 0, proj, graph.num_nodes, graph.num_steps if graph.features.dim() == 3 else 1,
-                             share)
+                             shares)
         floor_epoch = floor["train"] * scale + floor["evaluate"]
         result["matmul_floor_seconds"] = floor_epoch
         result["above_floor"] = 1.0 - floor_epoch / epoch_seconds

@@ -132,13 +132,13 @@ def test_graph_to_moves_every_tensor(graph):
 # --------------------------------------------------------------------------- the CPU path's results
 def _reference_epoch(tr, seed: int) -> tuple[float, dict]:
     """One training epoch as the trainer ran it before the device path (layer 0's self rows in the form
-    ``trainer.dedup_self_rows`` asks for)."""
+    ``trainer.dedup_rows`` asks for)."""
     gen = torch.Generator().manual_seed(seed)
     order = tr.splits.train[torch.randperm(tr.splits.train.numel(), generator=gen)]
     total, count = 0.0, 0
     for chunk in torch.split(order, int(tr.cfg.batch_size)):
         sample = tr.sampler.sample(chunk, gen)
-        if tr.loader.unique_self:
+        if tr.loader.unique_rows:
             x = layer0_unique_inputs(tr.graph.features, sample, tr.model.aggr)
         else:
             x = layer0_inputs(tr.graph.features, tr.graph.features, sample, tr.model.aggr)
@@ -154,7 +154,7 @@ def _reference_epoch(tr, seed: int) -> tuple[float, dict]:
 @pytest.mark.parametrize("data_device,dedup", [("cpu", "auto"), ("auto", "auto"), ("cpu", "false")])
 def test_cpu_training_matches_the_plain_loop(compose, data_device, dedup):
     cfg = compose([*TINY, f"trainer.data_device={data_device}", "trainer.batch_size=64",
-                   f"trainer.dedup_self_rows={dedup}"])
+                   f"trainer.dedup_rows={dedup}"])
     ref = build_experiment(cfg).trainer
     loss_ref, state_ref = _reference_epoch(ref, int(cfg.seed))
     pred_ref = ref.predict(ref.splits.val, torch.Generator().manual_seed(11))

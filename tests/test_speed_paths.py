@@ -122,28 +122,48 @@ def test_unique_self_rows_spread_to_the_self_block(per_step):
     if not per_step:
         assert got.rows.shape[0] == torch.unique(torch.cat(sample.hops[:-1], 1)).numel()
     x_self, x_agg = layer0_unique_inputs(table.half(), sample, "mean")
-    assert x_self.rows.dtype == x_agg.dtype == torch.float32 and x_self.steps == graph.num_steps
+    assert x_self.rows.dtype == x_agg.rows.dtype == torch.float32 and x_self.steps == x_agg.steps == graph.num_steps
 
 
 def test_spread_linear_gradcheck():
-    """Every input's gradient, the per-slot index_add in particular, against finite differences."""
+    """Every input's gradient, the per-slot index_add in particular, against finite differences, for two
+    spread parts and a dense one."""
     gen = torch.Generator().manual_seed(0)
-    rows = torch.randn(6, 3, dtype=torch.double, generator=gen, requires_grad=True)
+    d = dict(dtype=torch.double, requires_grad=True)
+    rows, rows2 = torch.randn(6, 3, generator=gen, **d), torch.randn(4, 2, generator=gen, **d)
     index = torch.tensor([0, 5, 5, 2, 0, 1, 3, 3, 3, 4, 0])
-    x = torch.randn(11, 4, dtype=torch.double, generator=gen, requires_grad=True)
-    w_rows = torch.randn(2, 3, dtype=torch.double, generator=gen, requires_grad=True)
-    w_x = torch.randn(2, 4, dtype=torch.double, generator=gen, requires_grad=True)
-    bias = torch.randn(2, dtype=torch.double, generator=gen, requires_grad=True)
-    want = rows[index] @ w_rows.T + x @ w_x.T + bias
-    got = spread_linear_sum(rows, index, w_rows, [(x, w_x)], bias, 4)
+    index2 = torch.tensor([3, 3, 0, 1, 2, 2, 2, 3, 0, 1, 1])
+    x = torch.randn(11, 4, generator=gen, **d)
+    w_rows, w_rows2 = torch.randn(2, 3, generator=gen, **d), torch.randn(2, 2, generator=gen, **d)
+    w_x, bias = torch.randn(2, 4, generator=gen, **d), torch.randn(2, generator=gen, **d)
+    want = rows[index] @ w_rows.T + rows2[index2] @ w_rows2.T + x @ w_x.T + bias
+    got = spread_linear_sum([(rows, index, w_rows), (rows2, index2, w_rows2)], [(x, w_x)], bias, 4)
     assert torch.allclose(got, want)
-    fn = lambda r, a, b, c, d: spread_linear_sum(r, index, b, [(a, c)], d, 4)  # noqa: E731
-    assert torch.autograd.gradcheck(fn, (rows, x, w_rows, w_x, bias))
+
+    def fn(r, r2, a, b, b2, c, e):
+        return spread_linear_sum([(r, index, b), (r2, index2, b2)], [(a, c)], e, 4)
+
+    assert torch.autograd.gradcheck(fn, (rows, rows2, x, w_rows, w_rows2, w_x, bias))
+
+
+@pytest.mark.parametrize("per_step", [True, False])
+@pytest.mark.parametrize("aggr", ["mean", "sum"])
+def test_unique_neighbour_aggregates_spread_to_the_dense_ones(per_step, aggr):
+    """Repeated bags are aggregated once and spread back bit for bit; the repeats are really merged."""
+    from spikenet.gather import gather_unique_neighbour_aggregates
+
+    graph = make_synthetic(num_nodes=60, num_steps=4, num_features=5, seed=4)
+    table = graph.features if per_step else graph.features[0].clone()
+    sample = TemporalSampler(graph, [4, 2], 0.5).sample(torch.arange(30), torch.Generator().manual_seed(2))
+    got = gather_unique_neighbour_aggregates(table, sample, aggr)
+    want = gather_neighbour_aggregates(table, sample, aggr)
+    assert torch.equal(got.rows[got.index].view_as(want), want)
+    assert got.rows.shape[0] < got.index.numel() and got.per_step == want.shape[1]
 
 
 @pytest.mark.parametrize("model_cls,concat,aggr", [(SpikeNet, False, "mean"), (SpikeNet, True, "sum"),
                                                    (ANN, False, "mean")])
-def test_models_take_unique_self_rows(model_cls, concat, aggr):
+def test_models_take_unique_rows_rows(model_cls, concat, aggr):
     """Logits and every parameter gradient are those of the row-by-row path (up to float rounding)."""
     from omegaconf import OmegaConf
 
@@ -159,15 +179,17 @@ def test_models_take_unique_self_rows(model_cls, concat, aggr):
     model = model_cls(in_features=8, hids=[16, 4], num_classes=3, num_steps=5, sizes=[3, 2], dropout=0.0,
                       aggr=aggr, concat=concat, chunk_rows=64, **extra)
     results = []
-    for inputs in (layer0_inputs(graph.features, graph.features, sample, aggr),
-                   layer0_unique_inputs(graph.features, sample, aggr)):
+    dense = layer0_inputs(graph.features, graph.features, sample, aggr)
+    unique = layer0_unique_inputs(graph.features, sample, aggr)
+    for inputs in (dense, unique, (unique[0], dense[1])):  # both parts distinct, or the self part only
         model.zero_grad()
         logits = model(*inputs)
         (logits * torch.linspace(-1, 1, logits.numel()).view_as(logits)).sum().backward()
         results.append([logits.detach()] + [p.grad.clone() for p in model.parameters()])
-    assert isinstance(layer0_unique_inputs(graph.features, sample, aggr)[0], UniqueRows)
-    for got, want in zip(*results, strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    assert all(isinstance(part, UniqueRows) for part in unique)
+    for other in results[1:]:
+        for got, want in zip(other, results[0], strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_large_synthetic_features_are_memory_mapped_and_reused(tmp_path):
@@ -357,21 +379,21 @@ def test_kernel_falls_back_without_a_compiler(monkeypatch, caplog):
     assert not cpu_kernel.enabled_by_env() and not cpu_kernel.available()
 
 
-def test_dedup_self_rows_setting():
+def test_dedup_rows_setting():
     """auto: distinct self rows for a CPU model only; an unknown value names its key."""
     from conftest import compose_config
 
     from spikenet.experiment import build_experiment
-    from spikenet.training.trainer import check_trainer_config, dedup_self_rows
+    from spikenet.training.trainer import check_trainer_config, dedup_rows
 
-    assert dedup_self_rows("auto", torch.device("cpu")) and not dedup_self_rows("auto", torch.device("cuda"))
-    assert dedup_self_rows(True, torch.device("cuda")) and not dedup_self_rows("false", torch.device("cpu"))
+    assert dedup_rows("auto", torch.device("cpu")) and not dedup_rows("auto", torch.device("cuda"))
+    assert dedup_rows(True, torch.device("cuda")) and not dedup_rows("false", torch.device("cpu"))
     for choice, unique in (("auto", True), ("false", False)):
-        tr = build_experiment(compose_config([*TINY_OVERRIDES, f"trainer.dedup_self_rows={choice}"])).trainer
+        tr = build_experiment(compose_config([*TINY_OVERRIDES, f"trainer.dedup_rows={choice}"])).trainer
         batch = next(iter(tr.loader.train_batches(tr.splits.train, 8, torch.Generator().manual_seed(0))))
         assert isinstance(batch.inputs[0], UniqueRows) is unique
-    cfg = compose_config([*TINY_OVERRIDES, "trainer.dedup_self_rows=maybe"]).trainer
-    with pytest.raises(ValueError, match="trainer.dedup_self_rows"):
+    cfg = compose_config([*TINY_OVERRIDES, "trainer.dedup_rows=maybe"]).trainer
+    with pytest.raises(ValueError, match="trainer.dedup_rows"):
         check_trainer_config(cfg)
 
 

@@ -106,11 +106,16 @@ def layer0_inputs(self_table: torch.Tensor, neigh_table: torch.Tensor, sample: S
 
 
 class UniqueRows(NamedTuple):
-    """Layer 0's self rows, each distinct row once: ``rows[index]`` is the [T * M, F] self block."""
+    """A [T, M, F] block of layer 0's inputs with each distinct row once: ``rows[index]`` is the block, flat."""
 
-    rows: torch.Tensor  # [U, F] distinct rows of the feature table
-    index: torch.Tensor  # [T * M] slot in ``rows`` of every self row, step-major as gather_self lays them out
+    rows: torch.Tensor  # [U, F] the distinct rows
+    index: torch.Tensor  # [T * M] slot in ``rows`` of every row, step-major as gather_self lays them out
     steps: int  # T
+
+    @property
+    def per_step(self) -> int:
+        """M, the rows of each step."""
+        return self.index.numel() // self.steps
 
 
 def unique_keys(keys: torch.Tensor, key_space: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -141,9 +146,44 @@ def gather_unique_self(table: torch.Tensor, sample: Sample, release: Callable[[]
     return UniqueRows(rows if dtype is None else rows.to(dtype), index, T)
 
 
+def gather_unique_neighbour_aggregates(table: torch.Tensor, sample: Sample, aggr: str = "mean",
+                                      release: Callable[[], None] | None = None, chunk: int = 16384) -> UniqueRows:
+    """``gather_neighbour_aggregates`` as ``UniqueRows``: a hop's bags that hold the same rows in the same
+    order are aggregated once (same order, so the same value bit for bit).
+
+    On DBLP about half of the last hop's pairs repeat within a step (a node with no new edge draws
+    its own self-loop from ΔG_t). A hop is deduplicated where its bags fit one int64 key (size *
+    log2(table rows) < 63); others keep one row per bag.
+    """
+    hops, sizes = sample.hops, sample.sizes
+    T = hops[0].shape[0]
+    flat = _flat_table(table)
+    n_keys = flat.shape[0]
+    parts, slots, offset = [], [], 0
+    for h, size in enumerate(sizes):
+        parents = hops[h].shape[1]
+        ids = _flat_ids([hops[h + 1]], table).view(T * parents, size)
+        if size * max(n_keys - 1, 1).bit_length() < 63:
+            key = ids[:, 0]
+            for j in range(1, size):
+                key = key * n_keys + ids[:, j]
+            distinct, slot = torch.unique(key, return_inverse=True)
+            first = torch.empty(distinct.numel(), dtype=torch.long, device=ids.device)
+            first.scatter_(0, slot, torch.arange(slot.numel(), device=ids.device))  # any bag with that key
+            ids = ids[first]
+        else:
+            slot = torch.arange(T * parents, device=ids.device)
+        offsets = torch.arange(0, ids.numel(), size, device=ids.device)
+        parts.append(_bag_rows(flat, ids.reshape(-1), offsets, aggr, release, chunk))
+        slots.append((slot + offset).view(T, parents))
+        offset += parts[-1].shape[0]
+    rows = parts[0] if len(parts) == 1 else torch.cat(parts)
+    return UniqueRows(rows, torch.cat(slots, dim=1).reshape(-1), T)
+
+
 def layer0_unique_inputs(table: torch.Tensor, sample: Sample, aggr: str, release: Callable[[], None] | None = None,
-                         dtype: torch.dtype | None = torch.float32) -> tuple[UniqueRows, torch.Tensor]:
-    """(distinct self rows, neighbour aggregates [T, M, F]) of one feature table, where it lives."""
+                         dtype: torch.dtype | None = torch.float32) -> tuple[UniqueRows, UniqueRows]:
+    """(distinct self rows, distinct neighbour aggregates) of one feature table, where it lives."""
     x_self = gather_unique_self(table, sample, release, dtype=dtype)
-    x_agg = gather_neighbour_aggregates(table, sample, aggr, release)
-    return x_self, (x_agg if dtype is None else x_agg.to(dtype))
+    x_agg = gather_unique_neighbour_aggregates(table, sample, aggr, release)
+    return x_self, (x_agg if dtype is None else x_agg._replace(rows=x_agg.rows.to(dtype)))

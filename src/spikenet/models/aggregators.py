@@ -100,7 +100,7 @@ class SAGEAggregator(nn.Module):
         """Merge the already-projected self and neighbour parts."""
         return torch.cat([z_self, z_neigh], dim=-1) if self.concat else z_self.add_(z_neigh)
 
-    def forward(self, x_self: torch.Tensor | UniqueRows, x_neigh: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_self: torch.Tensor | UniqueRows, x_neigh: torch.Tensor | UniqueRows) -> torch.Tensor:
         """x_self [T, n, F] (or its distinct rows, ``UniqueRows``) and the already aggregated neighbours
         x_neigh [T, n, F] -> [T, n, out_features]."""
         if isinstance(x_self, UniqueRows):
@@ -112,15 +112,23 @@ class SAGEAggregator(nn.Module):
         pairs = [(x_self, self.lin_self.weight), (x_neigh, self.lin_neigh.weight)]
         return chunked_linear_sum(pairs, bias, self.chunk_rows)
 
-    def _forward_unique(self, x_self: UniqueRows, x_neigh: torch.Tensor) -> torch.Tensor:
-        """The self map applied to each distinct row once, then spread (``spread_linear_sum``; plain
-        modules, autocast-eligible, for ``concat`` or ``chunk_rows=0``)."""
-        T, n = x_neigh.shape[0], x_neigh.shape[1]
+    def _forward_unique(self, x_self: UniqueRows, x_neigh: torch.Tensor | UniqueRows) -> torch.Tensor:
+        """The maps applied to each distinct row once, then spread (``spread_linear_sum``; plain modules,
+        autocast-eligible, for ``concat`` or ``chunk_rows=0``)."""
+        T, n = x_self.steps, x_self.per_step
+        unique_neigh = isinstance(x_neigh, UniqueRows)
         if self.concat or not self.chunk_rows:
             z_self = self.lin_self(x_self.rows).index_select(0, x_self.index).view(T, n, -1)
-            return self.combine(z_self, self.lin_neigh(x_neigh))
+            z_neigh = (self.lin_neigh(x_neigh.rows).index_select(0, x_neigh.index).view(T, n, -1) if unique_neigh
+                       else self.lin_neigh(x_neigh))
+            return self.combine(z_self, z_neigh)
         b_self, b_neigh = self.lin_self.bias, self.lin_neigh.bias
         bias = None if b_self is None else b_self + b_neigh
-        out = spread_linear_sum(x_self.rows, x_self.index, self.lin_self.weight,
-                                [(x_neigh, self.lin_neigh.weight)], bias, self.chunk_rows)
+        spread = [(x_self.rows, x_self.index, self.lin_self.weight)]
+        pairs = []
+        if unique_neigh:
+            spread.append((x_neigh.rows, x_neigh.index, self.lin_neigh.weight))
+        else:
+            pairs.append((x_neigh, self.lin_neigh.weight))
+        out = spread_linear_sum(spread, pairs, bias, self.chunk_rows)
         return out.view(T, n, out.shape[-1])

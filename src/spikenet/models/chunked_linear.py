@@ -5,10 +5,10 @@ rows stacked over all T steps; chunking the rows keeps every product cache-sized
 Python loop runs over a few dozen chunks, not over nodes. The backward accumulates the weight
 gradients chunk by chunk into one buffer and returns input gradients only where needed.
 
-``spread_linear_sum`` is the same sum when the first input comes as distinct rows and an index
-(``spikenet.gather.UniqueRows``): it maps the U distinct rows once, spreads them to the R rows with
-one ``index_select``, and adds the other parts there; its backward sums the gradient of the
-spread rows per slot (``index_add_``) before the weight product, so both matmuls have U rows, not R.
+``spread_linear_sum`` is the same sum when inputs come as distinct rows and an index
+(``spikenet.gather.UniqueRows``): it maps each part's U distinct rows once, spreads them to the R
+rows with ``index_select``, and adds the dense parts there; its backward sums the gradient of the
+spread rows per slot (``index_add_``) before the weight product, so the matmuls have U rows, not R.
 The results are those of the row-by-row sum up to float rounding (the same products, summed in
 another order in the weight gradient).
 """
@@ -58,34 +58,48 @@ def chunked_linear_sum(pairs: list[tuple[torch.Tensor, torch.Tensor]], bias: tor
 
 class _SpreadLinearSum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, chunk: int, bias: torch.Tensor | None, rows: torch.Tensor, index: torch.Tensor,
-                w_rows: torch.Tensor, *pairs: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, chunk: int, bias: torch.Tensor | None, n_spread: int, *args: torch.Tensor) -> torch.Tensor:
+        spread, pairs = args[: 3 * n_spread], args[3 * n_spread :]
         # in the inputs' dtype under autocast too, like the row-chunked path's preallocated products
-        with torch.autocast(rows.device.type, enabled=False):
-            projected = torch.addmm(bias, rows, w_rows.t()) if bias is not None else torch.mm(rows, w_rows.t())
-            out = torch.empty(index.numel(), w_rows.shape[0], dtype=projected.dtype, device=projected.device)
-            torch.index_select(projected, 0, index, out=out)
+        with torch.autocast(spread[0].device.type, enabled=False):
+            out = None
+            for k in range(n_spread):
+                rows, index, w = spread[3 * k : 3 * k + 3]
+                b = bias if k == 0 else None
+                projected = torch.addmm(b, rows, w.t()) if b is not None else torch.mm(rows, w.t())
+                if out is None:
+                    out = torch.empty(index.numel(), w.shape[0], dtype=projected.dtype, device=projected.device)
+                    torch.index_select(projected, 0, index, out=out)
+                else:
+                    out.add_(projected.index_select(0, index))
             xs, ws = pairs[0::2], pairs[1::2]
             for start in range(0, out.shape[0], chunk):
                 o = out[start : start + chunk]
                 for x, w in zip(xs, ws, strict=True):
                     o.addmm_(x[start : start + chunk], w.t())
         ctx.chunk = chunk
+        ctx.n_spread = n_spread
         ctx.has_bias = bias is not None
-        ctx.save_for_backward(rows, index, w_rows, *pairs)
+        ctx.save_for_backward(*args)
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        rows, index, w_rows, *pairs = ctx.saved_tensors
-        chunk = ctx.chunk
-        g_proj = torch.zeros(rows.shape[0], grad.shape[1], dtype=grad.dtype, device=grad.device)
-        g_proj.index_add_(0, index, grad)  # the spread rows' gradient, summed per distinct row
-        g_rows = g_proj.mm(w_rows) if ctx.needs_input_grad[2] else None
-        g_w_rows = g_proj.t().mm(rows) if ctx.needs_input_grad[4] else None
-        g_bias = g_proj.sum(0) if ctx.has_bias and ctx.needs_input_grad[1] else None
-        grads = _pair_grads(grad, pairs, chunk, ctx.needs_input_grad[5:])
-        return (None, g_bias, g_rows, None, g_w_rows, *grads)
+        args = ctx.saved_tensors
+        n = ctx.n_spread
+        spread, pairs = args[: 3 * n], args[3 * n :]
+        needs = ctx.needs_input_grad[3:]
+        g_bias, spread_grads = None, []
+        for k in range(n):
+            rows, index, w = spread[3 * k : 3 * k + 3]
+            g_proj = torch.zeros(rows.shape[0], grad.shape[1], dtype=grad.dtype, device=grad.device)
+            g_proj.index_add_(0, index, grad)  # the spread rows' gradient, summed per distinct row
+            spread_grads += [g_proj.mm(w) if needs[3 * k] else None, None,
+                             g_proj.t().mm(rows) if needs[3 * k + 2] else None]
+            if k == 0 and ctx.has_bias and ctx.needs_input_grad[1]:
+                g_bias = g_proj.sum(0)
+        grads = _pair_grads(grad, pairs, ctx.chunk, needs[3 * n :])
+        return (None, g_bias, None, *spread_grads, *grads)
 
 
 def _pair_grads(grad: torch.Tensor, pairs: list[torch.Tensor] | tuple[torch.Tensor, ...], chunk: int,
@@ -108,12 +122,16 @@ def _pair_grads(grad: torch.Tensor, pairs: list[torch.Tensor] | tuple[torch.Tens
     return grads
 
 
-def spread_linear_sum(rows: torch.Tensor, index: torch.Tensor, w_rows: torch.Tensor,
+def spread_linear_sum(spread: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
                       pairs: list[tuple[torch.Tensor, torch.Tensor]], bias: torch.Tensor | None,
                       chunk: int = 16384) -> torch.Tensor:
-    """rows[index] W_rows^T + sum_i x_i W_i^T + bias, [R, H], with rows [U, F_0], index [R], x_i [..., F_i]
-    holding R rows; ``rows`` are mapped once each (see the module docstring)."""
-    flat = []
+    """sum_k rows_k[index_k] W_k^T + sum_i x_i W_i^T + bias, [R, H], for ``spread`` parts (rows_k [U_k, F_k],
+    index_k [R], W_k) and dense ``pairs`` (x_i with R rows, W_i); each part's rows are mapped once (see the
+    module docstring)."""
+    flat: list[torch.Tensor] = []
+    for rows, index, w in spread:
+        flat += [rows, index, w]
     for x, w in pairs:
         flat += [x.reshape(-1, x.shape[-1]), w]
-    return _SpreadLinearSum.apply(int(chunk) or index.numel() or 1, bias, rows, index, w_rows, *flat)
+    rows_out = spread[0][1].numel()
+    return _SpreadLinearSum.apply(int(chunk) or rows_out or 1, bias, len(spread), *flat)

@@ -50,12 +50,12 @@ class NodeLoader:
     ``rank``/``world_size`` select this process's shard of every shuffled training order (all
     ranks draw the same permutation from generators seeded alike, then take every
     ``world_size``-th target), so ranks see disjoint targets and, together, the whole split. With
-    ``unique_self`` the self rows come as ``UniqueRows`` (each distinct row gathered once; every
+    ``unique_rows`` the self rows and neighbour aggregates come as ``UniqueRows`` (each distinct row once; every
     model's layer 0 takes them).
     """
 
     def __init__(self, graph: TemporalGraph, sampler: TemporalSampler, aggr: str, device: torch.device,
-                 rank: int = 0, world_size: int = 1, unique_self: bool = False) -> None:
+                 rank: int = 0, world_size: int = 1, unique_rows: bool = False) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
         self.graph = graph
@@ -64,7 +64,7 @@ class NodeLoader:
         self.device = device
         self.rank = rank
         self.world_size = world_size
-        self.unique_self = unique_self
+        self.unique_rows = unique_rows
         self.timings: dict[str, float] = defaultdict(float)
         self.sync_timings = False
         self.stager = PinnedStager(device) if device.type == "cuda" and self.data_device.type == "cpu" else None
@@ -90,7 +90,7 @@ class NodeLoader:
         if tables is None:
             graph = self.graph
             release = graph.release_feature_pages if graph.feature_array is not None else None
-            if self.unique_self:
+            if self.unique_rows:
                 inputs = self._unique_inputs(sample, release)
             elif self.stager is None:
                 inputs = layer0_inputs(graph.features, graph.features, sample, self.aggr, self.device,
@@ -107,13 +107,13 @@ class NodeLoader:
         return inputs
 
     def _unique_inputs(self, sample: Sample, release) -> Tables:
-        """(``UniqueRows`` of the self rows, neighbour aggregates), float32 on the model's device."""
+        """(``UniqueRows`` of the self rows, of the neighbour aggregates), float32 on the model's device."""
         x_self, x_agg = layer0_unique_inputs(self.graph.features, sample, self.aggr, release, dtype=None)
-        parts = [x_self.rows, x_self.index, x_agg]
+        parts = [x_self.rows, x_self.index, x_agg.rows, x_agg.index]
         if self.stager is not None:  # staged in the table's dtype, converted on the GPU
             parts = self.stager.stage(parts)
-        rows, index, x_agg = (t.to(self.device) for t in parts)
-        return UniqueRows(rows.float(), index, x_self.steps), x_agg.float()
+        rows, index, agg_rows, agg_index = (t.to(self.device) for t in parts)
+        return UniqueRows(rows.float(), index, x_self.steps), UniqueRows(agg_rows.float(), agg_index, x_agg.steps)
 
     # --- which targets, in which order -------------------------------------------------------
     def shard(self, order: torch.Tensor) -> torch.Tensor:

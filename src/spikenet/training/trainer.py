@@ -58,13 +58,13 @@ def check_trainer_config(cfg: Any) -> None:
         raise ValueError(f"trainer.lr must be > 0, got {cfg.lr}")
     if str(cfg.test_schedule) not in TEST_SCHEDULES:
         raise ValueError(f"trainer.test_schedule must be one of {TEST_SCHEDULES}, got '{cfg.test_schedule}'")
-    if str(cfg.dedup_self_rows).lower() not in DEDUP_CHOICES:
-        raise ValueError(f"trainer.dedup_self_rows must be one of {DEDUP_CHOICES}, got '{cfg.dedup_self_rows}'")
+    if str(cfg.dedup_rows).lower() not in DEDUP_CHOICES:
+        raise ValueError(f"trainer.dedup_rows must be one of {DEDUP_CHOICES}, got '{cfg.dedup_rows}'")
     checkpoint.resume_path(cfg.resume, None)  # a named checkpoint must exist
 
 
-def dedup_self_rows(choice: Any, device: torch.device) -> bool:
-    """``trainer.dedup_self_rows``: auto -> on for a model on the CPU (measured there; on a GPU the
+def dedup_rows(choice: Any, device: torch.device) -> bool:
+    """``trainer.dedup_rows``: auto -> on for a model on the CPU (measured there; on a GPU the
     distinct-row search would add a host synchronisation per batch)."""
     choice = str(choice).lower()
     return device.type == "cpu" if choice == "auto" else choice == "true"
@@ -124,7 +124,7 @@ class Trainer:
         self.precision = Precision(str(cfg.precision), device)
         self.loader = loader if loader is not None else NodeLoader(
             graph, sampler, model.aggr, device, self.dist.rank, self.dist.world_size,
-            unique_self=dedup_self_rows(cfg.dedup_self_rows, device))
+            unique_rows=dedup_rows(cfg.dedup_rows, device))
         self.timings: dict[str, float] = self.loader.timings  # sample/gather from the loader, the rest from here
         self.eval_cache_bytes = float(cfg.eval_cache_mb) * 2**20
         if self.dist.active:  # only rank 0 has the real logger; all ranks must record rates alike (they gather them)
