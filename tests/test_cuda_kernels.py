@@ -471,6 +471,25 @@ class _HostRawKernel:
             self.fn(*values)
 
 
+def install_host_cupy(monkeypatch, tmp_path: Path, module=cal) -> None:
+    """Replace ``cupy`` by a stand-in whose RawKernel runs g++-built host code (skips without g++), and let the
+    CuPy Function of ``module`` (the caller's ``cupy_adaptive_lif``: a test may have re-imported it) take CPU
+    tensors: its launch code then runs end to end on the host."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not found: cannot run the kernels' maths on the host")
+    import contextlib
+    import types
+
+    fake = types.ModuleType("cupy")
+    fake.RawKernel = lambda src, kname: _HostRawKernel(tmp_path, src, kname)
+    fake.cuda = types.SimpleNamespace(Device=lambda i: contextlib.nullcontext(),
+                                      ExternalStream=lambda ptr: contextlib.nullcontext())
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(module, "_KERNEL_CACHE", {})
+    monkeypatch.setattr(module, "_require_cuda", lambda x: None)
+    monkeypatch.setattr(module, "_current_stream_ptr", lambda device: 0)
+
+
 def cupy_and_torch_results(node, inputs, weights, consts, detach: bool, cupy_fn=None) -> list[list[torch.Tensor]]:
     """Outputs and input gradients of the CuPy Function (``cupy_fn``, default ``adaptive_lif_cupy``, with
     ``cupy`` patched by the caller) and of ``FusedAdaptiveLIF`` on the same ``inputs`` (x, v0, theta0),
@@ -493,19 +512,7 @@ def cupy_and_torch_results(node, inputs, weights, consts, detach: bool, cupy_fn=
 def test_autograd_function_with_host_kernels(monkeypatch, tmp_path, name, detach):
     """The CuPy Function's launch code (argument order, shapes, v0/theta0 broadcasting, backward outputs),
     with ``cupy`` replaced by a host-compiled stand-in, against ``FusedAdaptiveLIF``."""
-    if shutil.which("g++") is None:
-        pytest.skip("g++ not found: cannot run the kernels' maths on the host")
-    import contextlib
-    import types
-
-    fake = types.ModuleType("cupy")
-    fake.RawKernel = lambda src, kname: _HostRawKernel(tmp_path, src, kname)
-    fake.cuda = types.SimpleNamespace(Device=lambda i: contextlib.nullcontext(),
-                                      ExternalStream=lambda ptr: contextlib.nullcontext())
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(cal, "_KERNEL_CACHE", {})
-    monkeypatch.setattr(cal, "_require_cuda", lambda x: None)
-    monkeypatch.setattr(cal, "_current_stream_ptr", lambda device: 0)
+    install_host_cupy(monkeypatch, tmp_path)
 
     consts = (1.5, -0.1, 0.7, 0.2)
     node = AdaptiveLIFNode(tau=consts[0], v_reset=consts[1], thresh_decay=consts[2], gamma=consts[3],

@@ -218,14 +218,9 @@ def test_fp32_default_has_no_autocast(compose):
 
 # ------------------------------------------------------------------------------ the prepared GPU run
 def _gpu_suite():
-    import importlib.util
-    from pathlib import Path
+    from conftest import load_benchmark
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_suite.py"
-    spec = importlib.util.spec_from_file_location("gpu_suite_for_tests", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_suite")
 
 
 def test_gpu_suite_dry_run_checks_wheels_data_and_overrides(tmp_path, capsys, monkeypatch):
@@ -272,26 +267,12 @@ def test_gpu_suite_flags_a_bad_override():
 def test_cupy_function_compact_layout_with_host_kernels(monkeypatch, tmp_path, name):
     """tau = 1 saves H - theta only (and H at the last step): same outputs and gradients as the fused
     torch path, including dL/dV_T's reset term at the last step, with the kernels g++-built for the host."""
-    import contextlib
-    import shutil
-    import sys
-    import types
-
-    if shutil.which("g++") is None:
-        pytest.skip("g++ not found: cannot run the kernels' maths on the host")
     import test_cuda_kernels as tck
 
     from spikenet.neurons import AdaptiveLIFNode, build_surrogate
     from spikenet.neurons import cupy_adaptive_lif as cal
 
-    fake = types.ModuleType("cupy")
-    fake.RawKernel = lambda src, kname: tck._HostRawKernel(tmp_path, src, kname)
-    fake.cuda = types.SimpleNamespace(Device=lambda i: contextlib.nullcontext(),
-                                      ExternalStream=lambda ptr: contextlib.nullcontext())
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setattr(cal, "_KERNEL_CACHE", {})
-    monkeypatch.setattr(cal, "_require_cuda", lambda x: None)
-    monkeypatch.setattr(cal, "_current_stream_ptr", lambda device: 0)
+    tck.install_host_cupy(monkeypatch, tmp_path, cal)
     saved_shapes = []
     launch = cal._launch
     widths = []

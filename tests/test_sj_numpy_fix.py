@@ -86,14 +86,9 @@ def test_build_neuron_with_cupy_backend_applies_the_fix(sj, monkeypatch):
 
 # ------------------------------------------------------- gpu_check's bound for IF's input gradient
 def _gpu_check():
-    import importlib.util
-    from pathlib import Path
+    from conftest import load_benchmark
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
-    spec = importlib.util.spec_from_file_location("gpu_check_for_tests", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_check")
 
 
 def _if_grad(x, grads, sg_name: str, dtype, alpha: float = 1.0, detach_reset: bool = False) -> torch.Tensor:

@@ -118,6 +118,11 @@ class UniqueRows(NamedTuple):
         return self.index.numel() // self.steps
 
 
+def rows_per_step(block: torch.Tensor | UniqueRows) -> int:
+    """M of a [T, M, F] layer-0 block, given as a tensor or as ``UniqueRows``."""
+    return block.per_step if isinstance(block, UniqueRows) else block.shape[1]
+
+
 def unique_keys(keys: torch.Tensor, key_space: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(sorted distinct values of ``keys``, the position of every key among them) for keys in [0, key_space).
 

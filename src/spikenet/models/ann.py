@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from spikenet.energy import LayerOps
-from spikenet.gather import UniqueRows
+from spikenet.gather import rows_per_step
 from spikenet.models.aggregators import SAGEAggregator, reduce_neighbours
 from spikenet.models.dropout import FastDropout
 from spikenet.models.op_counts import hop_multiplicities, sage_layer_ops
@@ -58,7 +58,7 @@ class SAGEStack(nn.Module):
         else:
             z = agg0(x_self, x_agg)
         mult = hop_multiplicities(self.sizes, self.num_layers)
-        batch = (x_agg.per_step if isinstance(x_agg, UniqueRows) else x_agg.shape[1]) // sum(mult)
+        batch = rows_per_step(x_agg) // sum(mult)
         rows = [batch * m for m in mult]
         x = self._act(0, z)
         for i in range(1, self.num_layers):

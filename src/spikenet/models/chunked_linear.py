@@ -18,50 +18,15 @@ from __future__ import annotations
 import torch
 
 
-class _ChunkedLinearSum(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, chunk: int, bias: torch.Tensor | None, *pairs: torch.Tensor) -> torch.Tensor:
-        xs, ws = pairs[0::2], pairs[1::2]
-        rows = xs[0].shape[0]
-        out = torch.empty(rows, ws[0].shape[0], dtype=xs[0].dtype, device=xs[0].device)
-        for start in range(0, rows, chunk):
-            o = out[start : start + chunk]
-            if bias is not None:
-                torch.addmm(bias, xs[0][start : start + chunk], ws[0].t(), out=o)
-            else:
-                torch.mm(xs[0][start : start + chunk], ws[0].t(), out=o)
-            for x, w in zip(xs[1:], ws[1:], strict=True):
-                o.addmm_(x[start : start + chunk], w.t())
-        ctx.chunk = chunk
-        ctx.has_bias = bias is not None
-        ctx.save_for_backward(*pairs)
-        return out
+class _LinearSum(torch.autograd.Function):
+    """sum_k rows_k[index_k] W_k^T + sum_i x_i W_i^T + bias over ``n_spread`` spread parts and dense pairs."""
 
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        pairs = ctx.saved_tensors
-        grads = _pair_grads(grad, pairs, ctx.chunk, ctx.needs_input_grad[2:])
-        gb = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[1] else None
-        return (None, gb, *grads)
-
-
-def chunked_linear_sum(pairs: list[tuple[torch.Tensor, torch.Tensor]], bias: torch.Tensor | None,
-                       chunk: int = 16384) -> torch.Tensor:
-    """sum_i x_i W_i^T + bias for x_i [..., F_i], W_i [H, F_i]; rows processed ``chunk`` at a time."""
-    lead = pairs[0][0].shape[:-1]
-    flat = []
-    for x, w in pairs:
-        flat += [x.reshape(-1, x.shape[-1]), w]
-    out = _ChunkedLinearSum.apply(int(chunk), bias, *flat)
-    return out.view(*lead, out.shape[-1])
-
-
-class _SpreadLinearSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, chunk: int, bias: torch.Tensor | None, n_spread: int, *args: torch.Tensor) -> torch.Tensor:
         spread, pairs = args[: 3 * n_spread], args[3 * n_spread :]
-        # in the inputs' dtype under autocast too, like the row-chunked path's preallocated products
-        with torch.autocast(spread[0].device.type, enabled=False):
+        xs, ws = pairs[0::2], pairs[1::2]
+        # in the inputs' dtype under autocast too: every product goes into a preallocated buffer
+        with torch.autocast(args[0].device.type, enabled=False):
             out = None
             for k in range(n_spread):
                 rows, index, w = spread[3 * k : 3 * k + 3]
@@ -72,11 +37,19 @@ class _SpreadLinearSum(torch.autograd.Function):
                     torch.index_select(projected, 0, index, out=out)
                 else:
                     out.add_(projected.index_select(0, index))
-            xs, ws = pairs[0::2], pairs[1::2]
+            first = out is None  # no spread part: the first pair's product starts the sum (with the bias)
+            if first:
+                out = torch.empty(xs[0].shape[0], ws[0].shape[0], dtype=xs[0].dtype, device=xs[0].device)
             for start in range(0, out.shape[0], chunk):
                 o = out[start : start + chunk]
-                for x, w in zip(xs, ws, strict=True):
-                    o.addmm_(x[start : start + chunk], w.t())
+                for i, (x, w) in enumerate(zip(xs, ws, strict=True)):
+                    xc = x[start : start + chunk]
+                    if first and i == 0 and bias is not None:
+                        torch.addmm(bias, xc, w.t(), out=o)
+                    elif first and i == 0:
+                        torch.mm(xc, w.t(), out=o)
+                    else:
+                        o.addmm_(xc, w.t())
         ctx.chunk = chunk
         ctx.n_spread = n_spread
         ctx.has_bias = bias is not None
@@ -98,8 +71,18 @@ class _SpreadLinearSum(torch.autograd.Function):
                              g_proj.t().mm(rows) if needs[3 * k + 2] else None]
             if k == 0 and ctx.has_bias and ctx.needs_input_grad[1]:
                 g_bias = g_proj.sum(0)
+        if n == 0 and ctx.has_bias and ctx.needs_input_grad[1]:
+            g_bias = grad.sum(0)
         grads = _pair_grads(grad, pairs, ctx.chunk, needs[3 * n :])
         return (None, g_bias, None, *spread_grads, *grads)
+
+
+def chunked_linear_sum(pairs: list[tuple[torch.Tensor, torch.Tensor]], bias: torch.Tensor | None,
+                       chunk: int = 16384) -> torch.Tensor:
+    """sum_i x_i W_i^T + bias for x_i [..., F_i], W_i [H, F_i]; rows processed ``chunk`` at a time."""
+    lead = pairs[0][0].shape[:-1]
+    out = spread_linear_sum([], pairs, bias, chunk)
+    return out.view(*lead, out.shape[-1])
 
 
 def _pair_grads(grad: torch.Tensor, pairs: list[torch.Tensor] | tuple[torch.Tensor, ...], chunk: int,
@@ -133,5 +116,5 @@ def spread_linear_sum(spread: list[tuple[torch.Tensor, torch.Tensor, torch.Tenso
         flat += [rows, index, w]
     for x, w in pairs:
         flat += [x.reshape(-1, x.shape[-1]), w]
-    rows_out = spread[0][1].numel()
-    return _SpreadLinearSum.apply(int(chunk) or rows_out or 1, bias, len(spread), *flat)
+    rows_out = spread[0][1].numel() if spread else flat[0].shape[0]
+    return _LinearSum.apply(int(chunk) or rows_out or 1, bias, len(spread), *flat)

@@ -23,7 +23,7 @@ from spikingjelly.activation_based import functional
 from torch import nn
 
 from spikenet.energy import LayerOps
-from spikenet.gather import UniqueRows
+from spikenet.gather import rows_per_step
 from spikenet.models.aggregators import SAGEAggregator, hop_inputs
 from spikenet.models.dropout import FastDropout
 from spikenet.models.op_counts import sage_layer_ops
@@ -133,8 +133,7 @@ class SpikeNet(nn.Module):
             z = agg0.combine(x_self, neigh)
         else:
             z = agg0(x_self, x_agg)
-        rows_per_step = x_agg.per_step if isinstance(x_agg, UniqueRows) else x_agg.shape[1]
-        batch = rows_per_step // sum(math.prod(self.sizes[:h]) for h in range(self.num_layers))
+        batch = rows_per_step(x_agg) // sum(math.prod(self.sizes[:h]) for h in range(self.num_layers))
         rows = self.hop_rows(batch)
         for i in range(1, self.num_layers):
             hops = self.num_layers - i

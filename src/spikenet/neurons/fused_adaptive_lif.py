@@ -127,6 +127,35 @@ class FusedAdaptiveLIF(torch.autograd.Function):
 _EMPTY = torch.empty(0)
 
 
+def _flat_kernel_inputs(x_seq: torch.Tensor, v0: torch.Tensor, theta0: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The compiled kernels' inputs: x [T, R] contiguous, V_0 and theta_0 [R] float32 (broadcast out)."""
+    T = x_seq.shape[0]
+    x = x_seq.contiguous().view(T, -1)
+    R, state_shape = x.shape[1], x_seq.shape[1:]
+    v = v0.detach().float().expand(state_shape).reshape(R).contiguous()
+    th = theta0.detach().float().expand(state_shape).reshape(R).contiguous()
+    return x, v, th
+
+
+def _final_state_grads(grad_v_last: torch.Tensor | None, grad_theta_last: torch.Tensor | None, R: int
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """dL/dV_T and dL/dtheta_T as fresh [R] float32 buffers (the kernels overwrite them with dL/dV_0, dL/dtheta_0)."""
+    g_v = torch.zeros(R) if grad_v_last is None else grad_v_last.float().reshape(R).clone()
+    g_theta = torch.zeros(R) if grad_theta_last is None else grad_theta_last.float().reshape(R).clone()
+    return g_v, g_theta
+
+
+def _initial_state_grads(ctx, g_v: torch.Tensor, g_theta: torch.Tensor
+                         ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """dL/dV_0 and dL/dtheta_0 reduced to the shapes v0 and theta0 came in (``ctx.shapes``)."""
+    x_shape, v0_shape, theta0_shape = ctx.shapes
+    state_shape = x_shape[1:]
+    grad_v0 = _reduce_to(g_v.view(state_shape), v0_shape) if ctx.needs_input_grad[1] else None
+    grad_theta0 = _reduce_to(g_theta.view(state_shape), theta0_shape) if ctx.needs_input_grad[2] else None
+    return grad_v0, grad_theta0
+
+
 class KernelAdaptiveLIF(torch.autograd.Function):
     """``FusedAdaptiveLIF`` (+ dropout of the spikes) as one compiled CPU kernel per direction.
 
@@ -156,12 +185,8 @@ class KernelAdaptiveLIF(torch.autograd.Function):
         from spikenet.neurons.cpu_kernel import ops
 
         ctx.set_materialize_grads(False)
-        T = x_seq.shape[0]
-        x = x_seq.contiguous().view(T, -1)
-        R = x.shape[1]
-        state_shape = x_seq.shape[1:]
-        v = v0.detach().float().expand(state_shape).reshape(R).contiguous()
-        th = theta0.detach().float().expand(state_shape).reshape(R).contiguous()
+        x, v, th = _flat_kernel_inputs(x_seq, v0, theta0)
+        R, state_shape = x.shape[1], x_seq.shape[1:]
         need_grad = any(ctx.needs_input_grad[:3])
         out = torch.empty_like(x)
         v_last, theta_last = torch.empty(R), torch.empty(R)
@@ -181,19 +206,14 @@ class KernelAdaptiveLIF(torch.autograd.Function):
 
         x, v, th, words = ctx.saved_tensors
         tau, v_reset, thresh_decay, gamma, alpha, kind, detach_reset, drop_threshold, drop_scale = ctx.consts
-        x_shape, v0_shape, theta0_shape = ctx.shapes
         T, R = x.shape
         g = torch.zeros_like(x) if grad_out is None else grad_out.float().contiguous().view(T, R)
-        g_v = torch.zeros(R) if grad_v_last is None else grad_v_last.float().reshape(R).clone()
-        g_theta = torch.zeros(R) if grad_theta_last is None else grad_theta_last.float().reshape(R).clone()
+        g_v, g_theta = _final_state_grads(grad_v_last, grad_theta_last, R)
         grad_x = torch.empty_like(x)
         ops().alif_backward(x, v, th, g, words, g_v, g_theta, grad_x, float(tau), float(v_reset),
                             float(thresh_decay), float(gamma), float(alpha), int(kind), bool(detach_reset),
                             grad_v_last is not None, int(drop_threshold), float(drop_scale))
-        state_shape = x_shape[1:]
-        grad_v0 = _reduce_to(g_v.view(state_shape), v0_shape) if ctx.needs_input_grad[1] else None
-        grad_theta0 = _reduce_to(g_theta.view(state_shape), theta0_shape) if ctx.needs_input_grad[2] else None
-        return (grad_x.view(x_shape), grad_v0, grad_theta0, *([None] * 10))
+        return (grad_x.view(ctx.shapes[0]), *_initial_state_grads(ctx, g_v, g_theta), *([None] * 10))
 
 
 class KernelFirePool(torch.autograd.Function):
@@ -213,11 +233,8 @@ class KernelFirePool(torch.autograd.Function):
 
         ctx.set_materialize_grads(False)
         T, M, F = x_seq.shape
-        x = x_seq.contiguous().view(T, M * F)
-        R = x.shape[1]
-        state_shape = x_seq.shape[1:]
-        v = v0.detach().float().expand(state_shape).reshape(R).contiguous()
-        th = theta0.detach().float().expand(state_shape).reshape(R).contiguous()
+        x, v, th = _flat_kernel_inputs(x_seq, v0, theta0)
+        R, state_shape = x.shape[1], x_seq.shape[1:]
         x_self, x_neigh = torch.empty(T, n0, F), torch.empty(T, n0, F)
         v_last, theta_last = torch.empty(R), torch.empty(R)
         w = _EMPTY if words is None else words
@@ -238,18 +255,13 @@ class KernelFirePool(torch.autograd.Function):
 
         x, v, th, words = ctx.saved_tensors
         tau, v_reset, decay, gamma, alpha, kind, detach, thr, scale, n0, size, mean = ctx.consts
-        x_shape, v0_shape, theta0_shape = ctx.shapes
         T, R = x.shape
         pooled = (T, R // (1 + size))
         g_self = torch.zeros(pooled) if g_self is None else g_self.float().contiguous().view(pooled)
         g_neigh = torch.zeros(pooled) if g_neigh is None else g_neigh.float().contiguous().view(pooled)
-        g_v = torch.zeros(R) if grad_v_last is None else grad_v_last.float().reshape(R).clone()
-        g_theta = torch.zeros(R) if grad_theta_last is None else grad_theta_last.float().reshape(R).clone()
+        g_v, g_theta = _final_state_grads(grad_v_last, grad_theta_last, R)
         grad_x = torch.empty_like(x)
         ops().alif_pool_backward(x, v, th, g_self, g_neigh, words, g_v, g_theta, grad_x, int(n0), int(size), mean,
                                  float(tau), float(v_reset), float(decay), float(gamma), float(alpha), int(kind),
                                  bool(detach), grad_v_last is not None, int(thr), float(scale))
-        state_shape = x_shape[1:]
-        grad_v0 = _reduce_to(g_v.view(state_shape), v0_shape) if ctx.needs_input_grad[1] else None
-        grad_theta0 = _reduce_to(g_theta.view(state_shape), theta0_shape) if ctx.needs_input_grad[2] else None
-        return (grad_x.view(x_shape), grad_v0, grad_theta0, *([None] * 13))
+        return (grad_x.view(ctx.shapes[0]), *_initial_state_grads(ctx, g_v, g_theta), *([None] * 13))

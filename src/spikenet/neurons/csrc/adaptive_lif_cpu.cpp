@@ -27,6 +27,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -161,6 +163,42 @@ void check_words(const at::Tensor& words, int64_t numel) {
               "words: expected contiguous int16 with at least T*R elements");
 }
 
+// The x, state and words arguments every entry point takes: x [T, R], four [R] states, the words.
+void check_inputs(const at::Tensor& x, std::initializer_list<std::pair<const at::Tensor*, const char*>> states,
+                  const at::Tensor& words) {
+  TORCH_CHECK(x.dim() == 2, "x: expected [T, R]");
+  check_seq(x, x.size(0), x.size(1), "x");
+  for (const auto& [t, name] : states) check_state(*t, x.size(1), name);
+  check_words(words, x.numel());
+}
+
+// Elements [j0, j0 + n) of every step (n <= kBlock) forward through all T steps, starting from V_0 and theta_0
+// at v0p/th0p and leaving V_T and theta_T at vlp/thlp; after each step emit(t, out) gets the n outputs
+// (spikes times the dropout scale or 0). v, th and out are the caller's kBlock scratch arrays.
+template <class Emit>
+void forward_segment(const Consts& c, int64_t T, int64_t R, const float* xp, const float* v0p, const float* th0p,
+                     const int16_t* wp, float* vlp, float* thlp, int64_t j0, int64_t n, float* v, float* th,
+                     float* out, Emit&& emit) {
+  const float scale = c.scale;  // locals: a load through the struct blocks vectorisation
+  const int32_t thr = c.thr;
+  std::memcpy(v, v0p + j0, n * sizeof(float));
+  std::memcpy(th, th0p + j0, n * sizeof(float));
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t off = t * R + j0;
+    charge_and_fire(c, xp + off, v, th, out, nullptr, n, c.leak || t == T - 1);  // out holds D here
+    if (c.drop) {
+      const int16_t* w = wp + off;
+      for (int64_t k = 0; k < n; ++k)  // flags as 0/1 floats (no selects): vectorises; the mask is scale or 0
+        out[k] = static_cast<float>(out[k] >= 0.0f) * (static_cast<float>(static_cast<int32_t>(w[k]) < thr) * scale);
+    } else {
+      for (int64_t k = 0; k < n; ++k) out[k] = static_cast<float>(out[k] >= 0.0f);
+    }
+    emit(t, static_cast<const float*>(out));
+  }
+  std::memcpy(vlp + j0, v, n * sizeof(float));
+  std::memcpy(thlp + j0, th, n * sizeof(float));
+}
+
 }  // namespace
 
 // x [T, R]; v0, theta0 [R]; words: int16 [>= T*R] or empty (no dropout).
@@ -168,49 +206,22 @@ void check_words(const at::Tensor& words, int64_t numel) {
 void alif_forward(const at::Tensor& x, const at::Tensor& v0, const at::Tensor& theta0, const at::Tensor& words,
                   const at::Tensor& out, const at::Tensor& v_last, const at::Tensor& theta_last, double tau,
                   double v_reset, double thresh_decay, double gamma, int64_t drop_threshold, double drop_scale) {
-  TORCH_CHECK(x.dim() == 2, "x: expected [T, R]");
+  check_inputs(x, {{&v0, "v0"}, {&theta0, "theta0"}, {&v_last, "v_last"}, {&theta_last, "theta_last"}}, words);
   const int64_t T = x.size(0), R = x.size(1);
-  check_seq(x, T, R, "x");
   check_seq(out, T, R, "out");
-  check_state(v0, R, "v0");
-  check_state(theta0, R, "theta0");
-  check_state(v_last, R, "v_last");
-  check_state(theta_last, R, "theta_last");
-  check_words(words, T * R);
   const Consts c = make_consts(tau, v_reset, thresh_decay, gamma, 0.0, words.numel() > 0, drop_threshold, drop_scale);
   const float* xp = x.data_ptr<float>();
-  const float* v0p = v0.data_ptr<float>();
-  const float* th0p = theta0.data_ptr<float>();
   const int16_t* wp = c.drop ? words.data_ptr<int16_t>() : nullptr;
   float* outp = out.data_ptr<float>();
-  float* vlp = v_last.data_ptr<float>();
-  float* thlp = theta_last.data_ptr<float>();
   const int64_t blocks = (R + kBlock - 1) / kBlock;
-
-  const float scale = c.scale;  // locals: a load through the captured struct blocks vectorisation
-  const int32_t thr = c.thr;
   at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
-    float v[kBlock], th[kBlock], d[kBlock];
+    float v[kBlock], th[kBlock], o[kBlock];
     for (int64_t b = b0; b < b1; ++b) {
       const int64_t j0 = b * kBlock, n = std::min(kBlock, R - j0);
-      std::memcpy(v, v0p + j0, n * sizeof(float));
-      std::memcpy(th, th0p + j0, n * sizeof(float));
-      for (int64_t t = 0; t < T; ++t) {
-        const int64_t off = t * R + j0;
-        charge_and_fire(c, xp + off, v, th, d, nullptr, n, c.leak || t == T - 1);
-        float* o = outp + off;
-        if (c.drop) {
-          const int16_t* w = wp + off;
-          for (int64_t j = 0; j < n; ++j) {  // flags as 0/1 floats (no selects): vectorises; m is scale or 0
-            const float m = static_cast<float>(static_cast<int32_t>(w[j]) < thr) * scale;
-            o[j] = static_cast<float>(d[j] >= 0.0f) * m;
-          }
-        } else {
-          for (int64_t j = 0; j < n; ++j) o[j] = static_cast<float>(d[j] >= 0.0f);
-        }
-      }
-      std::memcpy(vlp + j0, v, n * sizeof(float));
-      std::memcpy(thlp + j0, th, n * sizeof(float));
+      forward_segment(c, T, R, xp, v0.data_ptr<float>(), theta0.data_ptr<float>(), wp, v_last.data_ptr<float>(),
+                      theta_last.data_ptr<float>(), j0, n, v, th, o, [&](int64_t t, const float* step) {
+                        std::memcpy(outp + t * R + j0, step, n * sizeof(float));
+                      });
     }
   });
 }
@@ -329,16 +340,10 @@ void alif_backward(const at::Tensor& x, const at::Tensor& v0, const at::Tensor& 
                    const at::Tensor& grad_x, double tau, double v_reset, double thresh_decay, double gamma,
                    double alpha, int64_t surrogate, bool detach_reset, bool has_grad_v, int64_t drop_threshold,
                    double drop_scale) {
-  TORCH_CHECK(x.dim() == 2, "x: expected [T, R]");
+  check_inputs(x, {{&v0, "v0"}, {&theta0, "theta0"}, {&g_v, "g_v"}, {&g_theta, "g_theta"}}, words);
   const int64_t T = x.size(0), R = x.size(1);
-  check_seq(x, T, R, "x");
   check_seq(grad_out, T, R, "grad_out");
   check_seq(grad_x, T, R, "grad_x");
-  check_state(v0, R, "v0");
-  check_state(theta0, R, "theta0");
-  check_state(g_v, R, "g_v");
-  check_state(g_theta, R, "g_theta");
-  check_words(words, T * R);
   const Consts c = make_consts(tau, v_reset, thresh_decay, gamma, alpha, words.numel() > 0, drop_threshold,
                                drop_scale);
   const bool v_path = c.leak || has_grad_v;  // is dL/dV ever non-zero?
@@ -376,18 +381,12 @@ void alif_pool_forward(const at::Tensor& x, const at::Tensor& v0, const at::Tens
                        const at::Tensor& x_self, const at::Tensor& x_neigh, const at::Tensor& v_last,
                        const at::Tensor& theta_last, int64_t n0, int64_t size, bool mean, double tau, double v_reset,
                        double thresh_decay, double gamma, int64_t drop_threshold, double drop_scale) {
-  TORCH_CHECK(x.dim() == 2, "x: expected [T, R]");
+  check_inputs(x, {{&v0, "v0"}, {&theta0, "theta0"}, {&v_last, "v_last"}, {&theta_last, "theta_last"}}, words);
   const int64_t T = x.size(0), R = x.size(1);
   int64_t F = 0;
   check_pool(x, n0, size, F);
-  check_seq(x, T, R, "x");
   check_seq(x_self, T, n0 * F, "x_self");
   check_seq(x_neigh, T, n0 * F, "x_neigh");
-  check_state(v0, R, "v0");
-  check_state(theta0, R, "theta0");
-  check_state(v_last, R, "v_last");
-  check_state(theta_last, R, "theta_last");
-  check_words(words, T * R);
   const Consts c = make_consts(tau, v_reset, thresh_decay, gamma, 0.0, words.numel() > 0, drop_threshold, drop_scale);
   const float* xp = x.data_ptr<float>();
   const float* v0p = v0.data_ptr<float>();
@@ -397,32 +396,14 @@ void alif_pool_forward(const at::Tensor& x, const at::Tensor& v0, const at::Tens
   float* neighp = x_neigh.data_ptr<float>();
   float* vlp = v_last.data_ptr<float>();
   float* thlp = theta_last.data_ptr<float>();
-  const float scale = c.scale, factor = mean ? 1.0f / static_cast<float>(size) : 1.0f;
-  const int32_t thr = c.thr;
-  const bool drop = c.drop;
+  const float factor = mean ? 1.0f / static_cast<float>(size) : 1.0f;
   const int64_t rows_per_chunk = std::max<int64_t>(1, kBlock / F);
 
   at::parallel_for(0, n0, 16, [&](int64_t p0, int64_t p1) {
     std::vector<float> acc(static_cast<size_t>(T * F));
     float v[kBlock], th[kBlock], d[kBlock];
-    // n elements (whole rows) at offset j0 through all T steps; emit(t) gets their spikes times the mask
-    auto run_rows = [&](int64_t j0, int64_t n, auto&& emit) {
-      std::memcpy(v, v0p + j0, n * sizeof(float));
-      std::memcpy(th, th0p + j0, n * sizeof(float));
-      for (int64_t t = 0; t < T; ++t) {
-        const int64_t off = t * R + j0;
-        charge_and_fire(c, xp + off, v, th, d, nullptr, n, c.leak || t == T - 1);
-        if (drop) {
-          const int16_t* w = wp + off;
-          for (int64_t k = 0; k < n; ++k)
-            d[k] = static_cast<float>(d[k] >= 0.0f) * (static_cast<float>(static_cast<int32_t>(w[k]) < thr) * scale);
-        } else {
-          for (int64_t k = 0; k < n; ++k) d[k] = static_cast<float>(d[k] >= 0.0f);
-        }
-        emit(t, d);
-      }
-      std::memcpy(vlp + j0, v, n * sizeof(float));
-      std::memcpy(thlp + j0, th, n * sizeof(float));
+    auto run_rows = [&](int64_t j0, int64_t n, auto&& emit) {  // n elements (whole rows) at offset j0
+      forward_segment(c, T, R, xp, v0p, th0p, wp, vlp, thlp, j0, n, v, th, d, emit);
     };
     for (int64_t p = p0; p < p1; ++p) {
       run_rows(p * F, F, [&](int64_t t, const float* o) {
@@ -456,19 +437,13 @@ void alif_pool_backward(const at::Tensor& x, const at::Tensor& v0, const at::Ten
                         const at::Tensor& g_theta, const at::Tensor& grad_x, int64_t n0, int64_t size, bool mean,
                         double tau, double v_reset, double thresh_decay, double gamma, double alpha, int64_t surrogate,
                         bool detach_reset, bool has_grad_v, int64_t drop_threshold, double drop_scale) {
-  TORCH_CHECK(x.dim() == 2, "x: expected [T, R]");
+  check_inputs(x, {{&v0, "v0"}, {&theta0, "theta0"}, {&g_v, "g_v"}, {&g_theta, "g_theta"}}, words);
   const int64_t T = x.size(0), R = x.size(1);
   int64_t F = 0;
   check_pool(x, n0, size, F);
-  check_seq(x, T, R, "x");
   check_seq(grad_x, T, R, "grad_x");
   check_seq(g_self, T, n0 * F, "g_self");
   check_seq(g_neigh, T, n0 * F, "g_neigh");
-  check_state(v0, R, "v0");
-  check_state(theta0, R, "theta0");
-  check_state(g_v, R, "g_v");
-  check_state(g_theta, R, "g_theta");
-  check_words(words, T * R);
   const Consts c = make_consts(tau, v_reset, thresh_decay, gamma, alpha, words.numel() > 0, drop_threshold,
                                drop_scale);
   const bool v_path = c.leak || has_grad_v;
