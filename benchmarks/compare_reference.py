@@ -32,7 +32,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL_ARGS = ["--dataset", "dblp", "--hids", "128", "10", "--sizes", "5", "2", "--batch_size", "1024", "--p", "0.5",
                  "--train_size", "0.4"]
 OURS_OVERRIDES = ["dataset=dblp", "dataset.features=file", "model.hids=[128,10]", "sampler.sizes=[5,2]",
-                  "sampler.p=0.5", "trainer.batch_size=1024", "trainer.train_size=0.4"]
+                  "sampler.p=0.5", "trainer.batch_size=1024", "task.train_size=0.4"]
 _EPOCH_LINE = re.compile(r"Epoch:\s*(\d+),.*?Time elapsed\s+([0-9.]+)\s*s")
 
 

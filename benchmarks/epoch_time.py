@@ -100,7 +100,7 @@ def main(cfg: DictConfig) -> None:
     tr, graph, bench = exp.trainer, exp.graph, cfg.bench
     batches = bench.batches if bench.batches is not None else cfg.dataset.get("bench_batches")
     max_batches = int(batches) if batches else None
-    n_train = tr.splits.train.numel()
+    n_train = tr.task.splits.train.numel()
     batch_size = int(cfg.trainer.batch_size)
     batches_per_epoch = math.ceil(n_train / batch_size)
     run_batches = min(batches_per_epoch, max_batches or batches_per_epoch)
@@ -127,11 +127,11 @@ def main(cfg: DictConfig) -> None:
         train_s = time.perf_counter() - start
         tested = False
         if evaluate:  # as Trainer.fit: val every epoch, test per trainer.test_schedule
-            val = tr.evaluate(epoch, {"val": tr.splits.val})["val"][1]
+            val = tr.evaluate(epoch, ("val",))["val"][exp.task.select]
             tested = schedule == "every" or (schedule == "improved" and val > best)
             best = max(best, val)
             if tested:
-                tr.evaluate(epoch, {"test": tr.splits.test})
+                tr.evaluate(epoch, ("test",))
         _sync(dev)
         total = time.perf_counter() - start
         if epoch == timed:
@@ -142,7 +142,7 @@ def main(cfg: DictConfig) -> None:
     test_seconds = None
     if evaluate:  # one test evaluation: paid once per run with test_schedule=best
         start = time.perf_counter()
-        tr.evaluate(0, {"test": tr.splits.test})
+        tr.evaluate(0, ("test",))
         test_seconds = time.perf_counter() - start
     med = {k: statistics.median(e.get(k, 0.0) for e in epochs)
            for k in ("seconds", "train", "sample", "gather", "forward", "backward", "evaluate")}
@@ -175,14 +175,14 @@ def main(cfg: DictConfig) -> None:
     }
     if bench.floor:
         sizes = [batch_size] * (n_train // batch_size) + ([n_train % batch_size] if n_train % batch_size else [])
-        proj = tr._projection_pays(tr.splits.val.numel())
+        proj = tr._projection_pays(tr.task.splits.val.numel())
         shares = (1.0, 1.0)
         if tr.loader.unique_rows:  # layer 0's maps run on the distinct rows: their share in one batch
             gen = torch.Generator(tr.data_device).manual_seed(0)
-            first = next(iter(tr.loader.train_batches(tr.splits.train, batch_size, gen)))
+            first = next(iter(tr.loader.train_batches(tr.task.splits.train, batch_size, gen)))
             shares = tuple(part.rows.shape[0] / part.index.numel() for part in first.inputs)
             result["distinct_row_shares"] = {"self": shares[0], "neighbour": shares[1]}
-        floor = matmul_floor(tr.model, graph.num_steps, sizes[:run_batches], tr.splits.val.numel() if evaluate
+        floor = matmul_floor(tr.encoder, graph.num_steps, sizes[:run_batches], tr.task.splits.val.numel() if evaluate
                              else 0, proj, graph.num_nodes, graph.num_steps if graph.features.dim() == 3 else 1,
                              shares)
         floor_epoch = floor["train"] * scale + floor["evaluate"]

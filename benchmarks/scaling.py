@@ -64,7 +64,7 @@ def worker(overrides: list[str], device: str, threads: int) -> None:
     rss = dist.gather_object(peak_rss_mb())
     loads = dist.gather_object(load_seconds)
     local = dist.local_batch(int(cfg.trainer.batch_size))
-    shard = trainer.splits.train.numel() // dist.world_size
+    shard = trainer.task.splits.train.numel() // dist.world_size
     steps = math.ceil(shard / local) if batches is None else min(batches, math.ceil(shard / local))
     full_steps = math.ceil(shard / local)
     if dist.is_main:

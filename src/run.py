@@ -24,13 +24,15 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from spikenet.cli import check_group_overrides
+from spikenet.cli import check_group_overrides, register_resolvers
 from spikenet.config import ConfigError
-from spikenet.energy import EnergyCosts, energy_summary
+from spikenet.energy import EnergyCosts, summarize
 from spikenet.experiment import Experiment, build_experiment, count_parameters
+from spikenet.models import is_spiking
+from spikenet.tasks import model_op_counts
 from spikenet.training import Logger, build_logger, distributed
 from spikenet.training.results import peak_rss_mb, summary_line, write_json
-from spikenet.training.trainer import NonFiniteLossError
+from spikenet.training.trainer import NonFiniteLossError, warnings_for
 
 log = logging.getLogger("spikenet")
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -39,15 +41,13 @@ RUN_ERRORS = (*BAD_INPUT, NonFiniteLossError)  # reported in one line, not a tra
 
 
 def cost_metrics(cfg: DictConfig, exp: Experiment, result: dict) -> dict:
-    """Model name, peak device memory, and SOPs / MACs / energy per target node (``spikenet.energy``)."""
+    """Peak device memory, and SOPs / MACs / energy per example (``spikenet.energy``: the encoder's work per
+    embedded node plus the task head's)."""
     device = exp.device
     peak_device = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    costs = EnergyCosts.from_cfg(cfg.get("energy"))
-    return {
-        "model": str(cfg.model.name),
-        "peak_device_mb": peak_device,
-        **energy_summary(exp.trainer.model, result.get("firing_rates"), costs),
-    }
+    ops = model_op_counts(exp.task, exp.trainer.model, result.get("firing_rates"))
+    energy = {} if ops is None else summarize(ops, EnergyCosts.from_cfg(cfg.get("energy")))
+    return {"peak_device_mb": peak_device, **energy}
 
 
 def one_line(err: BaseException) -> str:
@@ -89,16 +89,23 @@ def train(cfg: DictConfig, run_dir: Path, dist: distributed.Distributed, logger:
     exp = build_experiment(cfg, logger=logger, run_dir=str(run_dir) if dist.is_main else None, dist=dist)
     model = exp.trainer.model
     logger.log_config(OmegaConf.to_container(cfg, resolve=True))
-    log.info("model: %s | device %s, neuron backend %s", model.__class__.__name__, exp.device, exp.backend)
+    log.info("task %s | model %s | device %s, neuron backend %s", exp.task.name, type(model.encoder).__name__,
+             exp.device, exp.backend)
     result = exp.trainer.fit()
     rank_rss = dist.gather_object(peak_rss_mb())  # every rank's peak RSS, in rank order
     dist.close()
     if not dist.is_main:
-        return float(result["val_micro_f1"])
+        return float(result[f"val_{exp.task.select}"])
+    spiking = is_spiking(str(cfg.model.name))
     metrics = {
         "dataset": exp.graph.name,
-        "neuron": cfg.neuron.name,
+        "task": exp.task.name,
+        "model": str(cfg.model.name),
+        "neuron": str(cfg.neuron.name) if spiking else None,  # dense encoders have no neuron
+        "metrics": list(exp.task.metrics),
+        "select_metric": f"val_{exp.task.select}",
         **{k: v for k, v in result.items() if k != "history"},
+        "baselines": exp.task.baselines(),
         "params": count_parameters(model),
         "peak_rss_mb": peak_rss_mb(),
         "world_size": dist.world_size,
@@ -113,8 +120,10 @@ def train(cfg: DictConfig, run_dir: Path, dist: distributed.Distributed, logger:
     write_json(run_dir / "metrics.json", metrics)
     logger.log_summary({k: v for k, v in metrics.items() if k != "history"})
     logger.finish()
-    print(summary_line(metrics, run_dir), flush=True)
-    return objective(metrics, str(cfg.optimized_metric))
+    for warning in warnings_for(result, exp.task):
+        log.warning(warning)
+    print(summary_line(metrics, exp.task.summary(metrics), run_dir), flush=True)
+    return objective(metrics, metrics["select_metric"] if cfg.optimized_metric is None else str(cfg.optimized_metric))
 
 
 def objective(metrics: dict, key: str) -> float:
@@ -125,6 +134,8 @@ def objective(metrics: dict, key: str) -> float:
         raise ConfigError(f"optimized_metric '{key}' is not a number in metrics.json; choose one of {numeric}")
     return float(value)
 
+
+register_resolvers()  # ${run_label:...} in hydra.run.dir
 
 if __name__ == "__main__":
     check_group_overrides(sys.argv[1:], CONF_DIR)

@@ -1,4 +1,4 @@
-"""ANN and GRU baselines: maths against references written here, SpikeNet's forward contract, end-to-end training."""
+"""ANN and GRU baselines: maths against references written here, the encoder contract, end-to-end training."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from spikenet.data.synthetic import make_synthetic
-from spikenet.energy import EnergyCosts, energy_summary
+from spikenet.energy import EnergyCosts, summarize
 from spikenet.experiment import build_experiment
 from spikenet.gather import layer0_inputs
 from spikenet.models import ANN, BUILDERS, GRUNet, SpikeNet, build_model
 from spikenet.sampling import TemporalSampler
+from spikenet.tasks import model_op_counts
 
 T, F, C = 4, 12, 3
 SIZES = [3, 2]
@@ -28,18 +29,18 @@ def inputs():
 
 
 def test_ann_is_spikenet_with_relu_units(inputs):
-    """Same weights in SpikeNet with ReLU in place of its neurons must give the same logits (eval)."""
+    """Same weights in SpikeNet with ReLU in place of its neurons must give the same embeddings (eval)."""
     _, (x_self, x_agg) = inputs
     torch.manual_seed(0)
-    ann = ANN(F, [8, 5], C, T, SIZES).eval()
-    twin = SpikeNet(F, [8, 5], C, T, SIZES, make_neuron=nn.ReLU).eval()
+    ann = ANN(F, [8, 5], T, SIZES).eval()
+    twin = SpikeNet(F, [8, 5], T, SIZES, make_neuron=nn.ReLU).eval()
     state = {k.removeprefix("stack."): v for k, v in ann.state_dict().items()}
     twin.load_state_dict(state)
     assert torch.allclose(ann(x_self.clone(), x_agg.clone()), twin(x_self.clone(), x_agg.clone()), atol=1e-5)
 
 
 def _gru_reference(model: GRUNet, x: torch.Tensor) -> torch.Tensor:
-    """GRU equations step by step (PyTorch's gate order r, z, n) on the stack's target rows, then the readout."""
+    """GRU equations step by step (PyTorch's gate order r, z, n) on the stack's target rows: the last hidden state."""
     g = model.gru
     w_ir, w_iz, w_in = g.weight_ih_l0.chunk(3)
     w_hr, w_hz, w_hn = g.weight_hh_l0.chunk(3)
@@ -51,19 +52,19 @@ def _gru_reference(model: GRUNet, x: torch.Tensor) -> torch.Tensor:
         z = torch.sigmoid(x_t @ w_iz.T + b_iz + h @ w_hz.T + b_hz)
         n = torch.tanh(x_t @ w_in.T + b_in + r * (h @ w_hn.T + b_hn))
         h = (1 - z) * n + z * h
-    return model.readout(h)
+    return h
 
 
 def test_gru_carries_per_step_embeddings(inputs):
     _, (x_self, x_agg) = inputs
     torch.manual_seed(0)
-    model = GRUNet(F, [8, 5], C, T, SIZES, hidden=6).eval()
+    model = GRUNet(F, [8, 5], T, SIZES, hidden=6).eval()
     with torch.no_grad():
         per_step = model.stack(x_self.clone(), x_agg.clone())
         assert per_step.shape == (T, 10, 5) and (per_step >= 0).all()
         expected = _gru_reference(model, per_step)
         got = model(x_self.clone(), x_agg.clone())
-    assert got.shape == (10, C)
+    assert got.shape == (10, 6) and model.embedding_dim == 6
     assert torch.allclose(got, expected, atol=1e-5)
     # the order of the steps matters to a recurrent model
     with torch.no_grad():
@@ -73,10 +74,10 @@ def test_gru_carries_per_step_embeddings(inputs):
 
 @pytest.mark.parametrize("cls", [ANN, GRUNet])
 def test_projected_inputs_give_the_same_logits(cls):
-    """Evaluation may gather layer 0's projected tables instead of raw features: same logits."""
+    """Evaluation may gather layer 0's projected tables instead of raw features: same embeddings."""
     graph = make_synthetic(num_nodes=120, num_classes=C, num_steps=T, num_features=F, seed=3)
     torch.manual_seed(1)
-    model = cls(F, [8, 5], C, T, SIZES).eval()
+    model = cls(F, [8, 5], T, SIZES).eval()
     sample = TemporalSampler(graph, SIZES, 0.5).sample(torch.arange(12), torch.Generator().manual_seed(4))
     raw = model(*layer0_inputs(graph.features, graph.features, sample, "mean"))
     tables = model.project_inputs(graph.features)
@@ -88,11 +89,11 @@ def test_projected_inputs_give_the_same_logits(cls):
 def test_registry():
     assert {"spikenet", "ann", "gru"} <= set(BUILDERS)
     cfg = OmegaConf.create(dict(name="gru", hids=[8, 4], hidden=7, dropout=0.5, aggr="sum", concat=False))
-    model = build_model(cfg, F, C, T, [3, 2], nn.ReLU)
+    model = build_model(cfg, F, T, [3, 2], nn.ReLU)
     assert isinstance(model, GRUNet) and model.gru.hidden_size == 7 and model.aggr == "sum"
     cfg.name = "transformer"
     with pytest.raises(ValueError, match="unknown model 'transformer'"):
-        build_model(cfg, F, C, T, [3, 2], nn.ReLU)
+        build_model(cfg, F, T, [3, 2], nn.ReLU)
 
 
 @pytest.mark.parametrize("name", ["ann", "gru"])
@@ -106,10 +107,10 @@ def test_trains_end_to_end(compose, tiny_overrides, name):
         result = exp.trainer.fit()
     finally:
         torch.set_num_threads(threads)
-    assert type(exp.trainer.model) is {"ann": ANN, "gru": GRUNet}[name]
+    assert type(exp.trainer.model.encoder) is {"ann": ANN, "gru": GRUNet}[name]
     losses = [r["loss"] for r in result["history"]]
     assert losses[-1] < losses[0], losses
     assert 0.0 <= result["test_micro_f1"] <= 1.0 and not math.isnan(result["test_macro_f1"])
     assert result["firing_rates"] is None  # no spikes to count
-    costs = energy_summary(exp.trainer.model, result["firing_rates"], EnergyCosts())
+    costs = summarize(model_op_counts(exp.task, exp.trainer.model, result["firing_rates"]), EnergyCosts())
     assert costs["sops"] == 0 and costs["macs"] == costs["ann_macs"] > 0

@@ -64,8 +64,8 @@ def test_trainer_split_seed_reaches_the_splits(compose):
     from spikenet.experiment import build_experiment
 
     def test_nodes(seed):
-        cfg = compose([*TINY_OVERRIDES, f"trainer.split_seed={seed}", "trainer.save_checkpoint=false"])
-        return build_experiment(cfg).trainer.splits.test
+        cfg = compose([*TINY_OVERRIDES, f"task.split_seed={seed}", "trainer.save_checkpoint=false"])
+        return build_experiment(cfg).trainer.task.splits.test
 
     assert torch.equal(test_nodes(3), test_nodes(3))
     assert not torch.equal(test_nodes(3), test_nodes(4))

@@ -84,6 +84,6 @@ def test_dblp_smoke():
     graph, trainer = exp.graph, exp.trainer
     assert graph.name == "dblp" and (graph.num_nodes, graph.num_steps, graph.num_classes) == (25387, 25, 10)
     assert math.isfinite(trainer.train_epoch(max_batches=2))
-    nodes = trainer.splits.test[:512]
+    nodes = trainer.task.splits.test[:512]
     pred = trainer.predict(nodes, torch.Generator().manual_seed(0))
     assert pred.shape == (512,) and pred.min() >= 0 and pred.max() < graph.num_classes

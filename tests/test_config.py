@@ -23,10 +23,10 @@ def test_default_config_is_valid(compose):
         (["model.hids=[]"], "model.hids"),
         (["neuron.tau=0.5"], "neuron.tau"),
         (["neuron=lif", "neuron.tau=1.0"], "neuron.tau"),
-        (["trainer.train_size=0.05"], "trainer.train_size"),
-        (["trainer.train_size=0.01"], "trainer.train_size"),
-        (["trainer.train_size=1.0"], "trainer.train_size"),
-        (["trainer.train_size=1.2"], "trainer.train_size"),
+        (["task.train_size=0.05"], "task.train_size"),
+        (["task.train_size=0.01"], "task.train_size"),
+        (["task.train_size=1.0"], "task.train_size"),
+        (["task.train_size=1.2"], "task.train_size"),
         (["model.hids=[8]"], "model.hids"),
         (["model.hids=[8,4]", "sampler.sizes=[5,2,2]"], "sampler.sizes"),
         (["surrogate.alpha=0"], "surrogate.alpha"),
@@ -45,7 +45,7 @@ def test_invalid_values_raise_one_line_config_error(compose, overrides, key):
 
 @pytest.mark.parametrize(
     "overrides",
-    [["sampler.p=0"], ["sampler.p=1"], ["trainer.train_size=0.8"], ["neuron=plif"], ["neuron=if"],
+    [["sampler.p=0"], ["sampler.p=1"], ["task.train_size=0.8"], ["neuron=plif"], ["neuron=if"],
      ["model.hids=[16]", "sampler.sizes=[3]"], ["surrogate=multi_gauss", "sampler=rw"]],
 )
 def test_valid_edge_values_pass(compose, overrides):

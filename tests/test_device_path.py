@@ -134,15 +134,15 @@ def _reference_epoch(tr, seed: int) -> tuple[float, dict]:
     """One training epoch as the trainer ran it before the device path (layer 0's self rows in the form
     ``trainer.dedup_rows`` asks for)."""
     gen = torch.Generator().manual_seed(seed)
-    order = tr.splits.train[torch.randperm(tr.splits.train.numel(), generator=gen)]
+    order = tr.task.splits.train[torch.randperm(tr.task.splits.train.numel(), generator=gen)]
     total, count = 0.0, 0
     for chunk in torch.split(order, int(tr.cfg.batch_size)):
         sample = tr.sampler.sample(chunk, gen)
         if tr.loader.unique_rows:
-            x = layer0_unique_inputs(tr.graph.features, sample, tr.model.aggr)
+            x = layer0_unique_inputs(tr.graph.features, sample, tr.encoder.aggr)
         else:
-            x = layer0_inputs(tr.graph.features, tr.graph.features, sample, tr.model.aggr)
-        loss = tr.loss_fn(tr.model(*x), tr.graph.labels[chunk])
+            x = layer0_inputs(tr.graph.features, tr.graph.features, sample, tr.encoder.aggr)
+        loss = torch.nn.functional.cross_entropy(tr.model(*x), tr.graph.labels[chunk])
         tr.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         tr.optimizer.step()
@@ -157,7 +157,7 @@ def test_cpu_training_matches_the_plain_loop(compose, data_device, dedup):
                    f"trainer.dedup_rows={dedup}"])
     ref = build_experiment(cfg).trainer
     loss_ref, state_ref = _reference_epoch(ref, int(cfg.seed))
-    pred_ref = ref.predict(ref.splits.val, torch.Generator().manual_seed(11))
+    pred_ref = ref.predict(ref.task.splits.val, torch.Generator().manual_seed(11))
 
     tr = build_experiment(cfg).trainer
     assert tr.data_device.type == "cpu" and tr.loader.stager is None
@@ -168,7 +168,7 @@ def test_cpu_training_matches_the_plain_loop(compose, data_device, dedup):
     assert loss == loss_ref  # same float64 sum of the same float32 losses
     for k, v in tr.model.state_dict().items():
         assert torch.equal(v, state_ref[k]), k
-    pred = tr.predict(tr.splits.val, torch.Generator().manual_seed(11))
+    pred = tr.predict(tr.task.splits.val, torch.Generator().manual_seed(11))
     assert (pred == pred_ref).all()
 
 
@@ -197,8 +197,8 @@ def test_bf16_cpu_run_trains_end_to_end(compose):
     exp = build_experiment(cfg)
     model = exp.trainer.model
     seen: dict[str, torch.dtype] = {}
-    model.aggregators[0].register_forward_hook(lambda m, a, out: seen.setdefault("linear", out.dtype) and None)
-    model.neurons[0].register_forward_hook(lambda m, a, out: seen.setdefault("neuron_in", a[0].dtype) and None)
+    model.encoder.aggregators[0].register_forward_hook(lambda m, a, out: seen.setdefault("linear", out.dtype) and None)
+    model.encoder.neurons[0].register_forward_hook(lambda m, a, out: seen.setdefault("neuron_in", a[0].dtype) and None)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     summary = exp.trainer.fit()
     assert seen == {"linear": torch.bfloat16, "neuron_in": torch.float32}  # autocast on; neurons in float32
@@ -211,7 +211,7 @@ def test_bf16_cpu_run_trains_end_to_end(compose):
 def test_fp32_default_has_no_autocast(compose):
     tr = build_experiment(compose([*TINY, "model.chunk_rows=0"])).trainer
     seen = []
-    tr.model.aggregators[0].register_forward_hook(lambda m, a, out: seen.append(out.dtype))  # returns None
+    tr.encoder.aggregators[0].register_forward_hook(lambda m, a, out: seen.append(out.dtype))  # returns None
     tr.train_epoch(max_batches=1)
     assert tr.precision.name == "fp32" and seen == [torch.float32]
 

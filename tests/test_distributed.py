@@ -112,7 +112,7 @@ def _rank(rank: int, ports: list[int], args: list[str], cwd: Path, out: mp.Queue
         def record_fit(self):
             result = fit(self)
             rec.update(weights={k: v.numpy().copy() for k, v in self.model.state_dict().items()},
-                       splits={k: getattr(self.splits, k).tolist() for k in ("train", "val", "test")},
+                       splits={k: getattr(self.task.splits, k).tolist() for k in ("train", "val", "test")},
                        labels=self.graph.labels.tolist(), result=result)
             return result
 
@@ -168,7 +168,7 @@ def test_two_ranks_entry_point(launched, tmp_path):
         assert len(m["rank_peak_rss_mb"]) == 2 and all(r > 0 for r in m["rank_peak_rss_mb"])
         assert (run_dir / "best.pt").stat().st_size > 0 and (run_dir / ".hydra" / "config.yaml").exists()
         log = (run_dir / "run.log").read_text()
-        assert log.count("2 ranks via torchrun, gloo") == 1 and log.count("model: SpikeNet") == 1  # rank 0 only
+        assert log.count("2 ranks via torchrun, gloo") == 1 and log.count("model SpikeNet") == 1  # rank 0 only
     assert _strip(metrics[0]) == _strip(metrics[1])  # two identical runs, identical results
 
     r0, r1 = got[0][0], got[1][0]

@@ -8,8 +8,11 @@ from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from spikenet.energy import EnergyCosts, LayerOps, energy_summary, summarize
+from spikenet.contracts import Encoder
+from spikenet.energy import EnergyCosts, LayerOps, summarize
 from spikenet.models import ANN, GRUNet, SpikeNet
+from spikenet.tasks import TaskModel
+from spikenet.tasks.node_classification import ClassifierHead
 
 # F=4 features, hids [3, 2], sizes [2, 1], C=5 classes, T=2 steps
 F, HIDS, SIZES, C, T = 4, [3, 2], [2, 1], 5, 2
@@ -17,7 +20,13 @@ RATES = [[0.5, 0.25], [0.1, 0.3]]  # per layer, per step
 
 
 def spikenet() -> SpikeNet:
-    return SpikeNet(F, HIDS, C, T, SIZES, make_neuron=nn.ReLU, chunk_rows=0)
+    return SpikeNet(F, HIDS, T, SIZES, make_neuron=nn.ReLU, chunk_rows=0)
+
+
+def classified(encoder: Encoder, rates: list[list[float]] | None) -> list[LayerOps] | None:
+    """The encoder's counts plus node classification's readout of C classes (``NodeClassification.head_ops``)."""
+    ops = encoder.op_counts(rates)
+    return None if ops is None else [*ops, encoder.embedding_ops("readout", C, rates)]
 
 
 def test_spikenet_counts_by_hand():
@@ -25,7 +34,7 @@ def test_spikenet_counts_by_hand():
     2 * 2 * 3 * 4 * 3 = 144 MACs. Layer 1 gets layer 0's spikes (rate sum 0.75): self map 1 row 3 -> 2
     (6 per step), neighbour map driven by both sampled neighbours' spikes (2 rows, 12 per step): 0.75 * 18 =
     13.5 SOPs. Readout: the last layer's spikes (rate sum 0.4) into 5 classes, 2 * 5 = 10 per step: 4 SOPs."""
-    s = summarize(spikenet().op_counts(RATES), EnergyCosts(0.9, 4.6))
+    s = summarize(classified(spikenet(), RATES), EnergyCosts(0.9, 4.6))
     assert s["macs"] == 144
     assert s["sops"] == pytest.approx(17.5)
     # the ANN twin aggregates first: layer 1 is 2 maps * 1 row * 3 * 2 * 2 steps = 24, readout 2 * 10 = 20
@@ -36,38 +45,38 @@ def test_spikenet_counts_by_hand():
 
 def test_costs_come_from_config():
     costs = EnergyCosts.from_cfg(OmegaConf.create({"pj_per_ac": 2.0, "pj_per_mac": 10.0}))
-    s = summarize(spikenet().op_counts(RATES), costs)
+    s = summarize(classified(spikenet(), RATES), costs)
     assert s["energy_uj"] == pytest.approx((2.0 * 17.5 + 10.0 * 144) * 1e-6)
     assert EnergyCosts.from_cfg(None) == EnergyCosts(0.9, 4.6)
 
 
 def test_no_rates_no_estimate_and_bad_rates_raise():
-    assert energy_summary(spikenet(), None, EnergyCosts()) == {}
-    assert energy_summary(nn.Linear(2, 2), RATES, EnergyCosts()) == {}
+    assert spikenet().op_counts(None) is None
     with pytest.raises(ValueError, match="3 firing rates for 2 steps"):
         LayerOps("x", 1, 2, 3, steps=2, rates=(0.1, 0.2, 0.3))
 
 
 def test_gru_counts_by_hand():
     """SAGE layers dense: 144 + 24; GRU (input 2, hidden 6, three gates) per step 2*18 + 6*18; readout 6 -> 5 once."""
-    s = summarize(GRUNet(F, HIDS, C, T, SIZES, hidden=6, chunk_rows=0).op_counts(), EnergyCosts())
+    s = summarize(classified(GRUNet(F, HIDS, T, SIZES, hidden=6, chunk_rows=0), None), EnergyCosts())
     assert s["macs"] == s["ann_macs"] == 168 + T * (2 * 18 + 6 * 18) + 30
     assert s["sops"] == 0
 
 
 @pytest.mark.parametrize("make", [
-    lambda: ANN(F, HIDS, C, T, SIZES, chunk_rows=0),
-    lambda: GRUNet(F, HIDS, C, T, SIZES, hidden=6, chunk_rows=0),
+    lambda: ANN(F, HIDS, T, SIZES, chunk_rows=0),
+    lambda: GRUNet(F, HIDS, T, SIZES, hidden=6, chunk_rows=0),
     spikenet,  # with ReLU units it runs the same dense maps its ANN twin would
 ], ids=["ann", "gru", "spikenet-dense"])
 def test_ann_macs_match_torch_flop_counter(make):
     """The counted multiply-accumulates of one forward equal the matmul FLOPs torch counts, / 2 / targets."""
     torch.manual_seed(0)
-    model = make().eval()
+    encoder = make()
+    model = TaskModel(encoder, ClassifierHead(encoder.embedding_dim, C)).eval()
     batch = 7
     rows = batch * (1 + SIZES[0])
     x_self, x_agg = torch.randn(T, rows, F), torch.randn(T, rows, F)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x_self, x_agg)
     expected = counter.get_total_flops() / 2 / batch
-    assert summarize(model.op_counts([[0.5] * T] * len(HIDS)), EnergyCosts())["ann_macs"] == expected
+    assert summarize(classified(encoder, [[0.5] * T] * len(HIDS)), EnergyCosts())["ann_macs"] == expected

@@ -30,7 +30,7 @@ def graph():
 
 def _model(hids, sizes, **kw) -> SpikeNet:
     torch.manual_seed(0)
-    return SpikeNet(F, hids, C, T, sizes, make_neuron, **kw)
+    return SpikeNet(F, hids, T, sizes, make_neuron, **kw)
 
 
 def _sample(graph, sizes, nodes, seed=0):
@@ -63,7 +63,7 @@ def _reference_forward(model, blocks, sizes, aggr, concat):
         spikes = neuron(torch.cat(zs, dim=1))  # one multi-step call over T for all hops
         x = list(torch.split(spikes, [b.shape[1] for b in zs], dim=1))
     out = x[0]  # [T, B, H]
-    return model.readout(out.permute(1, 0, 2).reshape(out.shape[1], -1))
+    return out.permute(1, 0, 2).reshape(out.shape[1], -1)  # the embedding: spike trains flattened over time
 
 
 @pytest.mark.parametrize("aggr", ["mean", "sum"])
@@ -74,7 +74,7 @@ def test_shapes_and_layer_maths(graph, hids, sizes, concat, aggr):
     nodes = torch.arange(10)
     sample = _sample(graph, sizes, nodes)
     widths = [h * (2 if concat else 1) for h in hids]
-    assert model.readout.in_features == T * widths[-1]
+    assert model.embedding_dim == T * widths[-1]
     assert model.aggregators[0].lin_self.in_features == F
     if len(hids) > 1:
         assert model.aggregators[1].lin_self.in_features == widths[0]
@@ -83,7 +83,7 @@ def test_shapes_and_layer_maths(graph, hids, sizes, concat, aggr):
         logits = model(*_inputs(model, graph, sample))
         blocks = [graph.features[torch.arange(T).view(T, 1), h] for h in sample.hops]  # [T, n_h, F]
         expected = _reference_forward(model, blocks, sizes, aggr, concat)
-    assert logits.shape == (10, C)
+    assert logits.shape == (10, model.embedding_dim)
     assert len(model.spike_rates) == len(hids) and all(r.shape == (T,) for r in model.spike_rates)
     assert any(r.sum() > 0 for r in model.spike_rates), "the test input should make some neurons fire"
     torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
@@ -91,7 +91,8 @@ def test_shapes_and_layer_maths(graph, hids, sizes, concat, aggr):
 
 def test_backward_reaches_every_parameter(graph):
     model = _model([8, 4], [3, 2]).train()
-    logits = model(*_inputs(model, graph, _sample(graph, [3, 2], torch.arange(16))))
+    head = torch.nn.Linear(model.embedding_dim, C)
+    logits = head(model(*_inputs(model, graph, _sample(graph, [3, 2], torch.arange(16)))))
     torch.nn.functional.cross_entropy(logits, graph.labels[:16]).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
     assert model.aggregators[0].lin_self.weight.grad.abs().sum() > 0
@@ -165,15 +166,15 @@ def test_dropout_only_in_training(graph):
 
 def test_invalid_shapes_raise():
     with pytest.raises(ValueError):
-        SpikeNet(F, [], C, T, [], make_neuron)
+        SpikeNet(F, [], T, [], make_neuron)
     with pytest.raises(ValueError):
-        SpikeNet(F, [8, 4], C, T, [3], make_neuron)
+        SpikeNet(F, [8, 4], T, [3], make_neuron)
 
 
 def test_build_model_from_config():
     cfg = OmegaConf.create(dict(name="spikenet", hids=[8, 4], dropout=0.7, aggr="sum", concat=True))
-    model = build_model(cfg, F, C, T, [3, 2], make_neuron)
-    assert isinstance(model, SpikeNet) and model.readout.in_features == T * 8
+    model = build_model(cfg, F, T, [3, 2], make_neuron)
+    assert isinstance(model, SpikeNet) and model.embedding_dim == T * 8
     cfg.name = "nope"
     with pytest.raises(ValueError):
-        build_model(cfg, F, C, T, [3, 2], make_neuron)
+        build_model(cfg, F, T, [3, 2], make_neuron)

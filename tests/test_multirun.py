@@ -116,10 +116,10 @@ def test_launcher_presets_compose(conf_dir):
     ],
 )
 def test_paper_presets(compose, name, hids, batch, p, merge):
-    cfg = compose([f"experiment={name}", "trainer.train_size=0.8"])
+    cfg = compose([f"experiment={name}", "task.train_size=0.8"])
     assert cfg.dataset.name == name and cfg.dataset.merge == merge
     assert list(cfg.model.hids) == hids and cfg.model.dropout == 0.7
     assert list(cfg.sampler.sizes) == [5, 2] and cfg.sampler.p == p and cfg.sampler.name == "sage"
-    assert cfg.trainer.batch_size == batch and cfg.trainer.lr == 5e-3 and cfg.trainer.train_size == 0.8
+    assert cfg.trainer.batch_size == batch and cfg.trainer.lr == 5e-3 and cfg.task.train_size == 0.8
     assert (cfg.neuron.name, cfg.neuron.tau) == ("adaptive_lif", 1.0)
     assert (cfg.surrogate.name, cfg.surrogate.alpha) == ("sigmoid", 1.0)

@@ -22,17 +22,17 @@ def test_nan_loss_stops_with_epoch_and_batch_and_keeps_last_good_checkpoint(tmp_
         trainer = build_experiment(compose_config(ARGS), run_dir=str(tmp_path)).trainer
     finally:
         torch.set_num_threads(threads)
-    per_epoch = math.ceil(trainer.splits.train.numel() / 40)
+    per_epoch = math.ceil(trainer.task.splits.train.numel() / 40)
     assert per_epoch >= 2
     poisoned = 2 * per_epoch + 1  # 0-based call number: epoch 3, batch 2
-    real_loss, calls = trainer.loss_fn, []
+    real_loss, calls = trainer.task.loss, []
 
-    def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def loss(output: torch.Tensor, batch) -> torch.Tensor:
         calls.append(None)
-        loss = real_loss(logits, target)
-        return loss * float("nan") if len(calls) - 1 == poisoned else loss
+        value = real_loss(output, batch)
+        return value * float("nan") if len(calls) - 1 == poisoned else value
 
-    trainer.loss_fn = loss_fn
+    trainer.task.loss = loss
     with pytest.raises(NonFiniteLossError) as info:
         trainer.fit()
     message = str(info.value)

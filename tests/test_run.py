@@ -46,7 +46,7 @@ def test_last_stdout_line_is_the_summary(agent_run):
     assert r.returncode == 0, r.explain()
     last = r.stdout.strip().splitlines()[-1]
     m = r.metrics
-    assert last.startswith("[synthetic/adaptive_lif]"), last
+    assert last.startswith("[synthetic/spikenet/adaptive_lif node_classification]"), last
     assert f"{m['test_macro_f1']:.4f}" in last and f"{m['test_micro_f1']:.4f}" in last
     assert re.search(rf"epoch {m['best_epoch']}\b", last), last
     assert str(r.run_dir) in last

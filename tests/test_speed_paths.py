@@ -176,7 +176,7 @@ def test_models_take_unique_rows_rows(model_cls, concat, aggr):
     extra = {"make_neuron": lambda: build_neuron(cfg, build_surrogate("sigmoid", 1.0), "torch")} \
         if model_cls is SpikeNet else {}
     torch.manual_seed(0)
-    model = model_cls(in_features=8, hids=[16, 4], num_classes=3, num_steps=5, sizes=[3, 2], dropout=0.0,
+    model = model_cls(in_features=8, hids=[16, 4], num_steps=5, sizes=[3, 2], dropout=0.0,
                       aggr=aggr, concat=concat, chunk_rows=64, **extra)
     results = []
     dense = layer0_inputs(graph.features, graph.features, sample, aggr)
@@ -344,10 +344,10 @@ def test_spikenet_step_is_the_same_with_and_without_the_kernel():
     cfg = compose_config([*TINY_OVERRIDES, "model.hids=[16,8,4]", "sampler.sizes=[3,2,2]",
                           "trainer.save_checkpoint=false"])
     tr = build_experiment(cfg).trainer
-    batch = next(iter(tr.loader.train_batches(tr.splits.train, 64, torch.Generator().manual_seed(0))))
+    batch = next(iter(tr.loader.train_batches(tr.task.splits.train, 64, torch.Generator().manual_seed(0))))
     results = []
     for kernel in (True, False):
-        for node in tr.model.neurons:
+        for node in tr.encoder.neurons:
             node.cpu_kernel = kernel
         tr.model.train()
         tr.model.zero_grad()
@@ -390,7 +390,7 @@ def test_dedup_rows_setting():
     assert dedup_rows(True, torch.device("cuda")) and not dedup_rows("false", torch.device("cpu"))
     for choice, unique in (("auto", True), ("false", False)):
         tr = build_experiment(compose_config([*TINY_OVERRIDES, f"trainer.dedup_rows={choice}"])).trainer
-        batch = next(iter(tr.loader.train_batches(tr.splits.train, 8, torch.Generator().manual_seed(0))))
+        batch = next(iter(tr.loader.train_batches(tr.task.splits.train, 8, torch.Generator().manual_seed(0))))
         assert isinstance(batch.inputs[0], UniqueRows) is unique
     cfg = compose_config([*TINY_OVERRIDES, "trainer.dedup_rows=maybe"]).trainer
     with pytest.raises(ValueError, match="trainer.dedup_rows"):
@@ -414,7 +414,7 @@ def test_fused_fire_and_pool_matches_the_unfused_path(monkeypatch, aggr, tau, de
     cfg = OmegaConf.create(dict(name="adaptive_lif", tau=tau, v_threshold=0.6, v_reset=0.0, thresh_decay=0.7,
                                 gamma=0.2, detach_reset=detach))
     torch.manual_seed(0)
-    model = SpikeNet(8, [hid, 4], 3, 6, [3, 2], lambda: build_neuron(cfg, build_surrogate("sigmoid", 1.0), "torch"),
+    model = SpikeNet(8, [hid, 4], 6, [3, 2], lambda: build_neuron(cfg, build_surrogate("sigmoid", 1.0), "torch"),
                      dropout=0.5, aggr=aggr, chunk_rows=64)
     calls = []
     apply = KernelFirePool.apply

@@ -116,13 +116,13 @@ def test_trains_on_a_static_graph(compose, tmp_path):
     threads = torch.get_num_threads()
     config = compose(["dataset=static", f"dataset.root={tmp_path}", "dataset.name=toy", "dataset.node_features=x.npy",
                       "model.hids=[16,4]", "trainer.epochs=2", "trainer.progress=false",
-                      "trainer.save_checkpoint=false", "trainer.num_threads=1", "trainer.train_size=0.6", "device=cpu"])
+                      "trainer.save_checkpoint=false", "trainer.num_threads=1", "task.train_size=0.6", "device=cpu"])
     assert config.sampler.p == 1.0 and config.dataset.num_steps == 15
     try:
         exp = build_experiment(config)
         result = exp.trainer.fit()
     finally:
         torch.set_num_threads(threads)
-    assert exp.graph.num_steps == 15 and exp.trainer.model.readout.in_features == 15 * 4
+    assert exp.graph.num_steps == 15 and exp.trainer.model.encoder.embedding_dim == 15 * 4
     assert 0.0 <= result["test_micro_f1"] <= 1.0
     assert len(result["firing_rates"]) == 2 and len(result["firing_rates"][0]) == 15

@@ -68,22 +68,31 @@ def test_invalid_job_fails_alone_in_a_multirun(tmp_path, monkeypatch, restore_pr
         assert f"sampler.p={p}" in metrics["overrides"] and len(metrics["history"]) == 1
 
 
-def test_main_returns_the_optimized_metric(tmp_path, restore_process_state):
-    """``optimized_metric=params`` makes main return the parameter count (an F1 is at most 1)."""
+def _main_value(tmp_path: Path, overrides: list[str]) -> tuple[float, dict]:
+    """What ``src/run.py``'s main returns for ``overrides``, and the metrics.json it wrote."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose("config", overrides=[*TINY, "optimized_metric=params"], return_hydra_config=True)
+        cfg = compose("config", overrides=[*TINY, *overrides], return_hydra_config=True)
     cfg.hydra.runtime.output_dir = str(tmp_path)  # what Hydra sets when it launches the job
     cfg.hydra.mode = RunMode.RUN
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
     value = _run_module().main(cfg)  # hydra.main hands a given config straight to the task
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    return value, json.loads((tmp_path / "metrics.json").read_text())
+
+
+def test_main_returns_the_optimized_metric(tmp_path, restore_process_state):
+    """``optimized_metric=params`` makes main return the parameter count (an F1 is at most 1)."""
+    value, metrics = _main_value(tmp_path, ["optimized_metric=params"])
     assert value == metrics["params"] > 1
 
 
-def test_optimized_metric_defaults_to_val_micro_f1():
-    assert yaml.safe_load((CONF_DIR / "config.yaml").read_text())["optimized_metric"] == "val_micro_f1"
+def test_optimized_metric_defaults_to_the_tasks_selection_metric(tmp_path, restore_process_state):
+    """``optimized_metric: null`` (the default): main returns the task's validation metric, val_micro_f1 for
+    node classification, the key that picked the best epoch."""
+    assert yaml.safe_load((CONF_DIR / "config.yaml").read_text())["optimized_metric"] is None
+    value, metrics = _main_value(tmp_path, ["seed=5"])
+    assert metrics["select_metric"] == "val_micro_f1" and value == metrics["val_micro_f1"]
 
 
 # --- one home per default and per range check -------------------------------------------------------------
@@ -92,10 +101,10 @@ def _py_files() -> list[Path]:
 
 
 def test_val_size_default_lives_in_one_place():
-    """0.05 is written once, in conf/trainer/default.yaml; code reads cfg.trainer.val_size."""
+    """0.05 is written once, in conf/task/node_classification.yaml; code reads cfg.task.val_size."""
     hits = [str(f.relative_to(PROJECT_ROOT)) for f in [*_py_files(), *CONF_DIR.rglob("*.yaml")]
             for line in f.read_text().splitlines() if "val_size" in line and "0.05" in line]
-    assert hits == ["conf/trainer/default.yaml"], hits
+    assert hits == ["conf/task/node_classification.yaml"], hits
 
 
 def test_trainer_keys_are_read_without_retyped_defaults():

@@ -3,8 +3,8 @@
 Each value has one home. Its default is the YAML group file that sets it (``conf/<group>/*.yaml``);
 code reads ``cfg.<key>`` without a fallback of its own. Its range check lives in the constructor
 that consumes it (neuron, surrogate, sampler, aggregator, model, dropout, splits, trainer,
-precision), or in a function beside that constructor which the constructor calls when it needs
-data that is not loaded yet. ``validate`` runs them all up front: it builds the parts that need no
+precision, task), or in a function beside that constructor which the constructor calls when it
+needs data that is not loaded yet. ``validate`` runs them all up front: it builds the parts that need no
 data (surrogate, neuron, a stand-in of the model) and calls the checks of the parts that do.
 This module keeps only what no constructor owns: the ``device`` key.
 """
@@ -18,12 +18,12 @@ import torch
 from spikenet.models import build_model
 from spikenet.neurons import build_neuron, build_surrogate, resolve_backend
 from spikenet.sampling import check_sampler
+from spikenet.tasks import check_task_config
 from spikenet.training.precision import Precision
-from spikenet.training.splits import check_split_sizes
 from spikenet.training.trainer import check_trainer_config
 
 # A stand-in for the data's sizes: building the model on it runs the model's constructor checks.
-_STANDIN = {"in_features": 1, "num_classes": 2, "num_steps": 1}
+_STANDIN = {"in_features": 1, "num_steps": 1}
 
 
 class ConfigError(ValueError):
@@ -50,7 +50,7 @@ def validate(cfg: Any) -> None:
         check_sampler(str(cfg.sampler.name), list(cfg.sampler.sizes), float(cfg.sampler.p))
         build_model(cfg.model, sizes=[int(s) for s in cfg.sampler.sizes],
                     make_neuron=lambda: build_neuron(cfg.neuron, surrogate, "torch"), **_STANDIN)
-        check_split_sizes(float(cfg.trainer.train_size), float(cfg.trainer.val_size))
+        check_task_config(cfg.task)
         check_trainer_config(cfg.trainer)
         Precision(str(cfg.trainer.precision), device)
     except ConfigError:

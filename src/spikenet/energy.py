@@ -103,11 +103,3 @@ def summarize(ops: Sequence[LayerOps], costs: EnergyCosts) -> dict[str, float]:
         "pj_per_ac": costs.pj_per_ac,
         "pj_per_mac": costs.pj_per_mac,
     }
-
-
-def energy_summary(model: Any, rates: list[list[float]] | None, costs: EnergyCosts) -> dict[str, float]:
-    """``summarize`` of ``model.op_counts(rates)``; empty when the model cannot count (no ``op_counts``, or a
-    spiking model without recorded firing rates)."""
-    count = getattr(model, "op_counts", None)
-    ops = count(rates) if count is not None else None
-    return {} if ops is None else summarize(ops, costs)

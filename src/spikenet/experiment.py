@@ -1,4 +1,4 @@
-"""One experiment from a composed config: data -> sampler -> model -> trainer.
+"""One experiment from a composed config: data -> task -> sampler -> encoder + the task's head -> trainer.
 
 ``build_experiment`` checks the config (``spikenet.config.validate``), loads the data and builds the
 parts; ``src/run.py`` calls it, then ``Experiment.trainer.fit`` and writes the results. Benchmarks
@@ -16,12 +16,14 @@ import numpy as np
 import torch
 
 from spikenet.config import resolve_device, validate
+from spikenet.contracts import Task
 from spikenet.data import TemporalGraph, load_dataset
-from spikenet.models import build_model
+from spikenet.models import build_model, is_spiking
 from spikenet.neurons import build_neuron, build_surrogate, resolve_backend
 from spikenet.runtime import keep_freed_memory
 from spikenet.sampling import TemporalSampler
-from spikenet.training import Logger, Trainer, stratified_splits
+from spikenet.tasks import TaskModel, build_task
+from spikenet.training import Logger, Trainer
 from spikenet.training.distributed import Distributed
 from spikenet.training.placement import place_data
 
@@ -40,9 +42,10 @@ class Experiment:
     """Everything a run needs, built from the config."""
 
     graph: TemporalGraph
+    task: Task
     trainer: Trainer
     device: torch.device
-    backend: str
+    backend: str  # the neuron backend (torch | cupy); "none" for an encoder without spiking neurons
 
 
 def build_experiment(cfg: Any, graph: TemporalGraph | None = None, logger: Logger | None = None,
@@ -58,21 +61,20 @@ def build_experiment(cfg: Any, graph: TemporalGraph | None = None, logger: Logge
     device = resolve_device(str(cfg.device))
     graph = graph if graph is not None else load_dataset(cfg.dataset)
     seed_everything(dist.rank_seed(int(cfg.seed)) if dist is not None else int(cfg.seed))
-    splits = stratified_splits(graph.labelled_nodes, graph.labels, float(cfg.trainer.train_size),
-                               float(cfg.trainer.val_size), int(cfg.trainer.split_seed))
-    # trainer.data_device: graph, features, labels and splits on the model's GPU when they fit (sampling there)
-    data, splits, _ = place_data(cfg.trainer, device, graph, splits)
+    task = build_task(cfg.task, graph, int(cfg.seed))
+    # trainer.data_device: graph and features on the model's GPU when they fit (sampling there)
+    data, _ = place_data(cfg.trainer, device, graph)
     sampler = TemporalSampler(data, list(cfg.sampler.sizes), float(cfg.sampler.p), str(cfg.sampler.name))
-    backend = resolve_backend(str(cfg.neuron.backend), device)
+    backend = resolve_backend(str(cfg.neuron.backend), device) if is_spiking(str(cfg.model.name)) else "none"
 
     def make_neuron() -> torch.nn.Module:
         return build_neuron(cfg.neuron, build_surrogate(str(cfg.surrogate.name), float(cfg.surrogate.alpha)),
                             backend)
 
-    model = build_model(cfg.model, graph.num_features, graph.num_classes, graph.num_steps, sampler.sizes,
-                        make_neuron)
-    trainer = Trainer(model, data, sampler, splits, cfg.trainer, device, int(cfg.seed), logger, run_dir, dist=dist)
-    return Experiment(graph=graph, trainer=trainer, device=device, backend=backend)
+    encoder = build_model(cfg.model, graph.num_features, task.encoder_steps(), sampler.sizes, make_neuron)
+    model = TaskModel(encoder, task.build_head(encoder))  # the head right after the encoder: same init draws
+    trainer = Trainer(model, task, data, sampler, cfg.trainer, device, int(cfg.seed), logger, run_dir, dist=dist)
+    return Experiment(graph=graph, task=task, trainer=trainer, device=device, backend=backend)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

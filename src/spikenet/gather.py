@@ -28,12 +28,14 @@ import torch.nn.functional as F
 from spikenet.sampling import Sample
 
 
-def _flat_ids(hops: list[torch.Tensor], table: torch.Tensor) -> torch.Tensor:
-    """Concatenate hops per step and offset ids into the flattened [T*N] table when it is per-step."""
+def _flat_ids(hops: list[torch.Tensor], table: torch.Tensor, steps: torch.Tensor | None = None) -> torch.Tensor:
+    """Concatenate hops per row and offset ids into the flattened [T*N] table when it is per-step: row w
+    reads step ``steps[w]`` (default: row w is step w)."""
     ids = torch.cat(hops, dim=1) if len(hops) > 1 else hops[0]
     if table.dim() == 3:
-        T, N = table.shape[0], table.shape[1]
-        ids = ids + (torch.arange(T, device=ids.device) * N).view(T, 1)
+        N = table.shape[1]
+        step = torch.arange(ids.shape[0], device=ids.device) if steps is None else steps.to(ids.device)
+        ids = ids + (step * N).view(-1, 1)
     return ids.reshape(-1).to(table.device)
 
 
@@ -73,7 +75,7 @@ def gather_self(table: torch.Tensor, sample: Sample, release: Callable[[], None]
     """[T, M, F] rows of ``table`` ([T, N, F] or [N, F]) for the nodes of hops 0..L-1."""
     hops = sample.hops[:-1]
     T = hops[0].shape[0]
-    rows = _index_rows(_flat_table(table), _flat_ids(hops, table), release, chunk)
+    rows = _index_rows(_flat_table(table), _flat_ids(hops, table, sample.steps), release, chunk)
     return rows.view(T, -1, table.shape[-1])
 
 
@@ -82,7 +84,7 @@ def gather_neighbour_aggregates(table: torch.Tensor, sample: Sample, aggr: str =
     """[T, M, F]: per node of hops 0..L-1, the ``aggr`` of its sampled neighbours' rows."""
     hops, sizes = sample.hops, sample.sizes
     T = hops[0].shape[0]
-    ids = _flat_ids(hops[1:], table)
+    ids = _flat_ids(hops[1:], table, sample.steps)
     bag = torch.cat([torch.full((h.shape[1],), s, dtype=torch.long, device=ids.device)
                      for h, s in zip(hops[:-1], sizes, strict=True)])
     lengths = bag.repeat(T)
@@ -145,7 +147,7 @@ def gather_unique_self(table: torch.Tensor, sample: Sample, release: Callable[[]
     [N, F] table by node, so static features collapse over steps too)."""
     hops = sample.hops[:-1]
     T = hops[0].shape[0]
-    ids = _flat_ids(hops, table)
+    ids = _flat_ids(hops, table, sample.steps)
     distinct, index = unique_keys(ids, _flat_table(table).shape[0])
     rows = _index_rows(_flat_table(table), distinct, release, chunk)
     return UniqueRows(rows if dtype is None else rows.to(dtype), index, T)
@@ -167,7 +169,7 @@ def gather_unique_neighbour_aggregates(table: torch.Tensor, sample: Sample, aggr
     parts, slots, offset = [], [], 0
     for h, size in enumerate(sizes):
         parents = hops[h].shape[1]
-        ids = _flat_ids([hops[h + 1]], table).view(T * parents, size)
+        ids = _flat_ids([hops[h + 1]], table, sample.steps).view(T * parents, size)
         if size * max(n_keys - 1, 1).bit_length() < 63:
             key = ids[:, 0]
             for j in range(1, size):

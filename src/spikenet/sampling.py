@@ -89,10 +89,12 @@ def pick_positions(degree: torch.Tensor, size: int, generator: torch.Generator |
 
 @dataclass
 class Sample:
-    """Node ids per hop, each [T, n_h] (hop 0 is the batch repeated), and the hop sizes."""
+    """Node ids per hop, each [W, n_h] (hop 0 is the batch repeated), the hop sizes, and the graph step of
+    each of the W rows (None: all steps 0..T-1 in order)."""
 
     hops: list[torch.Tensor]
     sizes: list[int]
+    steps: torch.Tensor | None = None
 
     @property
     def num_rows(self) -> list[int]:
@@ -125,16 +127,23 @@ class TemporalSampler:
             walk[..., i] = cur
         return walk
 
-    def sample(self, nodes: torch.Tensor, generator: torch.Generator | None = None) -> Sample:
-        """Hops 0..L of the batch ``nodes`` [B] for all T steps."""
-        T = self.graph.num_steps
-        hops = [nodes.view(1, -1).expand(T, -1)]
+    def sample(self, nodes: torch.Tensor, generator: torch.Generator | None = None,
+               steps: torch.Tensor | None = None) -> Sample:
+        """Hops 0..L of the batch ``nodes`` [B] at every step of ``steps`` ([W] step ids, each in [0, T);
+        default all T steps in order). Row w of every hop is sampled from G_{steps[w]} and ΔG_{steps[w]}."""
+        if steps is None:
+            W = self.graph.num_steps
+            step_ids = torch.arange(W, device=nodes.device)
+        else:
+            step_ids = steps.to(nodes.device)
+            W = int(step_ids.numel())
+        hops = [nodes.view(1, -1).expand(W, -1)]
         for size in self.sizes:
             parents = hops[-1]
-            t = torch.arange(T, device=parents.device).view(T, 1).expand_as(parents)
+            t = step_ids.view(W, 1).expand_as(parents)
             s1, s2 = split_size(size, self.p)
             nbr = self._draw(self.cum, t, parents, s1, generator)
             if s2 > 0:
                 nbr = torch.cat([nbr, self._draw(self.delta, t, parents, s2, generator)], dim=-1)
-            hops.append(nbr.reshape(T, -1))
-        return Sample(hops=hops, sizes=self.sizes)
+            hops.append(nbr.reshape(W, -1))
+        return Sample(hops=hops, sizes=self.sizes, steps=steps)

@@ -16,7 +16,7 @@ Sources (``dataset.source``):
 
 Features are row-L2-normalised by default, as ``main_static.py`` does (``dataset.normalize``:
 l2 | standardize | none). The datasets' own train/val/test masks are not used: splits follow
-``trainer.train_size`` like every other dataset.
+``task.train_size`` like every other dataset.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Models: aggregators, SpikeNet and its dense baselines; ``build_model`` maps the ``model`` config to a module.
+"""Encoders: SpikeNet and its dense baselines; ``build_model`` maps the ``model`` config to one.
 
-Every model keeps one contract, so the trainer never asks which one it has: ``forward(x_self, x_agg,
-projected=False)`` takes layer 0's inputs [T, M, F] and returns logits; ``record_spikes`` /
-``spike_rates`` expose per-layer firing rates (empty for dense models); ``op_counts(rates)`` lists
-the work per target node for ``spikenet.energy``. A new model registers a builder with
-``register_model``.
+Every model is a ``spikenet.contracts.Encoder``: ``forward(x_self, x_agg, projected=False)`` takes
+layer 0's inputs [T, M, F] of a batch's nodes and returns their embeddings [B, D]; heads, losses
+and metrics belong to the task (``spikenet.tasks``). A new model registers a builder with
+``register_model``; ``SPIKING`` tells which models have spiking neurons (and so read the ``neuron``
+and ``surrogate`` groups).
 """
 
 from __future__ import annotations
@@ -14,21 +14,26 @@ from typing import Any
 
 from torch import nn
 
+from spikenet.contracts import Encoder
 from spikenet.models.aggregators import SAGEAggregator
 from spikenet.models.ann import ANN
 from spikenet.models.gru import GRUNet
 from spikenet.models.spikenet import SpikeNet
 
-# (cfg, in_features, num_classes, num_steps, sizes, make_neuron) -> module
-Builder = Callable[[Any, int, int, int, list[int], Callable[[], nn.Module]], nn.Module]
+# (cfg, in_features, num_steps, sizes, make_neuron) -> encoder
+Builder = Callable[[Any, int, int, list[int], Callable[[], nn.Module]], Encoder]
 BUILDERS: dict[str, Builder] = {}
+SPIKING: set[str] = set()
 
 
-def register_model(name: str) -> Callable[[Builder], Builder]:
-    """Decorator: make a builder available as ``model=<name>`` (``model.name``)."""
+def register_model(name: str, spiking: bool = False) -> Callable[[Builder], Builder]:
+    """Decorator: make a builder available as ``model=<name>`` (``model.name``); ``spiking`` models use the
+    ``neuron`` and ``surrogate`` groups."""
 
     def wrap(fn: Builder) -> Builder:
         BUILDERS[name] = fn
+        if spiking:
+            SPIKING.add(name)
         return fn
 
     return wrap
@@ -46,34 +51,40 @@ def _common(cfg: Any) -> dict[str, Any]:
     }
 
 
-@register_model("spikenet")
-def _spikenet(cfg: Any, in_features: int, num_classes: int, num_steps: int, sizes: list[int],
-              make_neuron: Callable[[], nn.Module]) -> nn.Module:
-    return SpikeNet(in_features=in_features, num_classes=num_classes, num_steps=num_steps, sizes=sizes,
-                    make_neuron=make_neuron, **_common(cfg))
+@register_model("spikenet", spiking=True)
+def _spikenet(cfg: Any, in_features: int, num_steps: int, sizes: list[int],
+              make_neuron: Callable[[], nn.Module]) -> Encoder:
+    return SpikeNet(in_features=in_features, num_steps=num_steps, sizes=sizes, make_neuron=make_neuron,
+                    **_common(cfg))
 
 
 @register_model("ann")
-def _ann(cfg: Any, in_features: int, num_classes: int, num_steps: int, sizes: list[int],
-         make_neuron: Callable[[], nn.Module]) -> nn.Module:
-    return ANN(in_features=in_features, num_classes=num_classes, num_steps=num_steps, sizes=sizes, **_common(cfg))
+def _ann(cfg: Any, in_features: int, num_steps: int, sizes: list[int],
+         make_neuron: Callable[[], nn.Module]) -> Encoder:
+    return ANN(in_features=in_features, num_steps=num_steps, sizes=sizes, **_common(cfg))
 
 
 @register_model("gru")
-def _gru(cfg: Any, in_features: int, num_classes: int, num_steps: int, sizes: list[int],
-         make_neuron: Callable[[], nn.Module]) -> nn.Module:
-    return GRUNet(in_features=in_features, num_classes=num_classes, num_steps=num_steps, sizes=sizes,
-                  hidden=int(cfg.get("hidden", 128)), **_common(cfg))
+def _gru(cfg: Any, in_features: int, num_steps: int, sizes: list[int],
+         make_neuron: Callable[[], nn.Module]) -> Encoder:
+    return GRUNet(in_features=in_features, num_steps=num_steps, sizes=sizes, hidden=int(cfg.get("hidden", 128)),
+                  **_common(cfg))
 
 
 MODELS = tuple(BUILDERS)
 
-__all__ = ["ANN", "BUILDERS", "MODELS", "GRUNet", "SAGEAggregator", "SpikeNet", "build_model", "register_model"]
+__all__ = ["ANN", "BUILDERS", "MODELS", "SPIKING", "GRUNet", "SAGEAggregator", "SpikeNet", "build_model",
+           "is_spiking", "register_model"]
 
 
-def build_model(cfg: Any, in_features: int, num_classes: int, num_steps: int, sizes: list[int],
-                make_neuron: Callable[[], nn.Module]) -> nn.Module:
-    """Instantiate ``cfg.name`` (a model config node)."""
+def is_spiking(name: str) -> bool:
+    """Whether ``model=<name>`` has spiking neurons."""
+    return name in SPIKING
+
+
+def build_model(cfg: Any, in_features: int, num_steps: int, sizes: list[int],
+                make_neuron: Callable[[], nn.Module]) -> Encoder:
+    """Instantiate the encoder ``cfg.name`` (a model config node) over ``num_steps`` steps."""
     if cfg.name not in BUILDERS:
         raise ValueError(f"unknown model '{cfg.name}'; choose one of {sorted(BUILDERS)}")
-    return BUILDERS[cfg.name](cfg, in_features, num_classes, num_steps, sizes, make_neuron)
+    return BUILDERS[cfg.name](cfg, in_features, num_steps, sizes, make_neuron)

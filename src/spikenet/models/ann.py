@@ -2,10 +2,10 @@
 
 ``SAGEStack`` is the shared part of the dense baselines: SpikeNet's hop layout and SAGE layers,
 each followed by a ReLU applied at every step independently, and dropout after every layer but
-the last. ``ANN`` flattens the target rows over time and applies a Linear, exactly as SpikeNet
-does with its spikes; ``GRUNet`` (``models/gru.py``) carries them over time with a GRU instead.
-Both keep SpikeNet's forward contract (layer-0 inputs [T, M, F] in, logits out) and its
-evaluation shortcut (``project_inputs``), so the trainer treats all three alike.
+the last. ``ANN`` flattens the target rows over time into the embedding, exactly as SpikeNet does
+with its spikes; ``GRUNet`` (``models/gru.py``) carries them over time with a GRU instead. Both
+are ``Encoder``s like SpikeNet (layer-0 inputs [T, M, F] in, embeddings out) with its evaluation
+shortcut (``project_inputs``), so the trainer and every task treat all three alike.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from spikenet.contracts import Encoder
 from spikenet.energy import LayerOps
 from spikenet.gather import rows_per_step
 from spikenet.models.aggregators import SAGEAggregator, reduce_neighbours
@@ -85,8 +86,8 @@ class SAGEStack(nn.Module):
         return agg.lin_self(x), nn.functional.linear(x, agg.lin_neigh.weight)
 
 
-class DenseBaseline(nn.Module):
-    """What ANN and GRU share: a ``SAGEStack``, the forward contract's plumbing, no spikes to record."""
+class DenseBaseline(Encoder):
+    """What ANN and GRU share: a ``SAGEStack`` and the encoder contract's plumbing (no spikes to record)."""
 
     def __init__(self, stack: SAGEStack, num_steps: int) -> None:
         super().__init__()
@@ -94,8 +95,6 @@ class DenseBaseline(nn.Module):
         self.num_steps = num_steps
         self.sizes = stack.sizes
         self.aggr = stack.aggr
-        self.record_spikes = False  # the trainer's switch; dense units have no spikes
-        self.spike_rates: list[torch.Tensor] = []
 
     def projection_pays(self, num_targets: int, num_nodes: int, feature_steps: int, budget_bytes: float) -> bool:
         return self.stack.projection_pays(num_targets, num_nodes, feature_steps, self.num_steps, budget_bytes)
@@ -105,22 +104,26 @@ class DenseBaseline(nn.Module):
 
 
 class ANN(DenseBaseline):
-    """SpikeNet with ReLU units: SAGE layers per step, targets' rows flattened over T, then a Linear."""
+    """SpikeNet with ReLU units: SAGE layers per step, the targets' rows flattened over T ([T * H])."""
 
-    def __init__(self, in_features: int, hids: list[int], num_classes: int, num_steps: int, sizes: list[int],
+    def __init__(self, in_features: int, hids: list[int], num_steps: int, sizes: list[int],
                  dropout: float = 0.7, aggr: str = "mean", concat: bool = False, bias: bool = True,
                  chunk_rows: int = 16384) -> None:
         super().__init__(SAGEStack(in_features, hids, sizes, dropout, aggr, concat, bias, chunk_rows), num_steps)
-        self.readout = nn.Linear(num_steps * self.stack.out_features, num_classes)
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.num_steps * self.stack.out_features
 
     def forward(self, x_self: torch.Tensor, x_agg: torch.Tensor, projected: bool = False) -> torch.Tensor:
-        """Layer-0 inputs [T, M, F] (or projected [T, M, H]) -> logits [B, C]."""
+        """Layer-0 inputs [T, M, F] (or projected [T, M, H]) -> the targets' rows flattened, [B, T * H]."""
         x = self.stack(x_self, x_agg, projected)
         T, B, H = x.shape
-        return self.readout(x.permute(1, 0, 2).reshape(B, T * H))
+        return x.permute(1, 0, 2).reshape(B, T * H)
 
     def op_counts(self, rates: list[list[float]] | None = None) -> list[LayerOps]:
-        """Per target node: every map dense (``rates`` are ignored: ReLU outputs are not spikes)."""
-        ops = sage_layer_ops(self.stack.aggregators, self.sizes, self.num_steps)
-        ops.append(LayerOps("readout", 1, self.stack.out_features, self.readout.out_features, self.num_steps))
-        return ops
+        """Per embedded node: every map dense (``rates`` are ignored: ReLU outputs are not spikes)."""
+        return sage_layer_ops(self.stack.aggregators, self.sizes, self.num_steps)
+
+    def embedding_ops(self, name: str, fan_out: int, rates: list[list[float]] | None = None) -> LayerOps:
+        return LayerOps(name, 1, self.stack.out_features, fan_out, self.num_steps)

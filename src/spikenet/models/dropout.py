@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from spikenet.contracts import WordMaskDropout
+
 
 def keep_threshold(keep: float) -> int:
     """round(keep * 2^16), clamped to [1, 2^16]: a unit is kept when its 16-bit uniform is below it."""
@@ -49,7 +51,7 @@ class _ScaleByMask(torch.autograd.Function):
         return grad * scaled_mask, None
 
 
-class FastDropout(nn.Module):
+class FastDropout(nn.Module, WordMaskDropout):
     """Drop-in for ``nn.Dropout(p)`` in training; identity in eval."""
 
     def __init__(self, p: float = 0.5) -> None:

@@ -17,29 +17,34 @@ from spikenet.models.op_counts import sage_layer_ops
 
 
 class GRUNet(DenseBaseline):
-    """SAGE layers per step -> GRU over the T steps -> Linear on the last hidden state."""
+    """SAGE layers per step -> GRU over the T steps -> the last hidden state."""
 
-    def __init__(self, in_features: int, hids: list[int], num_classes: int, num_steps: int, sizes: list[int],
+    def __init__(self, in_features: int, hids: list[int], num_steps: int, sizes: list[int],
                  hidden: int = 128, dropout: float = 0.7, aggr: str = "mean", concat: bool = False,
                  bias: bool = True, chunk_rows: int = 16384) -> None:
         super().__init__(SAGEStack(in_features, hids, sizes, dropout, aggr, concat, bias, chunk_rows), num_steps)
         if hidden < 1:
             raise ValueError(f"model.hidden must be >= 1, got {hidden}")
         self.gru = nn.GRU(self.stack.out_features, hidden, bias=bias)
-        self.readout = nn.Linear(hidden, num_classes)
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.gru.hidden_size
 
     def forward(self, x_self: torch.Tensor, x_agg: torch.Tensor, projected: bool = False) -> torch.Tensor:
-        """Layer-0 inputs [T, M, F] (or projected [T, M, H]) -> logits [B, C]."""
+        """Layer-0 inputs [T, M, F] (or projected [T, M, H]) -> the GRU's last hidden state [B, hidden]."""
         x = self.stack(x_self, x_agg, projected)  # [T, B, H], time-major as nn.GRU expects
         _, last = self.gru(x)
-        return self.readout(last[-1])
+        return last[-1]
 
     def op_counts(self, rates: list[list[float]] | None = None) -> list[LayerOps]:
-        """Per target node: the SAGE maps, the GRU's input and recurrent maps (3 gates each) per step, the readout."""
+        """Per embedded node: the SAGE maps and the GRU's input and recurrent maps (3 gates each) per step."""
         g = self.gru.hidden_size
         return [
             *sage_layer_ops(self.stack.aggregators, self.sizes, self.num_steps),
             LayerOps("gru.input", 1, self.gru.input_size, 3 * g, self.num_steps),
             LayerOps("gru.hidden", 1, g, 3 * g, self.num_steps),
-            LayerOps("readout", 1, g, self.readout.out_features, 1),
         ]
+
+    def embedding_ops(self, name: str, fan_out: int, rates: list[list[float]] | None = None) -> LayerOps:
+        return LayerOps(name, 1, self.gru.hidden_size, fan_out, 1)

@@ -4,8 +4,9 @@ Rows are laid out per step as [hop 0 | hop 1 | ... ], hop h holding n_h = B * s_
 nodes (each parent's s_h neighbours contiguous in hop h+1). Layer i maps hops 0..L-1-i:
 z_h = W_self x_h + W_neigh aggr(x_{h+1} by parent) (bias on both), then one multi-step neuron over
 T for all those hops at once, then dropout (all layers but the last). The last layer's spikes of
-the targets, [T, B, H], are flattened to [B, T*H] and a Linear gives the logits. Neuron state is
-reset at every forward, so each batch starts from rest.
+the targets, [T, B, H], are flattened to [B, T*H]: the embedding (the node-classification task's
+Linear head on it gives the paper's logits). Neuron state is reset at every forward, so each batch
+starts from rest.
 
 Layer 0 takes its inputs pre-gathered (``spikenet.gather.layer0_inputs``): the hops' own features
 and their neighbours' aggregated features, [T, M, F] each; aggregating before the linear map is
@@ -22,6 +23,7 @@ import torch
 from spikingjelly.activation_based import functional
 from torch import nn
 
+from spikenet.contracts import Encoder, FusedFiring
 from spikenet.energy import LayerOps
 from spikenet.gather import rows_per_step
 from spikenet.models.aggregators import SAGEAggregator, hop_inputs
@@ -29,14 +31,16 @@ from spikenet.models.dropout import FastDropout
 from spikenet.models.op_counts import sage_layer_ops
 
 
-class SpikeNet(nn.Module):
-    """Spiking GNN for node classification on discrete-time dynamic graphs."""
+class SpikeNet(Encoder):
+    """Spiking GNN encoder for discrete-time dynamic graphs: a node's embedding is its last layer's spike
+    train over the steps, flattened ([T * H])."""
+
+    spiking = True
 
     def __init__(
         self,
         in_features: int,
         hids: list[int],
-        num_classes: int,
         num_steps: int,
         sizes: list[int],
         make_neuron: Callable[[], nn.Module],
@@ -63,9 +67,11 @@ class SpikeNet(nn.Module):
             self.neurons.append(make_neuron())
             dim = agg.out_features
         self.dropout = FastDropout(dropout)
-        self.readout = nn.Linear(num_steps * dim, num_classes)
-        self.record_spikes = False
-        self.spike_rates: list[torch.Tensor] = []  # per layer [T] firing rates of the last forward
+        self.out_features = dim
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.num_steps * self.out_features
 
     @property
     def num_layers(self) -> int:
@@ -96,19 +102,20 @@ class SpikeNet(nn.Module):
         return agg.lin_self(x), nn.functional.linear(x, agg.lin_neigh.weight)
 
     def op_counts(self, rates: list[list[float]] | None) -> list[LayerOps] | None:
-        """Work per target node (``spikenet.energy``): layer 0 dense, later layers and the readout driven by
-        the spikes of the layer before (``rates``: per layer, per step, as the trainer records them);
-        None without rates."""
+        """Work per embedded node (``spikenet.energy``): layer 0 dense, later layers driven by the spikes of
+        the layer before (``rates``: per layer, per step, as the trainer records them); None without rates."""
         if rates is None or len(rates) != self.num_layers:
             return None
-        ops = sage_layer_ops(self.aggregators, self.sizes, self.num_steps, rates)
-        dim = self.aggregators[-1].out_features
-        ops.append(LayerOps("readout", 1, dim, self.readout.out_features, self.num_steps, tuple(rates[-1])))
-        return ops
+        return sage_layer_ops(self.aggregators, self.sizes, self.num_steps, rates)
+
+    def embedding_ops(self, name: str, fan_out: int, rates: list[list[float]] | None) -> LayerOps:
+        """A linear map on the embedding is driven by the last layer's spikes, step by step."""
+        last = tuple(rates[-1]) if rates is not None and len(rates) == self.num_layers else None
+        return LayerOps(name, 1, self.out_features, fan_out, self.num_steps, last)
 
     def _fire(self, i: int, z: torch.Tensor) -> torch.Tensor:
         neuron = self.neurons[i]
-        if i < self.num_layers - 1 and not self.record_spikes and hasattr(neuron, "fire_and_drop"):
+        if i < self.num_layers - 1 and not self.record_spikes and isinstance(neuron, FusedFiring):
             return neuron.fire_and_drop(z, self.dropout)  # neuron + dropout in one pass where it can
         spikes = neuron(z)
         if self.record_spikes:
@@ -119,12 +126,12 @@ class SpikeNet(nn.Module):
         """Layer i's spikes (after dropout) pooled for a next layer that maps hop 0 only, in one kernel pass
         where the neuron has one (``fire_drop_pool``); None otherwise."""
         neuron = self.neurons[i]
-        if self.record_spikes or not hasattr(neuron, "fire_drop_pool"):
+        if self.record_spikes or not isinstance(neuron, FusedFiring):
             return None
         return neuron.fire_drop_pool(z, self.dropout, n0, size, self.aggr)
 
     def forward(self, x_self: torch.Tensor, x_agg: torch.Tensor, projected: bool = False) -> torch.Tensor:
-        """Layer-0 inputs [T, M, F] (or projected [T, M, H]) -> logits [B, C]."""
+        """Layer-0 inputs [T, M, F] (or projected [T, M, H]) -> the targets' spike trains, flattened [B, T * H]."""
         functional.reset_net(self)
         self.spike_rates = []
         agg0 = self.aggregators[0]
@@ -143,4 +150,4 @@ class SpikeNet(nn.Module):
             z = self.aggregators[i](*pooled)
         x = self._fire(self.num_layers - 1, z)
         T, B, H = x.shape
-        return self.readout(x.permute(1, 0, 2).reshape(B, T * H))
+        return x.permute(1, 0, 2).reshape(B, T * H)

@@ -25,6 +25,7 @@ import torch
 from spikingjelly.activation_based import neuron
 from torch import nn
 
+from spikenet.contracts import FusedFiring, WordMaskDropout
 from spikenet.neurons import cpu_kernel
 from spikenet.neurons.fused_adaptive_lif import FusedAdaptiveLIF, KernelAdaptiveLIF, KernelFirePool
 from spikenet.neurons.surrogates import ArcTan, Sigmoid, SpikeSurrogate, SuperSpike, Triangle
@@ -33,7 +34,7 @@ from spikenet.neurons.surrogates import ArcTan, Sigmoid, SpikeSurrogate, SuperSp
 _KERNEL_SURROGATES = {Sigmoid: "sigmoid", Triangle: "triangle", ArcTan: "arctan", SuperSpike: "super_spike"}
 
 
-class AdaptiveLIFNode(neuron.BaseNode):
+class AdaptiveLIFNode(neuron.BaseNode, FusedFiring):
     """Multi-step adaptive-threshold LIF; ``fused`` picks the one-Function BPTT path on torch."""
 
     def __init__(
@@ -160,7 +161,7 @@ class AdaptiveLIFNode(neuron.BaseNode):
 
         The dropout's random draws are the ones it would make itself, so the result is the same.
         """
-        if not (dropout.training and dropout.p > 0.0 and hasattr(dropout, "keep_words") and self.fused
+        if not (dropout.training and dropout.p > 0.0 and isinstance(dropout, WordMaskDropout) and self.fused
                 and self._kernel_applies(x_seq)):
             return dropout(self(x_seq))
         self._states_to_tensor(x_seq[0])
@@ -177,7 +178,7 @@ class AdaptiveLIFNode(neuron.BaseNode):
         """
         T, M, F = x_seq.shape
         if not (self.fused and self._kernel_applies(x_seq) and aggr in ("mean", "sum") and n0 * (1 + size) == M
-                and F <= 1024 and (not dropout.training or dropout.p == 0.0 or hasattr(dropout, "keep_words"))):
+                and F <= 1024 and (not dropout.training or dropout.p == 0.0 or isinstance(dropout, WordMaskDropout))):
             return None
         self._states_to_tensor(x_seq[0])
         words, threshold, scale = None, 0, 1.0

@@ -1,10 +1,11 @@
-"""Batches for the trainer: target nodes -> sampled temporal neighbourhoods -> layer-0 inputs.
+"""Batches for the trainer: nodes -> sampled temporal neighbourhoods -> layer-0 inputs.
 
-The trainer iterates a ``NodeLoader`` instead of sampling inline, as PyTorch Geometric puts a
-``NodeLoader`` around any sampler: one place owns the order of the targets (shuffling with the
-trainer's generator, and the shard of a distributed rank), the sampling, the gathering of layer
-0's [T, M, F] inputs (from the feature table, or from projected tables in evaluation), their
-placement on the model's device, and the time each of those takes (``timings``).
+A task (``spikenet.tasks``) turns its examples into the nodes to embed and asks a ``NodeLoader``
+for their inputs, as PyTorch Geometric puts a loader around any sampler: one place owns the order
+of the examples (shuffling with the trainer's generator, and the shard of a distributed rank), the
+sampling (all steps, or a window of steps before an example's time), the gathering of layer 0's
+[T, M, F] inputs (from the feature table, or from projected tables in evaluation), their placement
+on the model's device, and the time each of those takes (``timings``).
 
 Where the data live (``spikenet.training.placement``) decides the path: graph and features on the
 model's device -> sampling and gathering there, nothing crosses the bus; graph on the host and the
@@ -19,29 +20,15 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 
+from spikenet.contracts import Batch, Tables
 from spikenet.data.temporal_graph import TemporalGraph
 from spikenet.gather import UniqueRows, layer0_inputs, layer0_unique_inputs
 from spikenet.sampling import Sample, TemporalSampler
 
-Tables = tuple[torch.Tensor, torch.Tensor]
-
-
-@dataclass
-class Batch:
-    """One minibatch: its target nodes and layer 0's inputs, ready for ``model(*batch.inputs, ...)``."""
-
-    nodes: torch.Tensor  # [B] target node ids (on the model's device when the data are staged to it)
-    inputs: Tables  # (self rows [T, M, F] or their distinct rows, neighbour aggregates [T, M, F]), float32,
-    #                 on the model's device
-    projected: bool  # inputs come from layer 0's projected tables (evaluation), not raw features
-
-    @property
-    def size(self) -> int:
-        return int(self.nodes.numel())
+__all__ = ["Batch", "NodeLoader", "PinnedStager", "Tables"]
 
 
 class NodeLoader:
@@ -82,10 +69,11 @@ class NodeLoader:
 
     # --- what each batch holds ---------------------------------------------------------------
     def inputs(self, nodes: torch.Tensor, generator: torch.Generator | None,
-               tables: Tables | None = None) -> Tables:
-        """Sample the temporal neighbourhood of ``nodes`` and gather layer 0's inputs (from ``tables`` if given)."""
+               tables: Tables | None = None, steps: torch.Tensor | None = None) -> Tables:
+        """Sample the temporal neighbourhood of ``nodes`` at ``steps`` (default all) and gather layer 0's inputs
+        (from ``tables`` if given)."""
         t0 = self.clock()
-        sample = self.sampler.sample(nodes, generator)
+        sample = self.sampler.sample(nodes, generator, steps)
         t1 = self.clock()
         if tables is None:
             graph = self.graph
@@ -100,7 +88,9 @@ class NodeLoader:
                 inputs = tuple(x.float() for x in self.stager.stage(host))
         else:
             if self.stager is not None and tables[0].device != sample.hops[0].device:  # ids to the tables
-                sample = Sample(list(self.stager.stage(sample.hops)), sample.sizes)
+                staged = self.stager.stage([*sample.hops, *([] if sample.steps is None else [sample.steps])])
+                sample = Sample(staged[: len(sample.hops)], sample.sizes,
+                                None if sample.steps is None else staged[-1])
             inputs = layer0_inputs(*tables, sample, self.aggr, self.device)
         self.timings["sample"] += t1 - t0
         self.timings["gather"] += self.clock() - t1
@@ -138,7 +128,7 @@ class NodeLoader:
             inputs = self.inputs(chunk, generator, tables)
             if self.stager is not None:
                 (chunk,) = self.stager.stage([chunk])
-            yield Batch(chunk, inputs, tables is not None)
+            yield Batch(chunk, inputs, tables is not None, examples=chunk)
 
     def train_batches(self, targets: torch.Tensor, batch_size: int, generator: torch.Generator,
                       limit: int | None = None, order_generator: torch.Generator | None = None) -> Iterator[Batch]:

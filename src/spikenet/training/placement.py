@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 from spikenet.data.temporal_graph import TemporalGraph
-from spikenet.training.splits import Splits
 
 DATA_DEVICES = ("auto", "cpu", "cuda")
 _TENSOR_FIELDS = ("cum_indptr", "cum_indices", "cum_degree", "delta_indptr", "delta_indices", "features", "labels")
@@ -68,15 +67,10 @@ def graph_to(graph: TemporalGraph, device: torch.device) -> TemporalGraph:
     return dataclasses.replace(graph, **moved, feature_array=keep_array)
 
 
-def splits_to(splits: Splits, device: torch.device) -> Splits:
-    """The split node ids on ``device``."""
-    return Splits(*(getattr(splits, f.name).to(device) for f in dataclasses.fields(splits)))
-
-
-def place_data(cfg: Any, model_device: torch.device, graph: TemporalGraph, splits: Splits
-               ) -> tuple[TemporalGraph, Splits, torch.device]:
-    """(graph, splits, data device) for the ``trainer`` config ``cfg``; on CPU the inputs unchanged."""
+def place_data(cfg: Any, model_device: torch.device, graph: TemporalGraph) -> tuple[TemporalGraph, torch.device]:
+    """(graph, data device) for the ``trainer`` config ``cfg``; on CPU the graph unchanged. The task keeps its
+    example ids where the graph is (``Task.to``) through the trainer."""
     device = resolve_data_device(str(cfg.data_device), model_device, graph, float(cfg.data_device_share))
     if device.type == "cpu":
-        return graph, splits, device
-    return graph_to(graph, device), splits_to(splits, device), device
+        return graph, device
+    return graph_to(graph, device), device

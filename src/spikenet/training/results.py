@@ -35,10 +35,14 @@ def write_json(path: str | Path, data: dict) -> Path:
     return path
 
 
-def summary_line(m: dict, run_dir: str | Path) -> str:
-    """The console's last line."""
+def run_label(dataset: str, model: str, neuron: str | None) -> str:
+    """``dataset/model`` for a dense encoder, ``dataset/model/neuron`` for a spiking one."""
+    return "/".join(str(p) for p in (dataset, model, neuron) if p)
+
+
+def summary_line(m: dict, scores: str, run_dir: str | Path) -> str:
+    """The console's last line: what ran, the task's ``scores`` text, cost, where the outputs are."""
     return (
-        f"[{m.get('dataset')}/{m.get('neuron')}] test Ma-F1 {m['test_macro_f1']:.4f} Mi-F1 {m['test_micro_f1']:.4f} "
-        f"at epoch {m['best_epoch']} (val Mi-F1 {m['val_micro_f1']:.4f}); {m['epoch_seconds']:.2f} s/epoch, "
-        f"{m['params']} params, peak RSS {m['peak_rss_mb']:.0f} MB -> {run_dir}"
+        f"[{run_label(m.get('dataset'), m.get('model'), m.get('neuron'))} {m.get('task')}] {scores}; "
+        f"{m['epoch_seconds']:.2f} s/epoch, {m['params']} params, peak RSS {m['peak_rss_mb']:.0f} MB -> {run_dir}"
     )

@@ -19,15 +19,15 @@ class Splits:
 def check_split_sizes(train_size: float, val_size: float) -> None:
     """Raise ``ValueError`` (one line naming the key) unless 0 < val_size < train_size < 1."""
     if not 0.0 < val_size < 1.0:
-        raise ValueError(f"trainer.val_size must be in (0, 1), got {val_size}")
+        raise ValueError(f"task.val_size must be in (0, 1), got {val_size}")
     if not val_size < train_size < 1.0:
-        raise ValueError(f"trainer.train_size must be in ({val_size}, 1), got {train_size}")
+        raise ValueError(f"task.train_size must be in ({val_size}, 1), got {train_size}")
 
 
 def stratified_splits(nodes: torch.Tensor, labels: torch.Tensor, train_size: float, val_size: float,
                       seed: int) -> Splits:
     """train gets ``train_size - val_size``, val ``val_size``, test ``1 - train_size`` of ``nodes``, stratified
-    (``trainer.train_size``, ``trainer.val_size``, ``trainer.split_seed``)."""
+    (``task.train_size``, ``task.val_size``, ``task.split_seed``)."""
     check_split_sizes(train_size, val_size)
     ids = nodes.numpy()
     y = labels[nodes].numpy()
