@@ -13,6 +13,7 @@ and the other jobs go on. The logger is closed either way.
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -56,14 +57,44 @@ def one_line(err: BaseException) -> str:
     return lines[0] if lines else type(err).__name__
 
 
-def fail(err: BaseException) -> NoReturn:
+def remove_if_unused(run_dir: Path) -> bool:
+    """Delete a single run's directory when the run failed before writing anything of its own (only Hydra's
+    ``.hydra/`` and ``run.log`` in it), so a mistyped command leaves no empty run behind. Returns whether it did."""
+    if not run_dir.is_dir() or any(p.name not in (".hydra", "run.log") for p in run_dir.iterdir()):
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return True
+
+
+def fail(err: BaseException, run_dir: Path) -> NoReturn:
     """Report a failed run in one line: a single run exits, a multirun job raises (Hydra marks it failed)."""
     line = f"error: {one_line(err)}"
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         log.error(line)  # one line in the job's log; the sweep goes on with the other jobs
         raise err
+    remove_if_unused(run_dir)
     print(line, file=sys.stderr)
     sys.exit(2 if isinstance(err, BAD_INPUT) else 1)
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command that continues this run from its ``last.pt``: the same overrides, its run directory."""
+    keep = [o for o in HydraConfig.get().overrides.task
+            if not o.lstrip("+~").startswith(("trainer.resume=", "hydra.run.dir="))]
+    return " ".join(["python src/run.py", *keep, f"hydra.run.dir={run_dir}", "trainer.resume=auto"])
+
+
+def interrupted(run_dir: Path) -> NoReturn:
+    """Ctrl-C: one line saying where the run stopped and how to continue it (exit 130, as shells expect)."""
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise KeyboardInterrupt
+    if (run_dir / "last.pt").is_file():
+        print(f"interrupted; continue with: {resume_command(run_dir)}", file=sys.stderr)
+    else:
+        removed = remove_if_unused(run_dir)
+        print("interrupted before the first epoch ended" + ("" if removed else f"; outputs in {run_dir}"),
+              file=sys.stderr)
+    sys.exit(130)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -79,7 +110,9 @@ def main(cfg: DictConfig) -> float:
         logger = build_logger(cfg.logger, str(run_dir)) if dist.is_main else Logger()
         return train(cfg, run_dir, dist, logger, start)
     except RUN_ERRORS as err:
-        fail(err)
+        fail(err, run_dir)
+    except KeyboardInterrupt:
+        interrupted(run_dir)
     finally:
         logger.finish()
 
