@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from pathlib import Path
 
 import hydra
 import numpy as np
 from omegaconf import DictConfig
 
+from spikenet.cli import check_command_line
 from spikenet.data import hints, load_graph  # importing the package registers the readers
 from spikenet.data.feature_files import generate_deepwalk
 from spikenet.data.features import check_feature_shape
@@ -50,4 +52,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_command_line(sys.argv[1:], Path(__file__).resolve().parents[1] / "conf", "features")
     main()

@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from spikenet.cli import check_group_overrides, register_resolvers
+from spikenet.cli import check_command_line, register_resolvers
 from spikenet.config import ConfigError
 from spikenet.energy import EnergyCosts, summarize
 from spikenet.experiment import Experiment, build_experiment, count_parameters
@@ -58,9 +58,13 @@ def one_line(err: BaseException) -> str:
 
 
 def remove_if_unused(run_dir: Path) -> bool:
-    """Delete a single run's directory when the run failed before writing anything of its own (only Hydra's
-    ``.hydra/`` and ``run.log`` in it), so a mistyped command leaves no empty run behind. Returns whether it did."""
+    """Delete a single run's directory when the run failed before it logged or wrote anything (only Hydra's
+    ``.hydra/`` and an empty ``run.log`` in it), so a mistyped command leaves no empty run behind. Returns
+    whether it did; a run that got as far as logging keeps its ``run.log``."""
     if not run_dir.is_dir() or any(p.name not in (".hydra", "run.log") for p in run_dir.iterdir()):
+        return False
+    log_file = run_dir / "run.log"
+    if log_file.is_file() and log_file.stat().st_size > 0:
         return False
     shutil.rmtree(run_dir, ignore_errors=True)
     return True
@@ -171,6 +175,6 @@ def objective(metrics: dict, key: str) -> float:
 register_resolvers()  # ${run_label:...} in hydra.run.dir
 
 if __name__ == "__main__":
-    check_group_overrides(sys.argv[1:], CONF_DIR)
+    check_command_line(sys.argv[1:], CONF_DIR)
     sys.argv = distributed.pin_run_dir(sys.argv, CONF_DIR)  # torchrun/srun: one run dir for all ranks
     main()

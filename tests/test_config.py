@@ -135,3 +135,62 @@ def test_resolve_backend(monkeypatch):
     assert neurons.resolve_backend("auto", gpu) == "torch"  # no working CuPy: fall back, do not fail
     with pytest.raises(ValueError, match="neuron.backend"):
         neurons.resolve_backend("cuda", gpu)
+
+
+# --- keys and types from the command line (spikenet.cli.check_value_overrides) ---------------------------------
+@pytest.mark.parametrize("args,message", [
+    (["+trainer.epoch=3"],
+     "unknown config key 'trainer.epoch' (from '+trainer.epoch=3'); did you mean 'trainer.epochs'?"),
+    (["trainer.epcohs=3"], "did you mean 'trainer.epochs'?"),
+    (["++model.hidden_size=3"], "unknown config key 'model.hidden_size'"),
+    (["neuron=lif", "neuron.gamma=0.1"], "unknown config key 'neuron.gamma'"),  # adaptive_lif's key, not lif's
+    (["trainer.epochs=abc"], "trainer.epochs must be an integer (default 100), got 'abc'"),
+    (["trainer.epochs=2.5"], "trainer.epochs must be an integer (default 100), got '2.5'"),
+    (["trainer.lr=fast"], "trainer.lr must be a number (default 0.005), got 'fast'"),
+    (["neuron.detach_reset=1"], "neuron.detach_reset must be true or false (default false), got '1'"),
+    (["sampler.sizes=5"], "sampler.sizes must be a list (default [5, 2]), got '5'"),
+    (["trainer.patience=soon"], "trainer.patience must be an integer (default null), got 'soon'"),
+    (["seed=1,x"], "seed must be an integer (default 2022), got 'x'"),  # each value of a sweep
+])
+def test_unknown_keys_and_mistyped_values_are_refused_in_one_line(conf_dir, args, message):
+    from spikenet.cli import ConfigKeyError, check_value_overrides
+
+    with pytest.raises(ConfigKeyError) as info:
+        check_value_overrides(args, conf_dir)
+    assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("args", [
+    ["trainer.epochs=3", "trainer.lr=1", "sampler.p=1", "model.hids=[8,4]", "seed=1,2,3"],
+    ["model=gru", "model.hidden=16", "trainer.patience=5", "trainer.num_threads=1"],
+    ["model=spikenet,gru", "model.hidden=16"],  # a key of one swept option is known
+    ["dataset=dblp", "dataset.features=fastrp", "task.train_size=0.6", "hydra.run.dir=/tmp/x"],
+    ["neuron.tau=interval(1.0,2.0)", "trainer.resume=auto", "optimized_metric=params", "trainer.patience=null"],
+    ["experiment=dblp", "dataset.root=${oc.env:HOME}", "~trainer.patience"],
+])
+def test_valid_overrides_pass_the_key_check(conf_dir, args):
+    from spikenet.cli import check_value_overrides
+
+    check_value_overrides(args, conf_dir)
+
+
+def test_nullable_types_name_keys_that_exist_with_a_null_default(compose):
+    from omegaconf import OmegaConf
+
+    from spikenet.cli import NULLABLE
+
+    cfg = compose()
+    for key in NULLABLE:
+        if key.startswith("dataset."):
+            cfg_key = compose(["dataset=edgelist"])
+            assert OmegaConf.select(cfg_key, key, default="absent") is None, key
+        elif key not in ("seed",):
+            assert OmegaConf.select(cfg, key, default="absent") is None, key
+
+
+def test_run_refuses_a_mistyped_key_before_starting(cli, tmp_path):
+    result = cli(["+trainer.epoch=3"], tmp_path / "run")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: unknown config key 'trainer.epoch' (from '+trainer.epoch=3'); did you mean 'trainer.epochs'?"]
+    assert not (tmp_path / "run").exists()

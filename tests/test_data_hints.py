@@ -114,8 +114,10 @@ def test_values_parse_back(value):
     assert composed("config", ["dataset=dblp", token]).dataset.name == value
 
 
-def test_fix_for_a_key_the_group_lacks_is_added():
+def test_fix_for_a_dataset_key_composes():
+    """Every dataset group has the keys a fix names (the command line refuses unknown keys), so the fix is a
+    plain override that composes."""
     cfg = composed("config", ["dataset=synthetic"])
     command = hints.command(cfg.dataset, "run", "dataset.max_steps=40")
-    assert command == "python src/run.py dataset=synthetic ++dataset.max_steps=40"
+    assert command == "python src/run.py dataset=synthetic dataset.max_steps=40"
     assert composed("config", shlex.split(command)[2:]).dataset.max_steps == 40
