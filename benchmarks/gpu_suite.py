@@ -17,7 +17,13 @@ under --out, a failure recorded and the next stage run):
 - ``precision``: DBLP test F1 and epoch seconds per ``trainer.precision`` (``src/run.py``, unchunked
   linear layers so that autocast applies to them);
 - ``patent``: ``synthetic_patent`` whole-epoch seconds and peak GPU memory (the ~9 GB feature cache is
-  generated first, in --cache-dir).
+  generated first, in --cache-dir);
+- ``ttr``: time to result of ``python src/run.py dataset=dblp device=cuda`` (the default 100 epochs): process
+  start to metrics.json, twice (cold: first graph/feature caches and kernel compiles; warm: everything cached),
+  with metrics.json's ``timeline`` (start-up, data load, build, fit);
+- ``ablation``: the neuron ablation (4 neurons x 5 seeds x 100 epochs, ``+ablation=neuron experiment=dblp``) on
+  the one GPU with ``+launcher=local_parallel`` (several jobs at once), its wall time and the GPU utilisation
+  sampled by nvidia-smi every 0.5 s; the speed-up is over the jobs' own wall times run one after another.
 
 ``summary.txt`` (also printed) collects the tables and the device's name.
 """
@@ -34,8 +40,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-WHEELS = ("spikingjelly-0.0.0.0.14", "hydra_core-", "omegaconf-", "antlr4_python3_runtime-4.9.3")
-STAGES = ("parity", "dblp", "precision", "patent")
+WHEELS = ("spikingjelly-0.0.0.0.14", "hydra_core-", "omegaconf-", "antlr4_python3_runtime-4.9.3",
+          "hydra_joblib_launcher-", "joblib-")  # the joblib launcher: the ablation stage runs jobs side by side
+STAGES = ("parity", "dblp", "precision", "patent", "ttr", "ablation")
 DBLP_FILES = ("dblp.txt", "node2label.txt")
 
 
@@ -52,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dblp-epochs", type=int, default=3, help="timed DBLP epochs per run (after one warm-up)")
     p.add_argument("--precision-epochs", type=int, default=20, help="training epochs per precision run")
     p.add_argument("--timeout", type=float, default=420.0, help="seconds per subprocess")
+    p.add_argument("--ablation-jobs", type=int, default=10, help="jobs run at once on the GPU in the ablation")
     return p.parse_args(argv)
 
 
@@ -82,6 +90,19 @@ def plan(args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
             runs.append({"name": f"precision_{prec}", "stage": "precision", "config": "config",
                          "argv": ["src/run.py", *ov, f"hydra.run.dir={out}/runs/precision_{prec}"],
                          "overrides": ov, "run_dir": out / "runs" / f"precision_{prec}"})
+    if "ttr" in stages:
+        for tag in ("cold", "warm"):
+            ov = [*dblp, "trainer.progress=false"]
+            runs.append({"name": f"ttr_{tag}", "stage": "ttr", "config": "config",
+                         "argv": ["src/run.py", *ov, f"hydra.run.dir={out}/runs/ttr_{tag}"],
+                         "overrides": ov, "run_dir": out / "runs" / f"ttr_{tag}"})
+    if "ablation" in stages:
+        ov = ["+ablation=neuron", "experiment=dblp", f"dataset.root={args.data_root}", "device=cuda",
+              "+launcher=local_parallel", f"hydra.launcher.n_jobs={args.ablation_jobs}", "trainer.progress=false",
+              "trainer.save_checkpoint=false"]
+        runs.append({"name": "ablation_neuron", "stage": "ablation", "config": "config", "overrides": ov,
+                     "argv": ["src/run.py", "-m", *ov, f"hydra.sweep.dir={out}/runs/ablation"],
+                     "sweep_dir": out / "runs" / "ablation", "monitor_gpu": True})
     if "patent" in stages:
         ov = ["dataset=synthetic_patent", "device=cuda", "trainer.data_device=auto", "bench.batches=0",
               "bench.warmup=0", "bench.epochs=1", "bench.floor=false"]
@@ -177,6 +198,7 @@ def environment(env: dict[str, str]) -> dict[str, Any]:
 def execute(run: dict[str, Any], env: dict[str, str], out: Path, timeout: float) -> dict[str, Any]:
     """Run one subprocess, log to out/<name>.log; parse its result (last JSON line or metrics.json)."""
     log = out / f"{run['name']}.log"
+    monitor = GpuMonitor(out / f"{run['name']}_gpu.csv") if run.get("monitor_gpu") else None
     start = time.perf_counter()
     try:
         proc = subprocess.run([sys.executable, *run["argv"]], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -184,9 +206,17 @@ def execute(run: dict[str, Any], env: dict[str, str], out: Path, timeout: float)
         rc, text = proc.returncode, proc.stdout + "\n--- stderr\n" + proc.stderr
     except subprocess.TimeoutExpired as exc:
         rc, text = "timeout", f"{exc.stdout or ''}\n--- stderr\n{exc.stderr or ''}"
+    wall = time.perf_counter() - start
     log.write_text(text if isinstance(text, str) else str(text))
     result: dict[str, Any] = {"name": run["name"], "stage": run["stage"], "rc": rc,
-                              "wall_seconds": time.perf_counter() - start, "log": str(log)}
+                              "wall_seconds": wall, "log": str(log)}
+    if monitor is not None:
+        result["gpu"] = monitor.stop()
+    if run["stage"] == "ttr":
+        metrics = run["run_dir"] / "metrics.json"
+        result["result"] = json.loads(metrics.read_text()) if metrics.is_file() else None
+    if run["stage"] == "ablation":
+        result["result"] = sweep_summary(run["sweep_dir"], wall)
     if run["stage"] in ("dblp", "patent") and rc == 0:
         lines = [ln for ln in text.split("\n--- stderr\n")[0].splitlines() if ln.startswith("{")]
         result["result"] = json.loads(lines[-1]) if lines else None
@@ -196,6 +226,50 @@ def execute(run: dict[str, Any], env: dict[str, str], out: Path, timeout: float)
     if run["stage"] == "parity":
         result["stdout"] = text.split("\n--- stderr\n")[0]
     return result
+
+
+class GpuMonitor:
+    """``nvidia-smi`` sampling GPU utilisation and memory every 0.5 s into a CSV while a run goes on."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        cmd = ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits",
+               "-lms", "500"]
+        try:
+            self.proc: subprocess.Popen | None = subprocess.Popen(cmd, stdout=path.open("w"),
+                                                                  stderr=subprocess.DEVNULL)
+        except OSError:
+            self.proc = None
+
+    def stop(self) -> dict[str, Any] | None:
+        """Mean and median utilisation (%), peak memory (MiB) over the samples; None without nvidia-smi."""
+        if self.proc is None:
+            return None
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        samples = []
+        for line in self.path.read_text().splitlines():
+            try:
+                util, mem = (float(x) for x in line.split(","))
+            except ValueError:
+                continue
+            samples.append((util, mem))
+        if not samples:
+            return None
+        utils = sorted(u for u, _ in samples)
+        return {"samples": len(samples), "mean_util": sum(utils) / len(utils), "median_util": utils[len(utils) // 2],
+                "busy_share": sum(u > 0 for u in utils) / len(utils), "peak_mem_mib": max(m for _, m in samples)}
+
+
+def sweep_summary(sweep_dir: Path, wall: float) -> dict[str, Any] | None:
+    """Jobs finished, their own wall times summed (what one after another would take) and the speed-up."""
+    jobs = sorted(sweep_dir.glob("*/metrics.json")) if sweep_dir.is_dir() else []
+    if not jobs:
+        return None
+    metrics = [json.loads(p.read_text()) for p in jobs]
+    serial = sum((m.get("timeline") or {}).get("time_to_result") or m.get("wall_seconds", 0.0) for m in metrics)
+    return {"jobs": len(metrics), "wall_seconds": wall, "serial_seconds": serial, "speedup": serial / wall,
+            "mean_epoch_seconds": sum(m["epoch_seconds"] for m in metrics) / len(metrics)}
 
 
 # ------------------------------------------------------------------------------------------- summary
@@ -234,6 +308,27 @@ def summary(env_info: dict[str, Any], results: list[dict[str, Any]]) -> str:
                          f"{_f(m.get('test_micro_f1'), '.4f'):>11}"
                          f"{_f(m.get('epoch_seconds')):>9}{str(m.get('best_epoch', '-')):>11}"
                          + ("" if m else f"  failed ({r['rc']})"))
+    rows = [r for r in results if r["stage"] == "ttr"]
+    if rows:
+        lines += ["", "== time to result: python src/run.py dataset=dblp device=cuda (100 epochs) ==",
+                  f"{'run':<12}{'process s':>10}{'start-up':>10}{'load':>8}{'build':>8}{'fit':>8}{'epoch s':>9}"
+                  f"{'test Mi-F1':>11}"]
+        for r in rows:
+            m = r.get("result") or {}
+            t = m.get("timeline") or {}
+            lines.append(f"{r['name']:<12}{_f(t.get('time_to_result'), '.1f'):>10}{_f(t.get('startup'), '.1f'):>10}"
+                         f"{_f(t.get('load'), '.1f'):>8}{_f(t.get('build'), '.1f'):>8}{_f(t.get('fit'), '.1f'):>8}"
+                         f"{_f(m.get('epoch_seconds')):>9}{_f(m.get('test_micro_f1'), '.4f'):>11}"
+                         + ("" if m else f"  failed ({r['rc']})"))
+    for r in results:
+        if r["stage"] == "ablation":
+            res, gpu = r.get("result") or {}, r.get("gpu") or {}
+            lines += ["", "== neuron ablation on one GPU (+ablation=neuron, +launcher=local_parallel) ==",
+                      f"jobs {res.get('jobs')}, wall {_f(res.get('wall_seconds'), '.1f')} s, one after another "
+                      f"{_f(res.get('serial_seconds'), '.1f')} s, speed-up {_f(res.get('speedup'), '.2f')}x, "
+                      f"mean epoch {_f(res.get('mean_epoch_seconds'))} s; GPU utilisation mean "
+                      f"{_f(gpu.get('mean_util'), '.0f')} %, median {_f(gpu.get('median_util'), '.0f')} %, peak "
+                      f"memory {_f(gpu.get('peak_mem_mib'), '.0f')} MiB" + ("" if res else f"  failed ({r['rc']})")]
     for r in results:
         if r["stage"] == "patent":
             res = r.get("result") or {}

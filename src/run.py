@@ -32,7 +32,7 @@ from spikenet.experiment import Experiment, build_experiment, count_parameters
 from spikenet.models import is_spiking
 from spikenet.tasks import model_op_counts
 from spikenet.training import Logger, build_logger, distributed
-from spikenet.training.results import peak_rss_mb, summary_line, write_json
+from spikenet.training.results import peak_rss_mb, process_seconds, summary_line, write_json
 from spikenet.training.trainer import NonFiniteLossError, warnings_for
 
 log = logging.getLogger("spikenet")
@@ -105,6 +105,7 @@ def interrupted(run_dir: Path) -> NoReturn:
 def main(cfg: DictConfig) -> float:
     """Train one configuration; returns its ``cfg.optimized_metric`` (the objective for Hydra sweepers)."""
     start = time.perf_counter()
+    startup = process_seconds()  # interpreter, imports and Hydra's composition, before main
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     logger = Logger()
     try:
@@ -112,7 +113,7 @@ def main(cfg: DictConfig) -> float:
         dist.quiet_followers()
         # only rank 0 logs, checkpoints (run_dir) and writes metrics.json
         logger = build_logger(cfg.logger, str(run_dir)) if dist.is_main else Logger()
-        return train(cfg, run_dir, dist, logger, start)
+        return train(cfg, run_dir, dist, logger, start, startup)
     except RUN_ERRORS as err:
         fail(err, run_dir)
     except KeyboardInterrupt:
@@ -121,14 +122,17 @@ def main(cfg: DictConfig) -> float:
         logger.finish()
 
 
-def train(cfg: DictConfig, run_dir: Path, dist: distributed.Distributed, logger: Logger, start: float) -> float:
+def train(cfg: DictConfig, run_dir: Path, dist: distributed.Distributed, logger: Logger, start: float,
+          startup: float | None = None) -> float:
     """Build the experiment, fit it, write ``metrics.json``; returns ``metrics[cfg.optimized_metric]``."""
     exp = build_experiment(cfg, logger=logger, run_dir=str(run_dir) if dist.is_main else None, dist=dist)
     model = exp.trainer.model
     logger.log_config(OmegaConf.to_container(cfg, resolve=True))
     log.info("task %s | model %s | device %s, neuron backend %s", exp.task.name, type(model.encoder).__name__,
              exp.device, exp.backend)
+    fit_start = time.perf_counter()
     result = exp.trainer.fit()
+    fit_seconds = time.perf_counter() - fit_start
     rank_rss = dist.gather_object(peak_rss_mb())  # every rank's peak RSS, in rank order
     dist.close()
     if not dist.is_main:
@@ -149,6 +153,13 @@ def train(cfg: DictConfig, run_dir: Path, dist: distributed.Distributed, logger:
         **({"rank_peak_rss_mb": rank_rss} if dist.active else {}),  # every rank's, in rank order
         **cost_metrics(cfg, exp, result),
         "wall_seconds": time.perf_counter() - start,
+        "timeline": {  # seconds: where the time to result goes (time_to_result: process start to metrics.json)
+            "startup": startup,
+            "load": exp.load_seconds,
+            "build": exp.build_seconds,
+            "fit": fit_seconds,
+            "time_to_result": process_seconds(),
+        },
         "device": str(exp.device),
         "backend": exp.backend,
         "overrides": [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("trainer.resume=")],

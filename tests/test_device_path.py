@@ -13,7 +13,10 @@ A GPU is not needed to catch the usual ways a GPU-resident path breaks:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+import time
 
 import pytest
 import torch
@@ -229,7 +232,8 @@ def test_gpu_suite_dry_run_checks_wheels_data_and_overrides(tmp_path, capsys, mo
     wheels.mkdir()
     (data / "dblp").mkdir(parents=True)
     names = ["spikingjelly-0.0.0.0.14-py3-none-any.whl", "hydra_core-1.3.2-py3-none-any.whl",
-             "omegaconf-2.3.0-py3-none-any.whl", "antlr4_python3_runtime-4.9.3-py3-none-any.whl"]
+             "omegaconf-2.3.0-py3-none-any.whl", "antlr4_python3_runtime-4.9.3-py3-none-any.whl",
+             "hydra_joblib_launcher-1.2.0-py3-none-any.whl", "joblib-1.4.2-py3-none-any.whl"]
     for name in names:
         (wheels / name).write_bytes(b"")
     for name in suite.DBLP_FILES:
@@ -237,8 +241,10 @@ def test_gpu_suite_dry_run_checks_wheels_data_and_overrides(tmp_path, capsys, mo
     common = ["--dry-run", "--wheels", str(wheels), "--data-root", str(data), "--out", str(tmp_path / "out")]
     assert suite.main(common) == 0
     planned = capsys.readouterr().out
-    assert planned.count("epoch_time.py dataset=dblp") == 4 and planned.count("src/run.py") == 3
+    assert planned.count("epoch_time.py dataset=dblp") == 4 and planned.count("src/run.py") == 6
     assert "trainer.data_device=cpu" in planned and "trainer.precision=bf16" in planned
+    assert "runs/ttr_cold" in planned and "runs/ttr_warm" in planned  # time to result, cold and warm
+    assert "src/run.py -m +ablation=neuron experiment=dblp" in planned and "+launcher=local_parallel" in planned
     assert "dataset=synthetic_patent" in planned and "gpu_check.py" in planned
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
 
@@ -252,6 +258,30 @@ def test_gpu_suite_dry_run_checks_wheels_data_and_overrides(tmp_path, capsys, mo
     assert "node2label" not in capsys.readouterr().err
     with pytest.raises(SystemExit, match="unknown stage"):
         suite.main([*common, "--stages", "parity,gpu"])
+
+
+def test_gpu_suite_ablation_summary_and_gpu_monitor(tmp_path, monkeypatch):
+    """The ablation stage's figures: jobs, their own times summed against the wall time, and nvidia-smi's
+    utilisation samples (a stand-in nvidia-smi prints them here)."""
+    suite = _gpu_suite()
+    for job, (ttr, epoch) in enumerate([(20.0, 0.1), (30.0, 0.2)]):
+        (tmp_path / "sweep" / str(job)).mkdir(parents=True)
+        (tmp_path / "sweep" / str(job) / "metrics.json").write_text(
+            json.dumps({"timeline": {"time_to_result": ttr}, "epoch_seconds": epoch}))
+    got = suite.sweep_summary(tmp_path / "sweep", wall=25.0)
+    assert got["jobs"] == 2 and got["serial_seconds"] == 50.0 and got["speedup"] == 2.0
+    assert abs(got["mean_epoch_seconds"] - 0.15) < 1e-12
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "nvidia-smi"
+    fake.write_text("#!/bin/sh\nprintf '80, 1000\\n40, 3000\\n0, 500\\n'\nsleep 30\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monitor = suite.GpuMonitor(tmp_path / "gpu.csv")
+    time.sleep(1.0)
+    stats = monitor.stop()
+    assert stats == {"samples": 3, "mean_util": 40.0, "median_util": 40.0, "busy_share": 2 / 3,
+                     "peak_mem_mib": 3000.0}
 
 
 def test_gpu_suite_flags_a_bad_override():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,8 @@ class Experiment:
     trainer: Trainer
     device: torch.device
     backend: str  # the neuron backend (torch | cupy); "none" for an encoder without spiking neurons
+    load_seconds: float = 0.0  # reading the graph and its features (from the caches when they hold them)
+    build_seconds: float = 0.0  # task, sampler, encoder, head and trainer
 
 
 def build_experiment(cfg: Any, graph: TemporalGraph | None = None, logger: Logger | None = None,
@@ -59,7 +62,9 @@ def build_experiment(cfg: Any, graph: TemporalGraph | None = None, logger: Logge
     if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
     device = resolve_device(str(cfg.device))
+    start = time.perf_counter()
     graph = graph if graph is not None else load_dataset(cfg.dataset)
+    loaded = time.perf_counter()
     seed_everything(dist.rank_seed(int(cfg.seed)) if dist is not None else int(cfg.seed))
     task = build_task(cfg.task, graph, int(cfg.seed))
     # trainer.data_device: graph and features on the model's GPU when they fit (sampling there)
@@ -74,7 +79,8 @@ def build_experiment(cfg: Any, graph: TemporalGraph | None = None, logger: Logge
     encoder = build_model(cfg.model, graph.num_features, task.encoder_steps(), sampler.sizes, make_neuron)
     model = TaskModel(encoder, task.build_head(encoder))  # the head right after the encoder: same init draws
     trainer = Trainer(model, task, data, sampler, cfg.trainer, device, int(cfg.seed), logger, run_dir, dist=dist)
-    return Experiment(graph=graph, task=task, trainer=trainer, device=device, backend=backend)
+    return Experiment(graph=graph, task=task, trainer=trainer, device=device, backend=backend,
+                      load_seconds=loaded - start, build_seconds=time.perf_counter() - loaded)
 
 
 def count_parameters(model: torch.nn.Module) -> int:
