@@ -257,3 +257,16 @@ def test_main_metric_falls_back_to_the_first_metric():
     spec = TaskSpec("node_property", ("ndcg@10", "mae"), "val_loss_proxy")
     assert spec.main == "ndcg@10" and spec.table_columns == ("test_ndcg@10", "test_mae", "val_loss_proxy")
     assert column_header("test_ndcg@10") == "test NDCG@10 (%)" and column_header("test_mae") == "test mae"
+
+
+def test_baseline_groups_without_a_telling_override_name_their_variants(tmp_path):
+    """Two models whose runs saw different baselines (e.g. different seeds' negatives) but no override that
+    explains it: each row names the variants it averages."""
+    for job, (model, value) in enumerate([("spikenet", 0.5), ("ann", 0.5), ("gru", 0.6)]):
+        write_run(tmp_path / str(job), task="link_prediction", metrics=LP["metrics"], select=LP["select"],
+                  scores=lp_scores("gru", job), baselines={"edgebank": {"test_ap": value}}, model=model,
+                  overrides=[f"model={model}", "seed=1"], config={"seed": 1, "model": {"name": model}})
+    make_report(tmp_path, figures=False)
+    refs = table((tmp_path / "summary.md").read_text(), "| reference")
+    assert [r[:4] for r in refs[1:]] == [["EdgeBank", "model=spikenet; model=ann", "2", "50.00"],
+                                         ["EdgeBank", "model=gru", "1", "60.00"]]

@@ -75,11 +75,14 @@ def _pinned(group: list[Variant], key: str) -> str | None:
 
 
 def _where(groups: list[list[Variant]], varying: list[str]) -> list[str]:
-    """Per group, the overrides it pins that tell it apart from the other groups (``key=value, ...``)."""
+    """Per group, the overrides it pins that tell it apart from the other groups (``key=value, ...``), else
+    the labels of its variants; empty for a single group."""
     if len(groups) < 2:
         return [""] * len(groups)
     telling = [k for k in varying
                if all(_pinned(g, k) is not None for g in groups) and len({_pinned(g, k) for g in groups}) > 1]
+    if not telling:
+        return ["; ".join(v.label for v in g) for g in groups]
     return [", ".join(f"{k}={display(_pinned(g, k))}" for k in telling) for g in groups]
 
 
