@@ -178,13 +178,15 @@ def test_offline_run_logs_a_non_f1_task(tmp_path):
     from wandb.proto import wandb_internal_pb2 as pb
     from wandb_runs import _records
 
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), PYTHONWARNINGS="ignore", WANDB_SILENT="true")
-    for var in ("WANDB_MODE", "WANDB_DIR", "WANDB_API_KEY"):
-        env.pop(var, None)
-    proc = subprocess.run([sys.executable, "-c", OFFLINE_SCRIPT, str(tmp_path), json.dumps(LP_RECORD),
-                           json.dumps(LP_BASELINES)], env=env, capture_output=True, text=True, timeout=150)
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}  # nothing of another W&B process
+    env.update(PYTHONPATH=str(ROOT / "src"), PYTHONWARNINGS="ignore", NETRC=str(tmp_path / "no-netrc"),
+               WANDB_CONFIG_DIR=str(tmp_path / "wandb-config"), WANDB_CACHE_DIR=str(tmp_path / "wandb-cache"),
+               WANDB_DATA_DIR=str(tmp_path / "wandb-data"))
+    proc = subprocess.run([sys.executable, "-c", OFFLINE_SCRIPT, str(out), json.dumps(LP_RECORD),
+                           json.dumps(LP_BASELINES)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (run_dir,) = wandb_run_dirs(tmp_path)
+    (run_dir,) = wandb_run_dirs(out)
     run = read_run(run_dir)
 
     (row,) = [r for r in run["history"] if r.get("epoch") == 3]
