@@ -188,6 +188,9 @@ def test_old_runs_report_as_node_classification(tmp_path):
     md = (tmp_path / "summary.md").read_text()
     header = table(md, "|")[0]
     assert header[-8:-5] == ["test Ma-F1 (%)", "test Mi-F1 (%)", "val Mi-F1 (%)"]
+    # only the new run recorded baselines: its row says so
+    refs = table(md, "| reference")
+    assert refs[1][:3] == ["majority class", "trainer.epochs=1, trainer.train_size=-", "1"]
     # old runs alone: no baselines, so no reference rows
     report = make_report(tmp_path / "old", figures=False)
     assert report.sections[0].task.metrics == ("macro_f1", "micro_f1")

@@ -35,6 +35,7 @@ PREDICTORS = {
     "chance": "chance (training class frequencies)",
     "edgebank": "EdgeBank",
     "persistence": "persistence",
+    "moving_average": "moving average",
 }
 
 

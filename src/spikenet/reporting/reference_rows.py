@@ -74,9 +74,11 @@ def _pinned(group: list[Variant], key: str) -> str | None:
     return values.pop() if len(values) == 1 else None
 
 
-def _where(groups: list[list[Variant]], varying: list[str]) -> list[str]:
+def _where(groups: list[list[Variant]], varying: list[str], variants: int) -> list[str]:
     """Per group, the overrides it pins that tell it apart from the other groups (``key=value, ...``), else
-    the labels of its variants; empty for a single group."""
+    the labels of its variants; empty for a single group that holds every one of the ``variants``."""
+    if len(groups) == 1 and len(groups[0]) < variants:  # the other variants' runs recorded no baselines
+        return ["; ".join(v.label for v in groups[0])]
     if len(groups) < 2:
         return [""] * len(groups)
     telling = [k for k in varying
@@ -101,7 +103,7 @@ def baseline_rows(section: Section) -> list[ReferenceRow]:
     """One row per predictor and group of variants with equal baselines, mean ± std over the group's runs."""
     groups = _groups(section.variants)
     rows = []
-    for group, where in zip(groups, _where(groups, section.varying), strict=True):
+    for group, where in zip(groups, _where(groups, section.varying, len(section.variants)), strict=True):
         runs = [r for v in group for r in v.runs]
         predictors = list(dict.fromkeys(p for r in runs for p in r.baselines))
         for predictor in predictors:
