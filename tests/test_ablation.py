@@ -118,9 +118,9 @@ def test_each_preset_runs_and_reports(tmp_path, monkeypatch):
     assert reports["tau_alpha"].varying == ["neuron.tau", "surrogate.alpha"]
     figures = {name: {p.name for p in r.files if p.suffix == ".png"} for name, r in reports.items()}
     assert "heatmap_tau_alpha.png" in figures["tau_alpha"]
-    assert "f1_vs_p.png" in figures["p"] and "f1_vs_p.png" not in figures["tau_alpha"]
+    assert "score_vs_p.png" in figures["p"] and "score_vs_p.png" not in figures["tau_alpha"]
     assert "firing_rates.png" in figures["tau_alpha"] and "firing_rates.png" in figures["model"]
-    assert "f1_vs_cost.png" in figures["model"]
+    assert "score_vs_cost.png" in figures["model"]
     lif = reports["neuron"].runs[0]
     assert lif.config["neuron.name"] == "lif" and lif.config["neuron.tau"] == 2.0
 

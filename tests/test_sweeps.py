@@ -125,4 +125,5 @@ def test_first_proposed_run_completes(agent_run):
     (wandb_run,) = wandb_run_dirs(r.run_dir)
     summary = read_run(wandb_run)["summary"]
     metric = cfg["metric"]["name"]
+    assert metric == metrics["select_metric"], "a sweep maximises its task's selection metric"
     assert summary[metric] == pytest.approx(metrics[metric])

@@ -1,15 +1,19 @@
-"""Reports over many runs (a Hydra multirun, a W&B sweep's run folders, any tree of runs).
+"""Reports over many runs (a Hydra multirun, a W&B sweep's run folders, any tree of runs, several of them).
 
-``make_report(root)`` collects every run's ``.hydra/config.yaml`` + ``metrics.json`` under ``root``
-and writes ``summary.csv``, ``summary.md`` and PNG figures; ``python src/report.py <dir>`` is its CLI.
+``make_report(root)`` collects every run's ``.hydra/config.yaml`` + ``metrics.json`` under ``root`` (or
+under each of several roots) and writes ``summary.csv``, ``summary.md`` and PNG figures; ``python
+src/report.py <dir> [<dir> ...]`` is its CLI. Each task's runs get their own table, with the task's own
+metrics, its best variant by the task's selection metric, and reference rows (baselines, published numbers).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from spikenet.reporting.collect import Run, Variant, common_overrides, find_runs, group_variants
+from spikenet.reporting.collect import Run, Section, Variant, find_runs, group_variants, sections
+from spikenet.reporting.task_spec import RunFormatError, TaskSpec
 
 
 class NoRunsError(RuntimeError):
@@ -19,56 +23,92 @@ class NoRunsError(RuntimeError):
 @dataclass
 class Report:
     runs: list[Run]
-    variants: list[Variant]
-    varying: list[str]
+    sections: list[Section]
     unfinished: list[Path]
     files: list[Path]
 
+    @property
+    def variants(self) -> list[Variant]:
+        """Every task's variants, in section order."""
+        return [v for s in self.sections for v in s.variants]
 
-def make_report(root: str | Path, out: str | Path | None = None, figures: bool = True) -> Report:
-    """Write ``summary.csv``, ``summary.md`` and (``figures``) PNGs for the runs under ``root``.
+    @property
+    def varying(self) -> list[str]:
+        """The override keys that tell variants apart, over all tasks (first-seen order)."""
+        return list(dict.fromkeys(k for s in self.sections for k in s.varying))
 
-    ``out`` defaults to ``root``.
+
+def _collect(roots: list[Path]) -> tuple[list[Run], list[Path]]:
+    """Finished and unfinished runs under every root; a run reached from two roots counts once."""
+    runs, unfinished, seen = [], [], set()
+    for root in roots:
+        found, started = find_runs(root)
+        for run in found:
+            if run.path.resolve() not in seen:
+                seen.add(run.path.resolve())
+                runs.append(run)
+        for path in started:
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                unfinished.append(path)
+    return runs, unfinished
+
+
+def default_out(roots: list[Path]) -> Path:
+    """Where a report goes without ``out``: the root itself, or the deepest folder holding all roots."""
+    if len(roots) == 1:
+        return roots[0]
+    return Path(os.path.commonpath([r.resolve() for r in roots]))
+
+
+def _suffixes(specs: list[TaskSpec]) -> list[str]:
+    """Figure-name suffixes: none for one task, ``_<task>`` (plus the selection metric when a task repeats)."""
+    if len(specs) == 1:
+        return [""]
+    names = [s.name for s in specs]
+    return [f"_{s.name}" + (f"_{s.select}" if names.count(s.name) > 1 else "") for s in specs]
+
+
+def make_report(root: str | Path | list[str | Path], out: str | Path | None = None, figures: bool = True) -> Report:
+    """Write ``summary.csv``, ``summary.md`` and (``figures``) PNGs for the runs under ``root`` (one folder
+    or a list of folders, e.g. the protocol runs of several models side by side).
+
+    ``out`` defaults to ``default_out(roots)``. A malformed ``metrics.json`` raises ``RunFormatError``.
     """
+    from spikenet.reporting.figures import make_figures, remove_stale
     from spikenet.reporting.tables import write_csv, write_markdown
 
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"no such directory: {root}")
-    runs, unfinished = find_runs(root)
+    roots = [Path(r) for r in (root if isinstance(root, list | tuple) else [root])]
+    for r in roots:
+        if not r.is_dir():
+            raise FileNotFoundError(f"no such directory: {r}")
+    runs, unfinished = _collect(roots)
     if not runs:
         extra = (
             f" ({len(unfinished)} run folder(s) without metrics.json: unfinished or crashed)"
             if unfinished
             else ""
         )
+        where = roots[0] if len(roots) == 1 else ", ".join(map(str, roots))
         raise NoRunsError(
-            f"no finished runs under {root}: found no metrics.json beside a .hydra/ folder{extra}. "
+            f"no finished runs under {where}: found no metrics.json beside a .hydra/ folder{extra}. "
             "Point it at a multirun folder (outputs/multirun/<date>/<time>) or a sweep's output folder."
         )
-    out = Path(out) if out is not None else root
+    out = Path(out) if out is not None else default_out(roots)
     out.mkdir(parents=True, exist_ok=True)
-    variants, varying = group_variants(runs)
-    pngs: list[Path] = []
+    groups = sections(runs)
+    pngs: list[list[Path]] = [[] for _ in groups]
     if figures:
-        from spikenet.reporting.figures import make_figures
-
-        pngs = make_figures(out, variants, varying)
+        for i, (section, suffix) in enumerate(zip(groups, _suffixes([s.task for s in groups]), strict=True)):
+            pngs[i] = make_figures(out, section.variants, section.varying, section.task, suffix)
+        remove_stale(out, [p for made in pngs for p in made])
     files = [
-        write_csv(out / "summary.csv", variants, varying),
-        write_markdown(
-            out / "summary.md",
-            root,
-            runs,
-            variants,
-            varying,
-            common_overrides(runs, varying),
-            unfinished,
-            pngs,
-        ),
-        *pngs,
+        write_csv(out / "summary.csv", groups),
+        write_markdown(out / "summary.md", roots, runs, groups, unfinished, pngs),
+        *(p for made in pngs for p in made),
     ]
-    return Report(runs, variants, varying, unfinished, files)
+    return Report(runs, groups, unfinished, files)
 
 
-__all__ = ["NoRunsError", "Report", "Run", "Variant", "find_runs", "group_variants", "make_report"]
+__all__ = ["NoRunsError", "Report", "Run", "RunFormatError", "Section", "Variant", "find_runs", "group_variants",
+           "make_report", "sections"]

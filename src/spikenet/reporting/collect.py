@@ -1,10 +1,11 @@
-"""Find finished runs under a directory and aggregate them per variant.
+"""Find finished runs under a directory and aggregate them per task and variant.
 
 A run is a directory holding ``metrics.json`` (written by ``src/run.py``) and, normally,
 ``.hydra/config.yaml``; Hydra multirun job folders, W&B sweep run folders and single runs all
-qualify. A *variant* is a run's command-line overrides without ``seed`` and ``hydra.*``: runs that
-differ only in their seed are repeats of one variant, and the report gives mean and standard
-deviation over them.
+qualify. Runs are grouped by task first (each task has its own metrics: one table per task), then
+into *variants*: a run's command-line overrides without ``seed`` and ``hydra.*``. Runs that differ
+only in their seed are repeats of one variant, and the report gives mean and standard deviation
+over them.
 """
 
 from __future__ import annotations
@@ -19,20 +20,23 @@ from typing import Any
 
 import yaml
 
-# Columns aggregated per variant: metrics.json key -> label used in tables and figures.
-METRICS = {
-    "test_macro_f1": "test Macro-F1",
-    "test_micro_f1": "test Micro-F1",
-    "val_micro_f1": "val Micro-F1",
+from spikenet.reporting.task_spec import LEGACY, RunFormatError, TaskSpec, read_baselines, read_task
+
+# Task-independent columns aggregated per variant (the scores are each task's own: ``TaskSpec``):
+# metrics.json key -> label.
+COSTS = {
     "epoch_seconds": "epoch time (s)",
     "params": "parameters",
     "firing_rate": "firing rate",
-    "sops": "SOPs per node",
-    "macs": "MACs per node",
-    "energy_uj": "energy per node (µJ)",
-    "ann_energy_uj": "ANN-twin energy per node (µJ)",
+    "sops": "SOPs per example",
+    "macs": "MACs per example",
+    "energy_uj": "energy per example (µJ)",
+    "ann_energy_uj": "ANN-twin energy per example (µJ)",
 }
 IGNORED_KEYS = ("seed",)  # overrides that make repeats, not variants
+# overrides that change the data or the split: the best variant is chosen per value of these (plus dataset.*)
+DATA_KEYS = ("dataset", "experiment", "task", "task.train_size", "task.val_size", "task.split_seed",
+             "trainer.train_size", "trainer.val_size", "trainer.split_seed")
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -70,12 +74,14 @@ def is_variant_override(override: str) -> bool:
 
 @dataclass
 class Run:
-    """One finished run: its directory, flattened config, overrides and metrics."""
+    """One finished run: its directory, flattened config, overrides, metrics, task and reference scores."""
 
     path: Path
     config: dict[str, Any]
     overrides: list[str]
     metrics: dict[str, Any]
+    task: TaskSpec = LEGACY
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # {predictor: {"<split>_<m>": value}}
 
     @property
     def variant(self) -> tuple[str, ...]:
@@ -131,6 +137,7 @@ def find_runs(root: str | Path) -> tuple[list[Run], list[Path]]:
     """(finished runs, directories of started but unfinished runs) under ``root``, in path order.
 
     Unfinished: a ``.hydra/config.yaml`` without ``metrics.json`` beside it (a crashed or running job).
+    A ``metrics.json`` whose task fields are malformed raises ``RunFormatError`` naming the file and key.
     """
     root = Path(root)
     runs, unfinished = [], []
@@ -149,9 +156,12 @@ def find_runs(root: str | Path) -> tuple[list[Run], list[Path]]:
         except json.JSONDecodeError:
             unfinished.append(run_dir)
             continue
+        if not isinstance(metrics, dict):
+            raise RunFormatError(f"{metrics_path}: expected a JSON object of metrics, got {type(metrics).__name__}")
         config_path = run_dir / ".hydra" / "config.yaml"
         config = _flatten(yaml.safe_load(config_path.read_text()) or {}) if config_path.is_file() else {}
-        runs.append(Run(run_dir, config, _read_overrides(run_dir, metrics), metrics))
+        runs.append(Run(run_dir, config, _read_overrides(run_dir, metrics), metrics,
+                        read_task(metrics, metrics_path), read_baselines(metrics, metrics_path)))
     return runs, unfinished
 
 
@@ -243,3 +253,47 @@ def group_variants(runs: list[Run]) -> tuple[list[Variant], list[str]]:
             variants[key] = Variant(run.variant, labels=labels)
         variants[key].runs.append(run)
     return list(variants.values()), varying
+
+
+@dataclass
+class Section:
+    """The runs of one task: its variants, the override keys that tell them apart, the overrides all share."""
+
+    task: TaskSpec
+    runs: list[Run]
+    variants: list[Variant]
+    varying: list[str]
+    common: list[str]
+
+    @property
+    def data_keys(self) -> list[str]:
+        """The varying override keys that change the data or the split (scores across them do not compare)."""
+        return [k for k in self.varying if k in DATA_KEYS or k.startswith("dataset.")]
+
+    def best(self) -> list[Variant]:
+        """Per combination of the data keys' values (one, when no data key varies), the variant with the
+        highest mean selection metric; variants without one are never best."""
+        groups: dict[tuple, list[Variant]] = {}
+        for v in self.variants:
+            if not math.isnan(v.mean(self.task.select)):
+                groups.setdefault(tuple(v.labels[k] for k in self.data_keys), []).append(v)
+        return [max(members, key=lambda v: v.mean(self.task.select)) for members in groups.values()]
+
+
+def sections(runs: list[Run]) -> list[Section]:
+    """The runs split by task (and selection metric), in order of first appearance, each grouped into variants.
+
+    Runs of one task whose metric lists differ (an older and a newer version) share a section with the
+    union of the metrics; a score a run lacks is NaN (shown as a dash).
+    """
+    groups: dict[tuple[str, str], tuple[TaskSpec, list[Run]]] = {}
+    for run in runs:
+        key = (run.task.name, run.task.select)
+        spec, members = groups.get(key, (run.task, []))
+        members.append(run)
+        groups[key] = (spec.merged(run.task), members)
+    out = []
+    for spec, members in groups.values():
+        variants, varying = group_variants(members)
+        out.append(Section(spec, members, variants, varying, common_overrides(members, varying)))
+    return out

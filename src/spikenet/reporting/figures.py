@@ -2,17 +2,22 @@
 
 - ``firing_rates.png``: firing rate per time step, one panel per spiking layer, one line per variant
   (mean over seeds, band = ± std), like Fig. 12 of the SpikeNet paper.
-- ``heatmap_tau_alpha.png``: val and test Micro-F1 over the neuron.tau x surrogate.alpha grid, one
-  row of panels per combination of the other varying overrides.
-- ``f1_vs_p.png``: test Micro-/Macro-F1 against ``sampler.p`` (when p varies).
-- ``f1_vs_cost.png``: test Micro-F1 against energy per node and parameters, one point per variant (when they differ).
-- ``bars.png``: per variant, test Macro-/Micro-F1 and val Micro-F1, epoch time and parameter count.
+- ``heatmap_tau_alpha.png``: the task's main metric (val and test) over the neuron.tau x surrogate.alpha
+  grid, one row of panels per combination of the other varying overrides.
+- ``score_vs_p.png``: the task's test metrics (main first, at most three) against ``sampler.p`` (when p varies).
+- ``score_vs_cost.png``: the main test metric against energy per example and parameters, one point per
+  variant (when they differ).
+- ``bars.png``: per variant, the task's test metrics and selection metric, epoch time and parameter count.
+
+The main metric is the test counterpart of the task's selection metric (Micro-F1 for node classification),
+else its first metric (``TaskSpec.main``). With runs of several tasks, each figure name gets ``_<task>``.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import re
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +27,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from spikenet.reporting.collect import Variant  # noqa: E402
+from spikenet.reporting.labels import axis_label, metric_label, scale  # noqa: E402
+from spikenet.reporting.task_spec import TaskSpec  # noqa: E402
 
 TAU, ALPHA = "neuron.tau", "surrogate.alpha"
 MAX_GRID = 15  # a key with more distinct values than this (e.g. a random search) gets no heatmap
@@ -91,8 +98,8 @@ def _as_number(text: str) -> float | None:
         return None
 
 
-def heatmap_figure(path: Path, variants: list[Variant], varying: list[str]) -> Path | None:
-    """Val and test Micro-F1 (%) over tau x alpha; None unless both vary on a small numeric grid."""
+def heatmap_figure(path: Path, variants: list[Variant], varying: list[str], task: TaskSpec) -> Path | None:
+    """Val and test main metric over tau x alpha; None unless both vary on a small numeric grid."""
     if TAU not in varying or ALPHA not in varying:
         return None
     taus = sorted({_as_number(v.labels[TAU]) for v in variants} - {None})
@@ -107,7 +114,7 @@ def heatmap_figure(path: Path, variants: list[Variant], varying: list[str]) -> P
     combos = list(itertools.product(*other_values))
     if len(combos) > 6:  # too many panels: average over the other overrides instead
         combos, others = [()], []
-    metrics = [("val_micro_f1", "val Micro-F1 (%)"), ("test_micro_f1", "test Micro-F1 (%)")]
+    metrics = [(task.main_val, axis_label(task.main_val)), (task.main_test, axis_label(task.main_test))]
     fig, axes = plt.subplots(
         len(combos),
         2,
@@ -128,7 +135,7 @@ def heatmap_figure(path: Path, variants: list[Variant], varying: list[str]) -> P
                         for x in v.values(metric)
                     ]
                     if cell:
-                        grid[i, j] = 100 * float(np.mean(cell))
+                        grid[i, j] = scale(metric) * float(np.mean(cell))
             grids[row, metric] = grid
     for row, combo in enumerate(combos):
         for col, (metric, title) in enumerate(metrics):
@@ -144,7 +151,7 @@ def heatmap_figure(path: Path, variants: list[Variant], varying: list[str]) -> P
                     ax.text(
                         j,
                         i,
-                        f"{grid[i, j]:.1f}",
+                        f"{grid[i, j]:.3g}" if scale(metric) == 1 else f"{grid[i, j]:.1f}",
                         ha="center",
                         va="center",
                         fontsize=8,
@@ -159,7 +166,7 @@ def heatmap_figure(path: Path, variants: list[Variant], varying: list[str]) -> P
             fig.colorbar(image, ax=ax, label=title)
     rest = [k for k in varying if k not in (TAU, ALPHA) and k not in others]
     note = "mean over seeds" + (" and " + ", ".join(rest) if rest else "")
-    fig.suptitle(f"Micro-F1 over neuron.tau x surrogate.alpha ({note})")
+    fig.suptitle(f"{metric_label(task.main)} over neuron.tau x surrogate.alpha ({note})")
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -172,25 +179,24 @@ def _err(stds: np.ndarray) -> np.ndarray | None:
     return stds if stds.any() else None
 
 
-def bars_figure(path: Path, variants: list[Variant], varying: list[str]) -> Path:
-    """Horizontal bars per variant: F1 scores (%), epoch time (s), parameters; error bars = std over seeds."""
+def bars_figure(path: Path, variants: list[Variant], varying: list[str], task: TaskSpec) -> Path:
+    """Horizontal bars per variant: the task's scores, epoch time (s), parameters; error bars = std over seeds."""
     n = len(variants)
     y = np.arange(n)
+    scores = list(task.table_columns)
     fig, axes = plt.subplots(
-        1, 3, figsize=(15, 1.2 + 0.42 * n * 1.0 + 0.8), sharey=True, gridspec_kw={"width_ratios": [2.2, 1, 1]}
+        1, 3, figsize=(15, 1.2 + 0.14 * n * max(len(scores), 3) + 0.8), sharey=True,
+        gridspec_kw={"width_ratios": [2.2, 1, 1]},
     )
-    f1 = [
-        ("test_macro_f1", "test Macro-F1"),
-        ("test_micro_f1", "test Micro-F1"),
-        ("val_micro_f1", "val Micro-F1"),
-    ]
-    height = 0.8 / len(f1)
-    for k, (metric, label) in enumerate(f1):
-        means = np.array([100 * v.mean(metric) for v in variants])
-        stds = np.array([100 * v.std(metric) for v in variants])
-        axes[0].barh(y + (k - 1) * height, means, height, xerr=_err(stds), label=label, capsize=2)
-    axes[0].set_xlabel("F1 score (%)")
-    axes[0].set_title("F1 at the best-validation epoch")
+    height = 0.8 / len(scores)
+    for k, metric in enumerate(scores):
+        means = np.array([scale(metric) * v.mean(metric) for v in variants])
+        stds = np.array([scale(metric) * v.std(metric) for v in variants])
+        offset = (k - (len(scores) - 1) / 2) * height
+        axes[0].barh(y + offset, means, height, xerr=_err(stds), label=axis_label(metric), capsize=2)
+    percent = all(scale(m) == 100 for m in scores)
+    axes[0].set_xlabel("score (%)" if percent else "score")
+    axes[0].set_title(f"scores at the best-validation epoch ({task.name})")
     handles, labels = axes[0].get_legend_handles_labels()
     for ax, metric, label, title in [
         (axes[1], "epoch_seconds", "seconds per epoch (s)", "epoch time (train + eval)"),
@@ -206,7 +212,8 @@ def bars_figure(path: Path, variants: list[Variant], varying: list[str]) -> Path
     axes[0].set_ylabel(_legend_title(varying) or "variant")
     for ax in axes:
         ax.grid(axis="x", alpha=0.3)
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.3, 0.0), ncol=3, frameon=False)
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.3, 0.0), ncol=min(len(scores), 4),
+               frameon=False)
     repeats = any(len(v.runs) > 1 for v in variants)
     fig.suptitle(
         f"Per-variant results ({n} variant(s)" + ("; error bars: ± std over seeds)" if repeats else ")")
@@ -218,74 +225,77 @@ def bars_figure(path: Path, variants: list[Variant], varying: list[str]) -> Path
 
 
 P_KEY = "sampler.p"
-F1_PAIR = [("test_micro_f1", "test Micro-F1"), ("test_macro_f1", "test Macro-F1")]
+MAX_P_PANELS = 3
 
 
-def p_figure(path: Path, variants: list[Variant], varying: list[str]) -> Path | None:
-    """Test Micro-/Macro-F1 (%) against ``sampler.p``, one line per combination of the other varying
-    overrides (mean over seeds, bars = ± std); None unless p varies numerically."""
+def p_figure(path: Path, variants: list[Variant], varying: list[str], task: TaskSpec) -> Path | None:
+    """The task's test metrics (main first, at most three panels) against ``sampler.p``, one line per
+    combination of the other varying overrides (mean over seeds, bars = ± std); None unless p varies
+    numerically."""
     if P_KEY not in varying:
         return None
     points = [(v, _as_number(v.labels[P_KEY])) for v in variants]
     points = [(v, p) for v, p in points if p is not None]
     if len({p for _, p in points}) < 2:
         return None
+    metrics = list(dict.fromkeys([task.main_test, *(f"test_{m}" for m in task.metrics)]))[:MAX_P_PANELS]
     others = [k for k in varying if k != P_KEY]
     groups: dict[tuple, list] = {}
     for v, p in points:
         groups.setdefault(tuple(v.labels[k] for k in others), []).append((p, v))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.2), squeeze=False)
     colors = _colors(len(groups))
-    for ax, (metric, title) in zip(axes[0], F1_PAIR, strict=True):
+    for ax, metric in zip(axes[0], metrics, strict=True):
         for (combo, members), color in zip(groups.items(), colors, strict=True):
             members.sort(key=lambda pv: pv[0])
             xs = [p for p, _ in members]
-            means = np.array([100 * v.mean(metric) for _, v in members])
-            stds = np.array([100 * v.std(metric) for _, v in members])
+            means = np.array([scale(metric) * v.mean(metric) for _, v in members])
+            stds = np.array([scale(metric) * v.std(metric) for _, v in members])
             label = " / ".join(combo) or None
             ax.errorbar(xs, means, yerr=_err(stds), marker="o", ms=4, lw=1.4, capsize=3, color=color, label=label)
         ax.set_xlabel("sampler.p (share of each hop's sample from G_t; the rest from ΔG_t)")
-        ax.set_ylabel(f"{title} (%)")
-        ax.set_title(title)
+        ax.set_ylabel(axis_label(metric))
+        ax.set_title(metric_label(metric))
         ax.grid(alpha=0.3)
     if others:
-        axes[0, 1].legend(title=" / ".join(others), fontsize="small", title_fontsize="small", frameon=False)
+        axes[0, -1].legend(title=" / ".join(others), fontsize="small", title_fontsize="small", frameon=False)
     repeats = any(len(v.runs) > 1 for v, _ in points)
-    fig.suptitle("F1 against p" + (" (mean over seeds; bars: ± std)" if repeats else ""))
+    fig.suptitle(f"{task.name}: scores against p" + (" (mean over seeds; bars: ± std)" if repeats else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
-def cost_figure(path: Path, variants: list[Variant], varying: list[str]) -> Path | None:
-    """Test Micro-F1 (%) against energy per node and against parameters, one point per variant (bars:
+def cost_figure(path: Path, variants: list[Variant], varying: list[str], task: TaskSpec) -> Path | None:
+    """The main test metric against energy per example and against parameters, one point per variant (bars:
     ± std over seeds); None unless energy or parameters differ between variants. Variants without an
     energy estimate are left out of the energy panel."""
     spread = [{round(v.mean(c), 9) for v in variants if not math.isnan(v.mean(c))} for c in ("energy_uj", "params")]
     if all(len(values) < 2 for values in spread):
         return None
-    panels = [("energy_uj", "energy per node and inference (µJ, log scale)"), ("params", "trainable parameters")]
+    panels = [("energy_uj", f"energy per {task.unit} and inference (µJ, log scale)"),
+              ("params", "trainable parameters")]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), squeeze=False)
     colors = _colors(len(variants))
-    metric = "test_micro_f1"
+    metric, k = task.main_test, scale(task.main_test)
     for ax, (cost, xlabel) in zip(axes[0], panels, strict=True):
         for v, color in zip(variants, colors, strict=True):
             x = v.mean(cost)
             if math.isnan(x) or math.isnan(v.mean(metric)):
                 continue
-            ax.errorbar(x, 100 * v.mean(metric), xerr=_err(np.array([v.std(cost)])),
-                        yerr=_err(np.array([100 * v.std(metric)])), fmt="o", ms=6, capsize=3, color=color,
+            ax.errorbar(x, k * v.mean(metric), xerr=_err(np.array([v.std(cost)])),
+                        yerr=_err(np.array([k * v.std(metric)])), fmt="o", ms=6, capsize=3, color=color,
                         label=v.short_label)
-            ax.annotate(v.short_label, (x, 100 * v.mean(metric)), textcoords="offset points", xytext=(5, 4),
+            ax.annotate(v.short_label, (x, k * v.mean(metric)), textcoords="offset points", xytext=(5, 4),
                         fontsize=8)
         if cost == "energy_uj" and ax.has_data():
             ax.set_xscale("log")
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("test Micro-F1 (%)")
+        ax.set_ylabel(axis_label(metric))
         ax.grid(alpha=0.3)
-    axes[0, 0].set_title("F1 against energy (spikenet/energy.py)")
-    axes[0, 1].set_title("F1 against model size")
+    axes[0, 0].set_title(f"{metric_label(metric)} against energy (spikenet/energy.py)")
+    axes[0, 1].set_title(f"{metric_label(metric)} against model size")
     handles, labels = axes[0, 1].get_legend_handles_labels()
     fig.legend(handles, labels, title=_legend_title(varying), loc="center left", bbox_to_anchor=(1.0, 0.5),
                fontsize="small", title_fontsize="small", frameon=False)
@@ -295,19 +305,27 @@ def cost_figure(path: Path, variants: list[Variant], varying: list[str]) -> Path
     return path
 
 
-FIGURES = ("firing_rates.png", "heatmap_tau_alpha.png", "f1_vs_p.png", "f1_vs_cost.png", "bars.png")
+FIGURES = ("firing_rates", "heatmap_tau_alpha", "score_vs_p", "score_vs_cost", "bars")
+FORMER = ("f1_vs_p", "f1_vs_cost")  # names earlier versions wrote, removed as stale
+STALE = re.compile(r"^(" + "|".join(FIGURES + FORMER) + r")(_[A-Za-z0-9_.@-]+)?\.png$")
 
 
-def make_figures(out: Path, variants: list[Variant], varying: list[str]) -> list[Path]:
-    """The figures that apply to these runs; a stale copy of one that does not apply is removed."""
+def make_figures(out: Path, variants: list[Variant], varying: list[str], task: TaskSpec,
+                 suffix: str = "") -> list[Path]:
+    """The figures that apply to these runs of one task, named ``<figure><suffix>.png``."""
     made = [
-        firing_rate_figure(out / "firing_rates.png", variants, varying),
-        heatmap_figure(out / "heatmap_tau_alpha.png", variants, varying),
-        p_figure(out / "f1_vs_p.png", variants, varying),
-        cost_figure(out / "f1_vs_cost.png", variants, varying),
-        bars_figure(out / "bars.png", variants, varying),
+        firing_rate_figure(out / f"firing_rates{suffix}.png", variants, varying),
+        heatmap_figure(out / f"heatmap_tau_alpha{suffix}.png", variants, varying, task),
+        p_figure(out / f"score_vs_p{suffix}.png", variants, varying, task),
+        cost_figure(out / f"score_vs_cost{suffix}.png", variants, varying, task),
+        bars_figure(out / f"bars{suffix}.png", variants, varying, task),
     ]
-    for name in FIGURES:
-        if out / name not in made:
-            (out / name).unlink(missing_ok=True)
     return [p for p in made if p is not None]
+
+
+def remove_stale(out: Path, keep: list[Path]) -> None:
+    """Delete report figures in ``out`` from an earlier report that this one did not make."""
+    keep_names = {p.name for p in keep}
+    for path in out.glob("*.png"):
+        if STALE.match(path.name) and path.name not in keep_names:
+            path.unlink(missing_ok=True)

@@ -1,9 +1,12 @@
 """Weights & Biases logger (``logger=wandb``).
 
 Logged per run: the resolved config (``wandb.config``); per epoch (``step`` = epoch) the training
-loss, val/test Macro- and Micro-F1, the epoch's seconds and the firing rate of every spiking layer
-at every time step of the validation split; at the end the summary of ``metrics.json`` (the test
-scores of the best-validation epoch, ``val_micro_f1``, ``epoch_seconds``, ``params``, ...).
+loss, every ``val_<metric>`` / ``test_<metric>`` of the trainer's record as ``val/<metric>`` /
+``test/<metric>`` (whatever the task's metrics are: Macro-/Micro-F1, AP, MRR, NDCG@10, ...), the
+epoch's seconds and the firing rate of every spiking layer at every time step of the validation
+split; at the end the summary of ``metrics.json`` (the test scores of the best-validation epoch, the
+selection metric, ``epoch_seconds``, ``params``, ...) and the task's baselines as flat keys
+``baseline/<predictor>/<split>_<metric>``.
 
 Mode: ``logger.mode`` if set, else ``$WANDB_MODE``, else ``online`` when an API key is configured
 (``$WANDB_API_KEY`` or a netrc entry from ``wandb login``) and ``offline`` otherwise, so a run never
@@ -28,17 +31,43 @@ import wandb
 
 from spikenet.training.loggers import Logger
 
-# Per-epoch record field (trainer's EpochRecord) -> W&B history key.
-EPOCH_KEYS = {
+# Per-epoch record fields (trainer's EpochRecord) with fixed W&B history keys; the scores are derived
+# from the record's own keys (``epoch_key``), so every task's metrics are logged without a list here.
+FIXED_EPOCH_KEYS = {
     "loss": "train/loss",
-    "val_macro_f1": "val/macro_f1",
-    "val_micro_f1": "val/micro_f1",
-    "test_macro_f1": "test/macro_f1",
-    "test_micro_f1": "test/micro_f1",
     "seconds": "time/epoch_seconds",
     "train_seconds": "time/train_seconds",
     "eval_seconds": "time/eval_seconds",
 }
+SCORE_SPLITS = ("val", "test")
+
+
+def epoch_key(field: str) -> str | None:
+    """W&B history key of a per-epoch record field: ``val_ap`` -> ``val/ap``, ``loss`` -> ``train/loss``;
+    None for fields that are not logged as one scalar (``epoch``, ``firing_rates``, ...)."""
+    if field in FIXED_EPOCH_KEYS:
+        return FIXED_EPOCH_KEYS[field]
+    split, sep, name = field.partition("_")
+    return f"{split}/{name}" if sep and name and split in SCORE_SPLITS else None
+
+
+def epoch_scalars(record: dict) -> dict[str, float]:
+    """The record's scalars under their W&B keys (fields without a key, and None values, left out)."""
+    out = {}
+    for field, value in record.items():
+        key = epoch_key(field)
+        if key is not None and isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = value
+    return out
+
+
+def baseline_summary(baselines: Any) -> dict[str, Any]:
+    """``{predictor: {"<split>_<metric>": v}}`` -> ``{"baseline/<predictor>/<split>_<metric>": v}``."""
+    if not isinstance(baselines, dict):
+        return {}
+    return {f"baseline/{predictor}/{key}": value
+            for predictor, scores in baselines.items() if isinstance(scores, dict)
+            for key, value in scores.items()}
 
 
 def firing_rate_key(layer: int, step: int | None = None) -> str:
@@ -89,6 +118,7 @@ class WandbLogger(Logger):
         self.mode = resolve_mode(cfg.get("mode"))
         self.dir = resolve_dir(cfg.get("dir"), self.run_dir)
         self.run = None
+        self.defined: set[str] = set()  # history keys given the epoch as their x-axis
 
     def _start(self, config: dict | None = None) -> Any:
         if self.run is not None:
@@ -108,11 +138,16 @@ class WandbLogger(Logger):
             mode=self.mode,
             settings=wandb.Settings(console=str(self.cfg.get("console") or "off")),
         )
-        # Epoch is the x-axis of every per-epoch chart.
+        # Epoch is the x-axis of every per-epoch chart (the scores' keys are defined at their first epoch).
         self.run.define_metric("epoch")
-        for key in [*EPOCH_KEYS.values(), "firing_rate/*"]:
-            self.run.define_metric(key, step_metric="epoch")
+        self._define([*FIXED_EPOCH_KEYS.values(), "firing_rate/*"])
         return self.run
+
+    def _define(self, keys: list[str]) -> None:
+        for key in keys:
+            if key not in self.defined:
+                self.run.define_metric(key, step_metric="epoch")
+                self.defined.add(key)
 
     def log_config(self, config: dict) -> None:
         if self.run is None:
@@ -123,11 +158,9 @@ class WandbLogger(Logger):
 
     def log_epoch(self, epoch: int, record: dict) -> None:
         run = self._start()
-        data: dict[str, Any] = {"epoch": epoch}
-        for field, key in EPOCH_KEYS.items():
-            value = record.get(field)
-            if value is not None:
-                data[key] = value
+        scalars = epoch_scalars(record)
+        self._define(list(scalars))
+        data: dict[str, Any] = {"epoch": epoch, **scalars}
         for layer, rates in enumerate(record.get("firing_rates") or []):
             for step, rate in enumerate(rates):
                 data[firing_rate_key(layer, step)] = rate
@@ -137,10 +170,11 @@ class WandbLogger(Logger):
 
     def log_summary(self, summary: dict) -> None:
         run = self._start()
-        for key, value in summary.items():
+        for key, value in {**summary, **baseline_summary(summary.get("baselines"))}.items():
             run.summary[key] = _scalar(value)
 
     def finish(self) -> None:
         if self.run is not None:
             self.run.finish()
             self.run = None
+        self.defined = set()  # a later run defines its keys again
