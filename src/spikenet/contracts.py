@@ -152,8 +152,9 @@ class Task(ABC):
     def score(self, split: str, examples: torch.Tensor, kept: torch.Tensor) -> dict[str, float]:
         """The metrics of ``split`` from the kept rows of all its ``examples`` (same order)."""
 
-    def baselines(self) -> dict[str, float]:
-        """Reference scores that need no training (e.g. majority class), as flat ``metrics.json`` entries."""
+    def baselines(self) -> dict[str, dict[str, float]]:
+        """Reference scores that need no training, per predictor: ``{"majority": {"test_micro_f1": ...}}``
+        (metrics.json's ``baselines``; reports show them as reference rows)."""
         return {}
 
     def warnings(self, result: dict) -> list[str]:
