@@ -139,7 +139,6 @@ def run_functions(x: Any, v0: Any, th0: Any, grads: dict[str, Any], sg: Any, arg
                   detach_reset: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """The adaptive LIF autograd Functions (cupy vs fused torch) with gradients for v0 and theta0."""
     import torch
-
     from spikenet.neurons.cupy_adaptive_lif import AdaptiveLIFCuPyFunction
     from spikenet.neurons.fused_adaptive_lif import FusedAdaptiveLIF
 
@@ -181,6 +180,28 @@ def grad_bound(ref_grad: Any, steps: int, tol: float) -> float:
     missing) is off by >= 1e-3 relative and still fails (tests/test_sj_numpy_fix.py perturbs it on CPU).
     """
     return max(tol, steps * FLOAT32_EPS * float(ref_grad.abs().max()))
+
+
+HALF_UNIT_ROUNDOFF = 2.0**-11
+"""Unit roundoff of float16 (11 significant bits, round to nearest): one rounding's relative error."""
+BF16_UNIT_ROUNDOFF = 2.0**-8
+"""Unit roundoff of bfloat16 (8 significant bits)."""
+HALF_SUBNORMAL_ERROR = 2.0**-25
+"""Largest absolute error of rounding to float16 below its normal range (half its spacing 2^-24);
+bfloat16 has float32's exponent range, so its equivalent is negligible here."""
+
+
+def storage_bound(ref: Any, unit_roundoff: float, steps: int, tiny: float = 0.0) -> Any:
+    """Elementwise bound on |stored - ref| for a result the kernels compute in float32 and store in a narrower
+    format (float16 / bfloat16 storage: the neuron kernels load, integrate and differentiate in float32).
+
+    ``ref``: the float32 reference computed from the same (already rounded) inputs. Two terms: the one
+    final rounding to the storage format, u |ref| + tiny (u its unit roundoff, tiny its subnormal error),
+    and the float32 differences of two correct implementations that accumulate over the T steps,
+    T eps32 max |ref| (``grad_bound``). Nothing is accumulated in the narrow format, so no T u term: a
+    kernel that kept a state in half between steps, or read a neighbour's value, exceeds it.
+    """
+    return unit_roundoff * ref.abs() + tiny + steps * FLOAT32_EPS * float(ref.abs().max())
 
 
 def plif_weight_terms(x: Any, grad_x: Any, w: Any, v_threshold: float, v_reset: float) -> Any:

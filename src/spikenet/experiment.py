@@ -65,9 +65,9 @@ def build_experiment(cfg: Any, graph: TemporalGraph | None = None, logger: Logge
     sampler = TemporalSampler(data, list(cfg.sampler.sizes), float(cfg.sampler.p), str(cfg.sampler.name))
     backend = resolve_backend(str(cfg.neuron.backend), device)
 
-    def make_neuron() -> torch.nn.Module:
+    def make_neuron(channels: int) -> torch.nn.Module:
         return build_neuron(cfg.neuron, build_surrogate(str(cfg.surrogate.name), float(cfg.surrogate.alpha)),
-                            backend)
+                            backend, channels)
 
     model = build_model(cfg.model, graph.num_features, graph.num_classes, graph.num_steps, sampler.sizes,
                         make_neuron)
