@@ -243,25 +243,26 @@ _EMPTY = torch.empty(0, dtype=torch.int16)
 
 
 def _kernel_inputs(call: Call, x_seq: torch.Tensor, states0: tuple[torch.Tensor, ...],
-                   params: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """x [T, R] contiguous float32, the initial states [S, R] and the parameters [P, C] (C: channels)."""
+                   params: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    """x [T, R] contiguous float32, the initial states ([R] each, not copied where they are so already) and
+    the parameters [P, C] (C: channels)."""
     T = x_seq.shape[0]
     shape = x_seq.shape[1:]
     x = x_seq.detach().contiguous().view(T, -1)
     R = x.shape[1]
     C = shape[-1] if len(shape) else 1
-    s0 = torch.stack([s.detach().float().expand(shape).reshape(R) for s in states0])
+    s0 = [s.detach().float().expand(shape).reshape(R).contiguous() for s in states0]
     pk = (torch.stack([p.detach().float().expand(C) for p in params]) if params
           else torch.empty(0, C, dtype=torch.float32))
     return x, s0, pk.contiguous()
 
 
-def _final_state_grads(grads: tuple[torch.Tensor | None, ...], R: int) -> torch.Tensor:
-    """dL/d(final states) as one fresh [S, R] float32 buffer (the kernels overwrite it with dL/d(initial states))."""
-    return torch.stack([torch.zeros(R) if g is None else g.detach().float().reshape(R) for g in grads]).contiguous()
+def _final_state_grads(grads: tuple[torch.Tensor | None, ...], R: int) -> list[torch.Tensor]:
+    """dL/d(final states) as fresh [R] float32 buffers (the kernels overwrite them with dL/d(initial states))."""
+    return [torch.zeros(R) if g is None else g.detach().float().reshape(R).clone() for g in grads]
 
 
-def _initial_grads(ctx, g_states: torch.Tensor, g_params: torch.Tensor) -> list[torch.Tensor | None]:
+def _initial_grads(ctx, g_states: list[torch.Tensor], g_params: torch.Tensor) -> list[torch.Tensor | None]:
     """dL/d(initial states) and dL/dparams reduced to the shapes they came in (``ctx.shapes``)."""
     x_shape, state_shapes, param_shapes, first = ctx.shapes
     shape = x_shape[1:]
@@ -293,12 +294,12 @@ class KernelNeuron(torch.autograd.Function):
         x, s0, pk = _kernel_inputs(call, x_seq, states0, params)
         T, R = x.shape
         out = torch.empty_like(x)
-        s_last = torch.empty(ns, R)
+        s_last = [torch.empty(R) for _ in range(ns)]
         w = _EMPTY if words is None else words
         ops(call.name).forward(x, s0, pk, w, out, s_last, call.kernel_constants(), call.variant,
                                int(drop_threshold), float(drop_scale))
         if any(ctx.needs_input_grad[4:]):  # the backward recomputes the forward from these
-            ctx.save_for_backward(x, s0, pk, w)
+            ctx.save_for_backward(x, pk, w, *s0)
             ctx.call = call
             ctx.drop = (int(drop_threshold), float(drop_scale))
             ctx.shapes = (x_seq.shape, [s.shape for s in states0], [p.shape for p in params], 5)
@@ -309,7 +310,7 @@ class KernelNeuron(torch.autograd.Function):
     def backward(ctx, grad_out, *grad_states):
         from spikenet.neurons.cpu_kernel import ops
 
-        x, s0, pk, words = ctx.saved_tensors
+        x, pk, words, *s0 = ctx.saved_tensors
         call: Call = ctx.call
         T, R = x.shape
         g = torch.zeros_like(x) if grad_out is None else grad_out.float().contiguous().view(T, R)
@@ -342,14 +343,14 @@ class KernelFirePool(torch.autograd.Function):
         x, s0, pk = _kernel_inputs(call, x_seq, states0, params)
         R = x.shape[1]
         x_self, x_neigh = torch.empty(T, n0, F), torch.empty(T, n0, F)
-        s_last = torch.empty(ns, R)
+        s_last = [torch.empty(R) for _ in range(ns)]
         w = _EMPTY if words is None else words
         mean = aggr == "mean"
         ops(call.name).pool_forward(x, s0, pk, w, x_self.view(T, -1), x_neigh.view(T, -1), s_last, int(n0),
                                     int(size), mean, call.kernel_constants(), call.variant, int(drop_threshold),
                                     float(drop_scale))
         if any(ctx.needs_input_grad[7:]):
-            ctx.save_for_backward(x, s0, pk, w)
+            ctx.save_for_backward(x, pk, w, *s0)
             ctx.call = call
             ctx.pool = (int(n0), int(size), mean)
             ctx.drop = (int(drop_threshold), float(drop_scale))
@@ -361,7 +362,7 @@ class KernelFirePool(torch.autograd.Function):
     def backward(ctx, g_self, g_neigh, *grad_states):
         from spikenet.neurons.cpu_kernel import ops
 
-        x, s0, pk, words = ctx.saved_tensors
+        x, pk, words, *s0 = ctx.saved_tensors
         call: Call = ctx.call
         n0, size, mean = ctx.pool
         T, R = x.shape

@@ -78,12 +78,22 @@ void check_words(const at::Tensor& words, int64_t numel) {
               "words: expected contiguous int16 with at least T*R elements");
 }
 
-// x [T, R], states [kStates, R], params [kParams, C] (C divides R), the words.
-int64_t check_inputs(const at::Tensor& x, const at::Tensor& states, const at::Tensor& params,
-                     const at::Tensor& words) {
+// kStates contiguous float32 CPU tensors of R elements each, as pointers.
+template <class P>
+void state_pointers(c10::ArrayRef<at::Tensor> states, int64_t R, const char* name, P* out) {
+  TORCH_CHECK(static_cast<int64_t>(states.size()) == kStates, name, ": expected ", kStates, " tensors");
+  for (int s = 0; s < kStates; ++s) {
+    const at::Tensor& t = states[s];
+    TORCH_CHECK(t.numel() == R && t.is_contiguous() && t.scalar_type() == at::kFloat && t.device().is_cpu(), name,
+                "[", s, "]: expected a contiguous float32 CPU tensor of ", R, " elements");
+    out[s] = t.data_ptr<float>();
+  }
+}
+
+// x [T, R], params [kParams, C] (C divides R), the words.
+int64_t check_inputs(const at::Tensor& x, const at::Tensor& params, const at::Tensor& words) {
   TORCH_CHECK(x.dim() == 2, "x: expected [T, R]");
   check_rows(x, x.size(0), x.size(1), "x");
-  check_rows(states, kStates, x.size(1), "states");
   TORCH_CHECK(params.dim() == 2 && params.size(0) == kParams && params.is_contiguous() &&
                   params.scalar_type() == at::kFloat,
               "params: expected a contiguous float32 tensor [", kParams, ", C]");
@@ -104,8 +114,8 @@ struct Scratch {
   std::vector<float> tape, tape_last;
 };
 
-void load_block(const float* s0p, const float* pp, int64_t R, int64_t C, int64_t j0, int64_t n, Scratch& sc) {
-  for (int s = 0; s < kStates; ++s) std::memcpy(sc.st[s], s0p + s * R + j0, n * sizeof(float));
+void load_block(const float* const* s0p, const float* pp, int64_t C, int64_t j0, int64_t n, Scratch& sc) {
+  for (int s = 0; s < kStates; ++s) std::memcpy(sc.st[s], s0p[s] + j0, n * sizeof(float));
   for (int p = 0; p < kParams; ++p) {
     const float* row = pp + p * C;
     for (int64_t j = 0; j < n; ++j) sc.par[p][j] = row[(j0 + j) % C];
@@ -116,15 +126,15 @@ using Emit = std::function<void(int64_t, const float*)>;
 using GoAt = std::function<const float*(int64_t, float*)>;
 
 // Elements [j0, j0 + n) of every step (n <= kBlock) forward through all T steps, from the initial states
-// at s0p to the final ones at slp; after each step emit(t, out) gets the n outputs (spikes times the
+// at s0p[s] to the final ones at slp[s]; after each step emit(t, out) gets the n outputs (spikes times the
 // dropout scale or 0).
 template <class V>
-void forward_segment(const Consts& c, int64_t T, int64_t R, int64_t C, const float* xp, const float* s0p,
-                     const float* pp, const int16_t* wp, float* slp, int64_t j0, int64_t n, Scratch& sc,
+void forward_segment(const Consts& c, int64_t T, int64_t R, int64_t C, const float* xp, const float* const* s0p,
+                     const float* pp, const int16_t* wp, float* const* slp, int64_t j0, int64_t n, Scratch& sc,
                      const Emit& emit) {
   const float scale = c.scale;  // locals: a load through the struct blocks vectorisation
   const int32_t thr = c.thr;
-  load_block(s0p, pp, R, C, j0, n, sc);
+  load_block(s0p, pp, C, j0, n, sc);
   float* st[kStates];
   const float* par[kParamSlots];
   for (int s = 0; s < kStates; ++s) st[s] = sc.st[s];
@@ -144,22 +154,22 @@ void forward_segment(const Consts& c, int64_t T, int64_t R, int64_t C, const flo
     }
     emit(t, static_cast<const float*>(out));
   }
-  for (int s = 0; s < kStates; ++s) std::memcpy(slp + s * R + j0, st[s], n * sizeof(float));
+  for (int s = 0; s < kStates; ++s) std::memcpy(slp[s] + j0, st[s], n * sizeof(float));
 }
 
 // Elements [j0, j0 + n) back through all T steps: the forward again (saving the tape), then the walk back.
-// go_at(t, scratch) gives the upstream gradient of the block's n outputs at step t. gsp [kStates, R]:
+// go_at(t, scratch) gives the upstream gradient of the block's n outputs at step t. gsp[s] ([R] each):
 // in: dL/d(final states), out: dL/d(initial states); gpp [kParams, R]: out: dL/dparams per element.
 template <class V, class G>
-void backward_segment(const Consts& c, int64_t T, int64_t R, int64_t C, const float* xp, const float* s0p,
-                      const float* pp, int64_t j0, int64_t n, const GoAt& go_at, const int16_t* wp, float* gsp,
-                      float* gpp, float* gxp, Scratch& sc) {
+void backward_segment(const Consts& c, int64_t T, int64_t R, int64_t C, const float* xp, const float* const* s0p,
+                      const float* pp, int64_t j0, int64_t n, const GoAt& go_at, const int16_t* wp,
+                      float* const* gsp, float* gpp, float* gxp, Scratch& sc) {
   const float scale = c.scale;
   const int32_t thr = c.thr;
   constexpr int kTape = V::kTape > 0 ? V::kTape : 1, kTapeLast = V::kTapeLast > 0 ? V::kTapeLast : 1;
   sc.tape.resize(static_cast<size_t>(V::kTape * T * kBlock));
   sc.tape_last.resize(static_cast<size_t>(V::kTapeLast * kBlock));
-  load_block(s0p, pp, R, C, j0, n, sc);
+  load_block(s0p, pp, C, j0, n, sc);
   float* st[kStates];
   const float* par[kParamSlots];
   for (int s = 0; s < kStates; ++s) st[s] = sc.st[s];
@@ -181,7 +191,7 @@ void backward_segment(const Consts& c, int64_t T, int64_t R, int64_t C, const fl
   float* gpar[kParamSlots];
   for (int s = 0; s < kStates; ++s) {
     gst[s] = sc.st[s];
-    std::memcpy(gst[s], gsp + s * R + j0, n * sizeof(float));
+    std::memcpy(gst[s], gsp[s] + j0, n * sizeof(float));
   }
   for (int p = 0; p < kParamSlots; ++p) {
     gpar[p] = gpar_buf[p];
@@ -207,29 +217,30 @@ void backward_segment(const Consts& c, int64_t T, int64_t R, int64_t C, const fl
       V::template backward<G, false>(c, xp + off, go, gst, par, tape_c, tape_last_c, gpar, gxp + off, n);
     }
   }
-  for (int s = 0; s < kStates; ++s) std::memcpy(gsp + s * R + j0, gst[s], n * sizeof(float));
+  for (int s = 0; s < kStates; ++s) std::memcpy(gsp[s] + j0, gst[s], n * sizeof(float));
   for (int p = 0; p < kParams; ++p) std::memcpy(gpp + p * R + j0, gpar[p], n * sizeof(float));
 }
 
 }  // namespace
 
-// x [T, R]; states0 [kStates, R]; params [kParams, C]; words: int16 [>= T*R] or empty (no dropout);
+// x [T, R]; states0: kStates tensors [R]; params [kParams, C]; words: int16 [>= T*R] or empty (no dropout);
 // consts: the neuron's constants, then alpha and reset_grad. Writes out [T, R] (spikes times the dropout
-// scale or 0) and states_last [kStates, R].
-void neuron_forward(const at::Tensor& x, const at::Tensor& states0, const at::Tensor& params,
-                    const at::Tensor& words, const at::Tensor& out, const at::Tensor& states_last,
+// scale or 0) and states_last (kStates tensors [R]).
+void neuron_forward(const at::Tensor& x, c10::ArrayRef<at::Tensor> states0, const at::Tensor& params,
+                    const at::Tensor& words, const at::Tensor& out, c10::ArrayRef<at::Tensor> states_last,
                     c10::ArrayRef<double> consts, int64_t variant, int64_t drop_threshold, double drop_scale) {
-  const int64_t C = check_inputs(x, states0, params, words);
+  const int64_t C = check_inputs(x, params, words);
   const int64_t T = x.size(0), R = x.size(1);
   check_rows(out, T, R, "out");
-  check_rows(states_last, kStates, R, "states_last");
+  const float* s0p[kStates];
+  float* slp[kStates];
+  state_pointers(states0, R, "states0", s0p);
+  state_pointers(states_last, R, "states_last", slp);
   const Consts c = make_consts(consts, words.numel() > 0, drop_threshold, drop_scale);
   const float* xp = x.data_ptr<float>();
-  const float* s0p = states0.data_ptr<float>();
   const float* pp = params.data_ptr<float>();
   const int16_t* wp = c.drop ? words.data_ptr<int16_t>() : nullptr;
   float* outp = out.data_ptr<float>();
-  float* slp = states_last.data_ptr<float>();
   const int64_t blocks = (R + kBlock - 1) / kBlock;
   with_variant(variant, [&](auto tag) {
     using V = decltype(tag);
@@ -246,25 +257,26 @@ void neuron_forward(const at::Tensor& x, const at::Tensor& states0, const at::Te
 }
 
 // The backward. x, states0, params and words: the forward's inputs; grad_out [T, R] (upstream of out).
-// g_states [kStates, R]: in: dL/d(final states); out: dL/d(initial states). Writes grad_x [T, R] and
-// g_params [kParams, R] (dL/dparams per element, summed over the steps).
-void neuron_backward(const at::Tensor& x, const at::Tensor& states0, const at::Tensor& params,
-                     const at::Tensor& grad_out, const at::Tensor& words, const at::Tensor& g_states,
+// g_states (kStates tensors [R]): in: dL/d(final states); out: dL/d(initial states). Writes grad_x [T, R]
+// and g_params [kParams, R] (dL/dparams per element, summed over the steps).
+void neuron_backward(const at::Tensor& x, c10::ArrayRef<at::Tensor> states0, const at::Tensor& params,
+                     const at::Tensor& grad_out, const at::Tensor& words, c10::ArrayRef<at::Tensor> g_states,
                      const at::Tensor& g_params, const at::Tensor& grad_x, c10::ArrayRef<double> consts,
                      int64_t variant, int64_t surrogate, int64_t drop_threshold, double drop_scale) {
-  const int64_t C = check_inputs(x, states0, params, words);
+  const int64_t C = check_inputs(x, params, words);
   const int64_t T = x.size(0), R = x.size(1);
   check_rows(grad_out, T, R, "grad_out");
   check_rows(grad_x, T, R, "grad_x");
-  check_rows(g_states, kStates, R, "g_states");
   check_rows(g_params, kParams, R, "g_params");
+  const float* s0p[kStates];
+  float* gsp[kStates];
+  state_pointers(states0, R, "states0", s0p);
+  state_pointers(g_states, R, "g_states", gsp);
   const Consts c = make_consts(consts, words.numel() > 0, drop_threshold, drop_scale);
   const float* xp = x.data_ptr<float>();
-  const float* s0p = states0.data_ptr<float>();
   const float* pp = params.data_ptr<float>();
   const float* gop = grad_out.data_ptr<float>();
   const int16_t* wp = c.drop ? words.data_ptr<int16_t>() : nullptr;
-  float* gsp = g_states.data_ptr<float>();
   float* gpp = g_params.data_ptr<float>();
   float* gxp = grad_x.data_ptr<float>();
   const int64_t blocks = (R + kBlock - 1) / kBlock;
@@ -306,24 +318,25 @@ int64_t check_pool(const at::Tensor& x, int64_t n0, int64_t size) {
 
 }  // namespace
 
-void neuron_pool_forward(const at::Tensor& x, const at::Tensor& states0, const at::Tensor& params,
+void neuron_pool_forward(const at::Tensor& x, c10::ArrayRef<at::Tensor> states0, const at::Tensor& params,
                          const at::Tensor& words, const at::Tensor& x_self, const at::Tensor& x_neigh,
-                         const at::Tensor& states_last, int64_t n0, int64_t size, bool mean,
+                         c10::ArrayRef<at::Tensor> states_last, int64_t n0, int64_t size, bool mean,
                          c10::ArrayRef<double> consts, int64_t variant, int64_t drop_threshold, double drop_scale) {
-  const int64_t C = check_inputs(x, states0, params, words);
+  const int64_t C = check_inputs(x, params, words);
   const int64_t T = x.size(0), R = x.size(1);
   const int64_t F = check_pool(x, n0, size);
   check_rows(x_self, T, n0 * F, "x_self");
   check_rows(x_neigh, T, n0 * F, "x_neigh");
-  check_rows(states_last, kStates, R, "states_last");
+  const float* s0p[kStates];
+  float* slp[kStates];
+  state_pointers(states0, R, "states0", s0p);
+  state_pointers(states_last, R, "states_last", slp);
   const Consts c = make_consts(consts, words.numel() > 0, drop_threshold, drop_scale);
   const float* xp = x.data_ptr<float>();
-  const float* s0p = states0.data_ptr<float>();
   const float* pp = params.data_ptr<float>();
   const int16_t* wp = c.drop ? words.data_ptr<int16_t>() : nullptr;
   float* selfp = x_self.data_ptr<float>();
   float* neighp = x_neigh.data_ptr<float>();
-  float* slp = states_last.data_ptr<float>();
   const float factor = mean ? 1.0f / static_cast<float>(size) : 1.0f;
   const int64_t rows_per_chunk = std::max<int64_t>(1, kBlock / F);
 
@@ -361,27 +374,28 @@ void neuron_pool_forward(const at::Tensor& x, const at::Tensor& states0, const a
   });
 }
 
-void neuron_pool_backward(const at::Tensor& x, const at::Tensor& states0, const at::Tensor& params,
+void neuron_pool_backward(const at::Tensor& x, c10::ArrayRef<at::Tensor> states0, const at::Tensor& params,
                           const at::Tensor& g_self, const at::Tensor& g_neigh, const at::Tensor& words,
-                          const at::Tensor& g_states, const at::Tensor& g_params, const at::Tensor& grad_x,
+                          c10::ArrayRef<at::Tensor> g_states, const at::Tensor& g_params, const at::Tensor& grad_x,
                           int64_t n0, int64_t size, bool mean, c10::ArrayRef<double> consts, int64_t variant,
                           int64_t surrogate, int64_t drop_threshold, double drop_scale) {
-  const int64_t C = check_inputs(x, states0, params, words);
+  const int64_t C = check_inputs(x, params, words);
   const int64_t T = x.size(0), R = x.size(1);
   const int64_t F = check_pool(x, n0, size);
   check_rows(grad_x, T, R, "grad_x");
   check_rows(g_self, T, n0 * F, "g_self");
   check_rows(g_neigh, T, n0 * F, "g_neigh");
-  check_rows(g_states, kStates, R, "g_states");
   check_rows(g_params, kParams, R, "g_params");
+  const float* s0p[kStates];
+  float* gsp[kStates];
+  state_pointers(states0, R, "states0", s0p);
+  state_pointers(g_states, R, "g_states", gsp);
   const Consts c = make_consts(consts, words.numel() > 0, drop_threshold, drop_scale);
   const float* xp = x.data_ptr<float>();
-  const float* s0p = states0.data_ptr<float>();
   const float* pp = params.data_ptr<float>();
   const int16_t* wp = c.drop ? words.data_ptr<int16_t>() : nullptr;
   const float* gsp_self = g_self.data_ptr<float>();
   const float* gnp = g_neigh.data_ptr<float>();
-  float* gsp = g_states.data_ptr<float>();
   float* gpp = g_params.data_ptr<float>();
   float* gxp = grad_x.data_ptr<float>();
   const float divisor = mean ? static_cast<float>(size) : 1.0f;
