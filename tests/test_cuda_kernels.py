@@ -250,7 +250,7 @@ def test_kernel_signatures_match_the_launch_order(name, variant, dtype, ctype):
     names = {p for text in (src.forward, src.backward) for _, p in cuda_host.parse_signature(text)}
     for s in DEFINITIONS[name].states:
         assert {f"init_{s}", f"last_{s}", f"grad_last_{s}", f"grad_init_{s}"} <= names
-    for p in DEFINITIONS[name].params:
+    for p in DEFINITIONS[name].param_names:
         assert {f"param_{p}", f"grad_param_{p}"} <= names
     assert (ctype, "x_seq") in [(c.removeprefix("const ").removesuffix(" *"), n)
                                 for c, n in cuda_host.parse_signature(src.forward)]
@@ -428,7 +428,7 @@ def _emulate(lib, node, dtype: str, x, states, params, grads, width: int, source
     fwd = dict(x_seq=arr(x), spike_seq=spikes, tape_seq=tape, tape_last=tape_last, save=1, **scalars,
                **{f"init_{s}": arr(v) for s, v in zip(defn.states, states, strict=True)},
                **{f"last_{s}": v for s, v in zip(defn.states, lasts, strict=True)},
-               **{f"param_{p}": v for p, v in zip(defn.params, pk, strict=True)})
+               **{f"param_{p}": v for p, v in zip(defn.param_names, pk, strict=True)})
     srcs = sources or ck.kernel_sources(call.name, call.surrogate(alpha=call.alpha), call.variant, dtype, call.detach,
                                         width)
     fname, bname = cuda_host.kernel_name(srcs.forward), cuda_host.kernel_name(srcs.backward)
@@ -436,12 +436,12 @@ def _emulate(lib, node, dtype: str, x, states, params, grads, width: int, source
     cuda_host.run(lib, fname, cuda_host.parse_signature(srcs.forward), fwd, threads)
     gx = np.zeros((T, N), npdt)
     g_init = [np.zeros(N, npdt) for _ in defn.states]
-    g_par = [np.zeros(N, np.float32) for _ in defn.params]
+    g_par = [np.zeros(N, np.float32) for _ in defn.param_names]
     bwd = dict(grad_spike_seq=arr(grads[0]), x_seq=fwd["x_seq"], tape_seq=tape, tape_last=tape_last, grad_x_seq=gx,
                **scalars, **{f"grad_last_{s}": arr(g) for s, g in zip(defn.states, grads[1:], strict=True)},
-               **{f"param_{p}": v for p, v in zip(defn.params, pk, strict=True)},
+               **{f"param_{p}": v for p, v in zip(defn.param_names, pk, strict=True)},
                **{f"grad_init_{s}": v for s, v in zip(defn.states, g_init, strict=True)},
-               **{f"grad_param_{p}": v for p, v in zip(defn.params, g_par, strict=True)})
+               **{f"grad_param_{p}": v for p, v in zip(defn.param_names, g_par, strict=True)})
     cuda_host.run(lib, bname, cuda_host.parse_signature(srcs.backward), bwd, threads)
     f64 = lambda a: a.astype(np.float64)  # noqa: E731
     by_channel = [tuple(p.shape) == (C,) for p in params]
@@ -475,7 +475,7 @@ def _neuron_errors(lib, name, variant, sg, detach, width, dtype, sources=None) -
     errors += cuda_host.isclose_report("grad x", e_gx, n(gx), bound(gx))
     for s, got, ref in zip(DEFINITIONS[name].states, e_gs, g_states, strict=True):
         errors += cuda_host.isclose_report(f"grad initial {s}", got, n(ref), bound(ref))
-    for p, got, ref, scale in zip(DEFINITIONS[name].params, e_gp, g_params, e_scale, strict=True):
+    for p, got, ref, scale in zip(DEFINITIONS[name].param_names, e_gp, g_params, e_scale, strict=True):
         # float32 per-neuron sums, then summed over rows in another order: rounding of the sum of |terms|
         b = (ROWS + T) * gc.FLOAT32_EPS * scale + 1e-6 * np.abs(ref.double().reshape(-1).numpy())
         errors += cuda_host.isclose_report(f"grad {p}", got, ref.double().reshape(-1).numpy(), b)

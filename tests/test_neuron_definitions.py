@@ -1,5 +1,5 @@
 """Every neuron defined once (``definitions.py``): its generated torch path and compiled CPU kernel against its
-SpingJelly-style step loop (and SpikingJelly's own nodes, and SiGNN's BLIF as the official code computes it),
+SpikingJelly-style step loop (and SpikingJelly's own nodes, and SiGNN's BLIF as the official code computes it),
 forward and backward, for every surrogate; gradients against float64 finite differences; the expression
 machinery itself; the kernel's build hygiene; ``neuron=blif`` and ``surrogate=multi_gauss`` in training.
 """
@@ -18,7 +18,7 @@ from spikingjelly.activation_based import neuron as sj_neuron
 
 from spikenet.neurons import NEURONS, NODES, build_neuron, build_surrogate, cpu_kernel
 from spikenet.neurons import expr as E
-from spikenet.neurons.definitions import DEFINITIONS
+from spikenet.neurons.definitions import DEFINITIONS, NeuronDef, Param
 from spikenet.neurons.surrogates import SURROGATES, Sigmoid
 
 SURROGATE_NAMES = sorted(SURROGATES)
@@ -402,3 +402,103 @@ def test_neuron_configs_build_every_neuron(conf_dir):
         cfg = compose_config([f"neuron={name}"])
         node = build_neuron(cfg.neuron, Sigmoid(1.0), "torch", channels=4)
         assert isinstance(node, NODES[name]) and node.step_mode == "m" and node.fused
+
+
+# ------------------------------------------------------------------ a new neuron: one definition, one config
+def _soft_alif(n):
+    """A neuron the package does not have: soft reset (the threshold is subtracted), a threshold relaxing to
+    v_threshold, and a learnable per-channel input gain (read as it is: transform "identity")."""
+    h = n.v * n.decay + n.gain * n.x
+    s = n.fire(h - n.theta)
+    r = n.reset(s)
+    return n.step(s, v=h - r * n.theta, theta=n.theta + n.beta * (s - (n.theta - n.v_threshold)))
+
+
+SOFT_ALIF = NeuronDef("soft_alif_test", states=("v", "theta"), constants=("decay", "beta", "v_threshold"),
+                      params=(Param("gain", raw="gain", transform="identity"),), step_fn=_soft_alif,
+                      initial=(("v", 0.0), ("theta", "v_threshold")))
+SOFT_ALIF_CONFIG = dict(name="soft_alif_test", decay=0.8, beta=0.3, gain=1.0, v_threshold=0.9, v_reset=0.0,
+                        detach_reset=False, backend="auto", fused=True)
+
+
+def test_a_new_neuron_is_one_definition_and_one_config(monkeypatch):
+    """Registering a definition and writing its config is all a new neuron needs: ``build_neuron`` gives a
+    ``DefinedNode`` whose compiled CPU kernel and torch path match its step loop (the definition evaluated
+    with autograd) forward and backward, whose surrogate gradients match finite differences, whose CUDA
+    sources compile, and which trains inside SpikeNet."""
+    from test_cuda_kernels import _compile_one, _nvrtc_missing
+
+    from spikenet.models import SpikeNet
+    from spikenet.neurons import DefinedNode
+    from spikenet.neurons import cupy_kernels as ck
+
+    monkeypatch.setitem(DEFINITIONS, SOFT_ALIF.name, SOFT_ALIF)
+    cfg = OmegaConf.create(SOFT_ALIF_CONFIG)
+    sg = build_surrogate("sigmoid", 2.0)
+    x, states, weights = _data("adaptive_lif", seed=21)
+    results = {}
+    for mode in ("kernel", "torch", "loop"):
+        node = build_neuron(cfg, sg, "torch", channels=C)
+        assert isinstance(node, DefinedNode)
+        node.fused, node.cpu_kernel = mode != "loop", mode == "kernel"
+        with torch.no_grad():
+            node.gain.copy_(torch.linspace(0.5, 1.5, C))
+        results[mode] = _run(node, x, states, weights)
+    assert results["kernel"][3] == "KernelNeuronBackward" and results["torch"][3] == "FusedNeuronBackward"
+    loop = results["loop"]
+    assert 0.05 < loop[0].mean().item() < 0.95
+    for mode in ("kernel", "torch"):
+        got = results[mode]
+        assert torch.equal(got[0], loop[0]), mode
+        for a, b in zip(got[1], loop[1], strict=True):
+            assert torch.equal(a, b), mode  # the same float operations
+        for g, ref in zip(got[2], loop[2], strict=True):
+            assert ref.abs().max() > 0
+            torch.testing.assert_close(g, ref, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="beta"):
+        build_neuron(OmegaConf.create({k: v for k, v in SOFT_ALIF_CONFIG.items() if k != "beta"}), sg, "torch", C)
+
+    # float64 finite differences of the frozen-spike network against the generated torch path
+    frozen = _FrozenSpikes(SURROGATES["sigmoid"], 2.0)
+    ref_node = build_neuron(cfg, frozen, "torch", channels=C).double()
+    ref_node.fused = False
+    xs, ss = x[:5, :2].double(), [s[:2].double() for s in states]
+    ws = [weights[0][:5, :2].double()] + [w[:2].double() for w in weights[1:]]
+    _run(ref_node, xs, ss, ws)
+    assert min(float(z.abs().min()) for z in frozen.base) > 1e-4
+    frozen.recording = False
+    node = build_neuron(cfg, sg, "torch", channels=C).double()
+    got = _run(node, xs, ss, ws)[2]
+    flat = [xs, *ss, ref_node.gain.detach().clone()]
+    for which, (tensor, grad) in enumerate(zip(flat, got, strict=True)):
+        fd = torch.empty_like(tensor).flatten()
+        for i in range(fd.numel()):
+            vals = []
+            for sign in (1.0, -1.0):
+                parts = [t.clone() for t in flat]
+                parts[which].view(-1)[i] += sign * 1e-6
+                with torch.no_grad():
+                    ref_node.gain.copy_(parts[-1])
+                frozen.calls = 0
+                out = _run(ref_node, parts[0], parts[1:3], ws)
+                vals.append(float((out[0] * ws[0]).sum() + sum((f * w).sum() for f, w in zip(out[1], ws[1:],
+                                                                                            strict=True))))
+            fd[i] = (vals[0] - vals[1]) / 2e-6
+        torch.testing.assert_close(grad.flatten(), fd, rtol=1e-6, atol=1e-7)
+
+    # the CUDA kernels are generated for it too
+    if _nvrtc_missing() is None:
+        for detach in (False, True):
+            src = ck.kernel_sources(SOFT_ALIF.name, sg, 0, "half", detach, 4)
+            for text in (src.forward, src.backward):
+                ok, log = _compile_one(text)
+                assert ok, log
+
+    # and SpikeNet trains with it (the layer width is its channel count)
+    torch.manual_seed(0)
+    model = SpikeNet(6, [C, 3], 3, 4, [2, 2], lambda width: build_neuron(cfg, sg, "torch", width), dropout=0.5)
+    gen = torch.Generator().manual_seed(1)
+    x_self, x_agg = torch.randn(4, 4 + 8, 6, generator=gen), torch.randn(4, 4 + 8, 6, generator=gen)
+    model(x_self, x_agg).square().sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    assert model.neurons[0].gain.grad.abs().sum() > 0

@@ -7,19 +7,22 @@ from typing import Any
 import torch
 
 from spikenet.neurons.adaptive_lif import AdaptiveLIFNode
-from spikenet.neurons.nodes import BLIFNode, IFNode, LIFNode, ParametricLIFNode, SpikingNode
+from spikenet.neurons.definitions import DEFINITIONS
+from spikenet.neurons.nodes import BLIFNode, DefinedNode, IFNode, LIFNode, ParametricLIFNode, SpikingNode
 from spikenet.neurons.sj_compat import patch_spikingjelly_numpy
 from spikenet.neurons.surrogates import SURROGATES, SpikeSurrogate, build_surrogate
 
 NODES: dict[str, type[SpikingNode]] = {
     "adaptive_lif": AdaptiveLIFNode, "lif": LIFNode, "if": IFNode, "plif": ParametricLIFNode, "blif": BLIFNode,
 }
-NEURONS = tuple(NODES)
+"""The neurons with a hand-written node (a reference step path written out, constructor checks); any other
+definition runs as a ``DefinedNode``."""
+NEURONS = tuple(DEFINITIONS)
 BACKENDS = ("auto", "torch", "cupy")
 
-__all__ = ["NEURONS", "NODES", "SURROGATES", "AdaptiveLIFNode", "BLIFNode", "IFNode", "LIFNode", "ParametricLIFNode",
-           "SpikeSurrogate", "SpikingNode", "build_neuron", "build_surrogate", "patch_spikingjelly_numpy",
-           "resolve_backend"]
+__all__ = ["NEURONS", "NODES", "SURROGATES", "AdaptiveLIFNode", "BLIFNode", "DefinedNode", "IFNode", "LIFNode",
+           "ParametricLIFNode", "SpikeSurrogate", "SpikingNode", "build_neuron", "build_surrogate",
+           "patch_spikingjelly_numpy", "resolve_backend"]
 
 
 def cupy_available() -> bool:
@@ -67,8 +70,8 @@ def build_neuron(cfg: Any, surrogate: SpikeSurrogate, backend: str, channels: in
 
 def _build_node(cfg: Any, surrogate: SpikeSurrogate, backend: str, channels: int | None) -> torch.nn.Module:
     name = cfg.name
-    if name not in NODES:
-        raise ValueError(f"unknown neuron '{name}'; choose one of {NEURONS}")
+    if name not in DEFINITIONS:
+        raise ValueError(f"unknown neuron '{name}'; choose one of {tuple(DEFINITIONS)}")
     if backend == "cupy":
         patch_spikingjelly_numpy()  # for SpikingJelly's own CuPy nodes elsewhere in a model (np.int, numpy >= 1.24)
     # keys a neuron's config may leave out get the constructor's own default
@@ -92,4 +95,7 @@ def _build_node(cfg: Any, surrogate: SpikeSurrogate, backend: str, channels: int
         if channels is None:
             raise ValueError("neuron=blif has per-channel parameters: build_neuron needs channels (the layer width)")
         return BLIFNode(channels=int(channels), tau_raw=float(cfg.tau_raw), d_raw=float(cfg.d_raw), **common)
-    return IFNode(**common)
+    if name == "if":
+        return IFNode(**common)
+    values = {k: v for k, v in cfg.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return DefinedNode(DEFINITIONS[name], values, channels, **common)

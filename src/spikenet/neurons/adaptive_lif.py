@@ -51,7 +51,6 @@ class AdaptiveLIFNode(SpikingNode):
         self.tau = float(tau)
         self.thresh_decay = float(thresh_decay)
         self.gamma = float(gamma)
-        self.register_memory("theta", float(v_threshold))
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, tau={self.tau}, thresh_decay={self.thresh_decay}, gamma={self.gamma}"

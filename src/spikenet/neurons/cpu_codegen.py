@@ -89,9 +89,9 @@ def _variant_struct(prog: Program) -> str:
     bwd = {last: render(_backward_targets(prog.backward(last)), _leaf, "cpp",
                         slope_call=lambda a: f"G::f({a}, c_alpha)") for last in (False, True)}
     states = [f"float* __restrict__ st_{s} = st[{i}];" for i, s in enumerate(defn.states)]
-    params = [f"const float* __restrict__ par_{p} = par[{i}];" for i, p in enumerate(defn.params)]
+    params = [f"const float* __restrict__ par_{p} = par[{i}];" for i, p in enumerate(defn.param_names)]
     gstates = [f"float* __restrict__ gst_{s} = gst[{i}];" for i, s in enumerate(defn.states)]
-    gparams = [f"float* __restrict__ gpar_{p} = gpar[{i}];" for i, p in enumerate(defn.params)]
+    gparams = [f"float* __restrict__ gpar_{p} = gpar[{i}];" for i, p in enumerate(defn.param_names)]
     tape_w = [f"float* __restrict__ ti{i} = tape[{i}];" for i in range(nt)]
     tape_lw = [f"float* __restrict__ tl{i} = tape_last[{i}];" for i in range(ntl)]
     tape_r = [f"const float* __restrict__ ti{i} = tape[{i}];" for i in range(nt)]
@@ -151,7 +151,7 @@ def generated_part(name: str) -> str:
     parts = [
         f"// ---- generated from the definition of '{name}' (spikenet/neurons/definitions.py) ----",
         f"constexpr int kStates = {len(defn.states)};  // {', '.join(defn.states)}",
-        f"constexpr int kParams = {len(defn.params)};  // {', '.join(defn.params) or 'none'}",
+        f"constexpr int kParams = {len(defn.param_names)};  // {', '.join(defn.param_names) or 'none'}",
         "",
         "struct Consts {",
         f"  float {fields};  // the neuron's constants, the surrogate's alpha, 1 (0: detach_reset)",

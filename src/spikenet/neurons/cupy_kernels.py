@@ -80,13 +80,13 @@ def kernel_params(name: str, variant: int, kind: str, dtype: str = "float") -> l
     if kind == "forward":
         return [(f"const {t} *", "x_seq"), (f"{t} *", "spike_seq"), ("float *", "tape_seq"), ("float *", "tape_last"),
                 *((f"const {t} *", f"init_{s}") for s in defn.states), *((f"{t} *", f"last_{s}") for s in defn.states),
-                *(("const float *", f"param_{p}") for p in defn.params), *consts, *sizes, ("int", "save")]
+                *(("const float *", f"param_{p}") for p in defn.param_names), *consts, *sizes, ("int", "save")]
     if kind == "backward":
         return [(f"const {t} *", "grad_spike_seq"), *((f"const {t} *", f"grad_last_{s}") for s in defn.states),
                 (f"const {t} *", "x_seq"), ("const float *", "tape_seq"), ("const float *", "tape_last"),
-                *(("const float *", f"param_{p}") for p in defn.params), (f"{t} *", "grad_x_seq"),
+                *(("const float *", f"param_{p}") for p in defn.param_names), (f"{t} *", "grad_x_seq"),
                 *((f"{t} *", f"grad_init_{s}") for s in defn.states),
-                *(("float *", f"grad_param_{p}") for p in defn.params), *consts, *sizes]
+                *(("float *", f"grad_param_{p}") for p in defn.param_names), *consts, *sizes]
     raise ValueError(f"kind must be 'forward' or 'backward', got {kind!r}")
 
 
@@ -185,7 +185,7 @@ def forward_source(name: str, variant: int = -1, dtype: str = "float", width: in
              + (f"_x{width}" if width > 1 else ""))
     W, ld, st = width, f"spikenet_ld_{dtype}{width}", f"spikenet_st_{dtype}{width}"
     nt, ntl = len(prog.tape), len(prog.tape_last)
-    regs = ["x", "s", *(f"st_{s}" for s in defn.states), *(f"p_{p}" for p in defn.params),
+    regs = ["x", "s", *(f"st_{s}" for s in defn.states), *(f"p_{p}" for p in defn.param_names),
             *(f"ti{i}" for i in range(nt)), *(f"tl{i}" for i in range(ntl))]
     save_every = [f"spikenet_st_float{W}(tape_seq + (long long) {e} * T * N + k, ti{e});" for e in range(nt)]
     save_last = [f"spikenet_st_float{W}(tape_last + (long long) {e} * N + i, tl{e});" for e in range(ntl)]
@@ -199,7 +199,7 @@ def forward_source(name: str, variant: int = -1, dtype: str = "float", width: in
         "    if (i >= N) return;",
         f"    float {', '.join(f'{r}[{W}]' for r in regs)};",
         *(f"    {ld}(init_{s} + i, st_{s});" for s in defn.states),
-        *(f"    for (int j = 0; j < {W}; ++j) p_{p}[j] = param_{p}[(i + j) % C];" for p in defn.params),
+        *(f"    for (int j = 0; j < {W}; ++j) p_{p}[j] = param_{p}[(i + j) % C];" for p in defn.param_names),
         "    for (int t = 0; t < T; ++t) {",
         "        const long long k = (long long) t * N + i;",
         f"        {ld}(x_seq + k, x);",
@@ -238,8 +238,8 @@ def backward_source(name: str, surrogate: SpikeSurrogate, variant: int = -1, dty
     inner = bind_surrogate(prog.backward(False), type(surrogate), alpha)
     last = bind_surrogate(prog.backward(True), type(surrogate), alpha)
     nt, ntl = len(prog.tape), len(prog.tape_last)
-    regs = ["go", "gx", "x", *(f"g_{s}" for s in defn.states), *(f"p_{p}" for p in defn.params),
-            *(f"gp_{p}" for p in defn.params), *(f"ti{i}" for i in range(nt)), *(f"tl{i}" for i in range(ntl))]
+    regs = ["go", "gx", "x", *(f"g_{s}" for s in defn.states), *(f"p_{p}" for p in defn.param_names),
+            *(f"gp_{p}" for p in defn.param_names), *(f"ti{i}" for i in range(nt)), *(f"tl{i}" for i in range(ntl))]
     x_every, x_last = _reads(inner, "x"), _reads(last, "x")
     i8, i12 = " " * 8, " " * 12
     lines = [
@@ -252,7 +252,7 @@ def backward_source(name: str, surrogate: SpikeSurrogate, variant: int = -1, dty
         f"    float {', '.join(f'{r}[{W}]' for r in regs)};",
         *(f"    {ld}(grad_last_{s} + i, g_{s});" for s in defn.states),
         *(f"    for (int j = 0; j < {W}; ++j) {{ p_{p}[j] = param_{p}[(i + j) % C]; gp_{p}[j] = 0.0f; }}"
-          for p in defn.params),
+          for p in defn.param_names),
         "    for (int t = T - 1; t >= 0; --t) {",
         "        const long long k = (long long) t * N + i;",
         f"        {ld}(grad_spike_seq + k, go);",
@@ -268,7 +268,7 @@ def backward_source(name: str, surrogate: SpikeSurrogate, variant: int = -1, dty
         f"{i8}{st}(grad_x_seq + k, gx);",
         "    }",
         *(f"    {st}(grad_init_{s} + i, g_{s});" for s in defn.states),
-        *(f"    spikenet_st_float{W}(grad_param_{p} + i, gp_{p});" for p in defn.params),
+        *(f"    spikenet_st_float{W}(grad_param_{p} + i, gp_{p});" for p in defn.param_names),
         "}",
         "",
     ]
@@ -405,7 +405,7 @@ class CuPyNeuron(torch.autograd.Function):
             arrays = dict(x_seq=x2, spike_seq=spikes, tape_seq=tape_seq, tape_last=tape_last,
                           **{f"init_{s}": v for s, v in zip(defn.states, inits, strict=True)},
                           **{f"last_{s}": v for s, v in zip(defn.states, lasts, strict=True)},
-                          **{f"param_{p}": v for p, v in zip(defn.params, pk, strict=True)})
+                          **{f"param_{p}": v for p, v in zip(defn.param_names, pk, strict=True)})
             width = vector_width(N, list(arrays.values()))
             forward_kernel, _ = get_kernels(call, dtype, width)
             values = dict(**arrays, **_constants(call, prog), T=T, N=N, C=C, save=int(need_grad))
@@ -441,13 +441,13 @@ class CuPyNeuron(torch.autograd.Function):
         g_lasts = [prep(g, (N,)) for g in grad_states]
         grad_x = torch.empty((T, N), device=device, dtype=xdtype)
         grad_inits = [torch.empty((N,), device=device, dtype=xdtype) for _ in defn.states]
-        grad_params = [torch.empty((N,), device=device, dtype=torch.float32) for _ in defn.params]
+        grad_params = [torch.empty((N,), device=device, dtype=torch.float32) for _ in defn.param_names]
         if T * N > 0:
             arrays = dict(grad_spike_seq=g_spikes, x_seq=x2, tape_seq=tape_seq, tape_last=tape_last, grad_x_seq=grad_x,
                           **{f"grad_last_{s}": g for s, g in zip(defn.states, g_lasts, strict=True)},
-                          **{f"param_{p}": v for p, v in zip(defn.params, pk, strict=True)},
+                          **{f"param_{p}": v for p, v in zip(defn.param_names, pk, strict=True)},
                           **{f"grad_init_{s}": g for s, g in zip(defn.states, grad_inits, strict=True)},
-                          **{f"grad_param_{p}": g for p, g in zip(defn.params, grad_params, strict=True)})
+                          **{f"grad_param_{p}": g for p, g in zip(defn.param_names, grad_params, strict=True)})
             width = vector_width(N, list(arrays.values()))
             _, backward_kernel = get_kernels(call, dtype, width)
             values = dict(**arrays, **_constants(call, prog), T=T, N=N, C=C)

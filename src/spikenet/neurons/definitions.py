@@ -1,20 +1,21 @@
 """Every neuron's dynamics, written once: one ``NeuronDef`` per neuron.
 
-A definition names the neuron's state variables, its scalar constants (floats fixed at construction),
-its learnable parameters (as the kernels see them, one value per channel, i.e. per entry of the input's
-last dimension; a scalar parameter is broadcast) and one time step as expressions (``expr.py``):
-charge, fire, reset and any threshold update. From it ``program.py`` derives the step's backward and
-what to save for it, and the fused torch path (``functions.py``), the C++ CPU kernel (``cpu_codegen.py``)
-and the CUDA kernels (``cuda_codegen.py``) are generated. The nodes in ``nodes.py`` keep SpikingJelly's
-step-by-step ``neuronal_charge / neuronal_fire / neuronal_reset`` path as the reference the generated
-paths are tested against.
+A definition names the neuron's state variables (and where each starts), its scalar constants (floats
+fixed at construction), its learnable parameters (one value per channel, i.e. per entry of the input's
+last dimension, or one scalar; the step reads them through a transform such as a sigmoid) and one time
+step as expressions (``expr.py``): charge, fire, reset and any threshold update. From it ``program.py``
+derives the step's backward and what to save for it, and the torch path (``functions.py``), the C++ CPU
+kernel (``cpu_codegen.py``) and the CUDA kernels (``cupy_kernels.py``) are generated. The hand-written
+nodes in ``nodes.py`` keep SpikingJelly's step-by-step ``neuronal_charge / neuronal_fire / neuronal_reset``
+path as the reference the generated paths are tested against; a definition without one runs as a
+``DefinedNode``, whose step-by-step path evaluates the definition itself with autograd.
 
 ``variants`` lists constant values under which the step simplifies (e.g. tau = 1: no leak memory); each
 is compiled as its own specialised code and picked at run time when the node's constants match (the
 last, general, variant is implicit). Only exact identities are simplified, so results do not change.
 
-Adding a neuron: write its step function and a ``NeuronDef`` here, a node class (the reference step
-path, constructor checks, parameters) in ``nodes.py``, and a ``conf/neuron/<name>.yaml``.
+Adding a neuron: write its step function and a ``NeuronDef`` here and a ``conf/neuron/<name>.yaml`` naming
+its constants and its parameters' initial values (see docs/design.md, "Adding a neuron").
 """
 
 from __future__ import annotations
@@ -23,6 +24,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from spikenet.neurons.expr import Expr, fire, reset_spike, sym
+
+
+@dataclass(frozen=True)
+class Param:
+    """A learnable parameter: the nn.Parameter ``raw`` (one value per channel, or one scalar) and the symbol
+    ``name`` the step reads, ``transform(raw)`` ("sigmoid" or "identity")."""
+
+    name: str
+    raw: str
+    per_channel: bool = True
+    transform: str = "sigmoid"
 
 
 @dataclass(frozen=True)
@@ -43,7 +55,7 @@ class StepBuilder:
 
     def __getattr__(self, name: str) -> Expr:
         d = self._defn
-        for kind, names in (("state", d.states), ("const", d.constants), ("param", d.params)):
+        for kind, names in (("state", d.states), ("const", d.constants), ("param", d.param_names)):
             if name in names:
                 return sym(kind, name)
         raise AttributeError(f"neuron '{d.name}' has no state, constant or parameter '{name}'")
@@ -69,14 +81,24 @@ class StepBuilder:
 
 @dataclass(frozen=True)
 class NeuronDef:
-    """A neuron for every backend: states, constants, parameters and one step (see the module docstring)."""
+    """A neuron for every backend: states, constants, parameters and one step (see the module docstring).
+
+    ``initial``: each state's value after a reset, a number or the name of a node attribute / config key
+    (``v_reset``, ``v_threshold``); states not named start at 0.
+    """
 
     name: str
     states: tuple[str, ...]
     constants: tuple[str, ...]
-    params: tuple[str, ...]
+    params: tuple[Param, ...]
     step_fn: Callable[[StepBuilder], Step] = field(repr=False)
     variants: tuple[dict[str, float], ...] = ()
+    initial: tuple[tuple[str, str | float], ...] = ()
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """The parameters' symbols, in the kernels' order."""
+        return tuple(p.name for p in self.params)
 
     def step(self) -> Step:
         return self.step_fn(StepBuilder(self))
@@ -109,6 +131,7 @@ ADAPTIVE_LIF = NeuronDef(
     constants=("inv_tau", "keep", "v_reset", "thresh_decay", "gamma"),
     params=(),
     step_fn=_adaptive_lif,
+    initial=(("v", "v_reset"), ("theta", "v_threshold")),
     # tau = 1 and v_reset = 0 (the paper's): H = X; tau = 1: H = X + v_reset; V is then only needed at the end
     variants=({"keep": 0.0, "v_reset": 0.0, "inv_tau": 1.0}, {"keep": 0.0}),
 )
@@ -122,7 +145,8 @@ def _lif(n: StepBuilder) -> Step:
     return n.step(s, v=(1.0 - r) * h + r * n.v_reset)
 
 
-LIF = NeuronDef("lif", states=("v",), constants=("tau", "v_reset", "v_threshold"), params=(), step_fn=_lif)
+LIF = NeuronDef("lif", states=("v",), constants=("tau", "v_reset", "v_threshold"), params=(), step_fn=_lif,
+                initial=(("v", "v_reset"),))
 
 
 def _if(n: StepBuilder) -> Step:
@@ -133,7 +157,8 @@ def _if(n: StepBuilder) -> Step:
     return n.step(s, v=(1.0 - r) * h + r * n.v_reset)
 
 
-IF = NeuronDef("if", states=("v",), constants=("v_reset", "v_threshold"), params=(), step_fn=_if)
+IF = NeuronDef("if", states=("v",), constants=("v_reset", "v_threshold"), params=(), step_fn=_if,
+               initial=(("v", "v_reset"),))
 
 
 def _plif(n: StepBuilder) -> Step:
@@ -144,7 +169,8 @@ def _plif(n: StepBuilder) -> Step:
     return n.step(s, v=(1.0 - r) * h + r * n.v_reset)
 
 
-PLIF = NeuronDef("plif", states=("v",), constants=("v_reset", "v_threshold"), params=("k",), step_fn=_plif)
+PLIF = NeuronDef("plif", states=("v",), constants=("v_reset", "v_threshold"),
+                 params=(Param("k", raw="w", per_channel=False),), step_fn=_plif, initial=(("v", "v_reset"),))
 
 
 def _blif(n: StepBuilder) -> Step:
@@ -155,6 +181,8 @@ def _blif(n: StepBuilder) -> Step:
     return n.step(s, v=(1.0 - r) * h + r * n.v_reset, theta=n.theta * n.c + (1.0 - n.c) * s)
 
 
-BLIF = NeuronDef("blif", states=("v", "theta"), constants=("v_reset",), params=("k", "c"), step_fn=_blif)
+BLIF = NeuronDef("blif", states=("v", "theta"), constants=("v_reset",),
+                 params=(Param("k", raw="tau_raw"), Param("c", raw="d_raw")), step_fn=_blif,
+                 initial=(("v", 0.0), ("theta", "v_threshold")))  # V from 0 whatever v_reset, as the official code
 
 DEFINITIONS: dict[str, NeuronDef] = {d.name: d for d in (ADAPTIVE_LIF, LIF, IF, PLIF, BLIF)}

@@ -368,17 +368,19 @@ def _tensor_ops() -> dict[str, Callable[..., Any]]:
 
 
 def evaluate(roots: list[Expr], env: Mapping[Expr, Any], f32_scalars: bool = True,
-             memo: dict[int, Any] | None = None, order: list[Expr] | None = None) -> list[Any]:
+             memo: dict[int, Any] | None = None, order: list[Expr] | None = None,
+             overrides: Mapping[str, Callable[..., Any]] | None = None) -> list[Any]:
     """Values of ``roots`` with torch: symbols from ``env`` (tensors or Python floats).
 
     Nodes that only see Python numbers stay Python numbers, rounded to float32 after each operation when
     ``f32_scalars`` (what C++ float code computes), so that a float32 tensor meets the same constants.
     ``memo`` (id(node) -> value) may carry values computed before (hoisted over all time steps);
-    ``order``: ``topo_order(roots)`` when the caller has it already.
+    ``order``: ``topo_order(roots)`` when the caller has it already; ``overrides`` replace the tensor
+    operations of some ops (a step-by-step reference: fire through a surrogate with autograd).
     """
     memo = {} if memo is None else memo
     rnd = _round_f32 if f32_scalars else float
-    tensor_ops = _tensor_ops()
+    tensor_ops = {**_tensor_ops(), **(overrides or {})}
     for node in topo_order(roots) if order is None else order:
         if id(node) in memo:
             continue

@@ -136,7 +136,7 @@ def _full(value: Any, like: torch.Tensor) -> torch.Tensor:
 def _static_env(call: Call, params: list[torch.Tensor]) -> dict[Expr, Any]:
     defn = call.defn
     env: dict[Expr, Any] = {sym("const", c): v for c, v in zip(defn.constants, call.constants, strict=True)}
-    env.update({param_sym(p): t for p, t in zip(defn.params, params, strict=True)})
+    env.update({param_sym(p): t for p, t in zip(defn.param_names, params, strict=True)})
     env[ALPHA] = call.alpha
     return env
 
@@ -205,7 +205,7 @@ class FusedNeuron(torch.autograd.Function):
                                                                                    device=device)
         adj = {s: (_full(g.to(cdtype), ref) if g is not None else ref)
                for s, g in zip(defn.states, grad_states, strict=True)}
-        gpar = {p: ref for p in defn.params}
+        gpar = {p: ref for p in defn.param_names}
         static = _static_env(call, par)
         ti, tl = tape_syms(program(call.name, call.variant, call.detach))
         seqs: dict[Expr, torch.Tensor] = dict(zip(ti, tape, strict=True))
@@ -234,7 +234,7 @@ class FusedNeuron(torch.autograd.Function):
         g_states = [reduce_to(adj[s], shp, dt) if needs[2 + i] else None
                     for i, (s, shp, dt) in enumerate(zip(defn.states, state_shapes, state_dtypes, strict=True))]
         g_params = [reduce_to(_full(gpar[p], ref), shp, dt) if needs[2 + ns + i] else None
-                    for i, (p, shp, dt) in enumerate(zip(defn.params, param_shapes, param_dtypes, strict=True))]
+                    for i, (p, shp, dt) in enumerate(zip(defn.param_names, param_shapes, param_dtypes, strict=True))]
         return (None, grad_x.to(dtype) if needs[1] else None, *g_states, *g_params)
 
 
@@ -315,7 +315,7 @@ class KernelNeuron(torch.autograd.Function):
         T, R = x.shape
         g = torch.zeros_like(x) if grad_out is None else grad_out.float().contiguous().view(T, R)
         g_states = _final_state_grads(grad_states, R)
-        g_params = torch.empty(len(call.defn.params), R)
+        g_params = torch.empty(len(call.defn.param_names), R)
         grad_x = torch.empty_like(x)
         ops(call.name).backward(x, s0, pk, g, words, g_states, g_params, grad_x, call.kernel_constants(),
                                 call.variant, call.surrogate_id(), *ctx.drop)
@@ -370,7 +370,7 @@ class KernelFirePool(torch.autograd.Function):
         g_self = torch.zeros(pooled) if g_self is None else g_self.float().contiguous().view(pooled)
         g_neigh = torch.zeros(pooled) if g_neigh is None else g_neigh.float().contiguous().view(pooled)
         g_states = _final_state_grads(grad_states, R)
-        g_params = torch.empty(len(call.defn.params), R)
+        g_params = torch.empty(len(call.defn.param_names), R)
         grad_x = torch.empty_like(x)
         ops(call.name).pool_backward(x, s0, pk, g_self, g_neigh, words, g_states, g_params, grad_x, n0, size, mean,
                                      call.kernel_constants(), call.variant, call.surrogate_id(), *ctx.drop)

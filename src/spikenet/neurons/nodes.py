@@ -13,6 +13,8 @@ its multi-step forward then takes, in this order:
 * ``fused``: the generated torch path (``FusedNeuron``, any device and dtype);
 * otherwise SpikingJelly's step loop over the reference path.
 
+``DefinedNode`` runs any definition without a hand-written class (see its docstring).
+
 States are SpikingJelly memories, so ``functional.reset_net`` resets them; hard reset only (a number
 for ``v_reset``).
 """
@@ -27,8 +29,13 @@ from torch import nn
 
 from spikenet.neurons import cpu_kernel
 from spikenet.neurons.definitions import BLIF, IF, LIF, PLIF, NeuronDef
+from spikenet.neurons.expr import evaluate, sym
 from spikenet.neurons.functions import Call, FusedNeuron, KernelFirePool, KernelNeuron, make_call
+from spikenet.neurons.program import X, param_sym, state_sym
 from spikenet.neurons.surrogates import SURROGATES, Sigmoid, SpikeSurrogate
+
+TRANSFORMS = {"sigmoid": torch.sigmoid, "identity": lambda t: t}
+"""A parameter's transform (``definitions.Param.transform``): raw value -> the value the step reads."""
 
 
 class SpikingNode(neuron.BaseNode):
@@ -36,6 +43,7 @@ class SpikingNode(neuron.BaseNode):
     ``constants`` and the reference step, and return their parameters' kernel values from ``kernel_params``."""
 
     definition: NeuronDef
+    channels: int | None = None  # set by neurons with per-channel parameters
 
     def __init__(
         self,
@@ -59,6 +67,16 @@ class SpikingNode(neuron.BaseNode):
         )
         self.fused = fused
         self.cpu_kernel: bool | None = None
+        for name, init in self.definition.initial:  # where each state starts after a reset
+            value = float(getattr(self, init)) if isinstance(init, str) else float(init)
+            if name == "v":  # BaseNode registered it at v_reset
+                self.set_reset_value("v", value)
+                self.v = value
+            else:
+                self.register_memory(name, value)
+        for name in self.definition.states:
+            if name not in self._memories:
+                self.register_memory(name, 0.0)
 
     @property
     def supported_backends(self) -> tuple[str, ...]:
@@ -73,8 +91,9 @@ class SpikingNode(neuron.BaseNode):
         raise NotImplementedError
 
     def kernel_params(self) -> list[torch.Tensor]:
-        """The definition's parameters as the kernels use them (one per channel, or a scalar)."""
-        return []
+        """The definition's parameters as the step reads them (one per channel, or a scalar): each raw
+        nn.Parameter through its transform."""
+        return [TRANSFORMS[p.transform](getattr(self, p.raw)) for p in self.definition.params]
 
     def call(self) -> Call:
         return make_call(self.definition.name, self.constants(), self.surrogate_function, self.detach_reset)
@@ -92,7 +111,10 @@ class SpikingNode(neuron.BaseNode):
             setattr(self, name, value)
 
     def _check_input(self, x_seq: torch.Tensor) -> None:
-        """Subclasses check shapes their parameters need (default: nothing)."""
+        """Per-channel parameters need the input's last dimension to be the channel count."""
+        if self.channels is not None and x_seq.shape[-1] != self.channels:
+            raise ValueError(f"{self.definition.name} neuron has {self.channels} channels but its input's last "
+                             f"dimension is {x_seq.shape[-1]}")
 
     # --- multi-step: CuPy kernels, compiled CPU kernel, generated torch path, or the step loop -------
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
@@ -222,9 +244,6 @@ class ParametricLIFNode(SpikingNode):
     def constants(self) -> dict[str, float]:
         return {"v_reset": self.v_reset, "v_threshold": self.v_threshold}
 
-    def kernel_params(self) -> list[torch.Tensor]:
-        return [self.w.sigmoid()]
-
     def neuronal_charge(self, x: torch.Tensor) -> None:
         self.v = self.v + (x - (self.v - self.v_reset)) * self.w.sigmoid()
 
@@ -251,23 +270,12 @@ class BLIFNode(SpikingNode):
         self.channels = channels
         self.tau_raw = nn.Parameter(torch.full((channels,), float(tau_raw)))
         self.d_raw = nn.Parameter(torch.full((channels,), float(d_raw)))
-        self.set_reset_value("v", 0.0)  # the official code starts V at 0 whatever v_reset is
-        self.v = 0.0
-        self.register_memory("theta", float(self.v_threshold))
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, channels={self.channels}"
 
     def constants(self) -> dict[str, float]:
         return {"v_reset": self.v_reset}
-
-    def kernel_params(self) -> list[torch.Tensor]:
-        return [self.tau_raw.sigmoid(), self.d_raw.sigmoid()]
-
-    def _check_input(self, x_seq: torch.Tensor) -> None:
-        if x_seq.shape[-1] != self.channels:
-            raise ValueError(f"blif neuron has {self.channels} channels but its input's last dimension is "
-                             f"{x_seq.shape[-1]}")
 
     def neuronal_charge(self, x: torch.Tensor) -> None:
         k = self.tau_raw.sigmoid()
@@ -289,4 +297,51 @@ class BLIFNode(SpikingNode):
         self.neuronal_reset(spike)
         c = self.d_raw.sigmoid()
         self.theta = self.theta * c + (1.0 - c) * spike
+        return spike
+
+
+class DefinedNode(SpikingNode):
+    """Any neuron of ``definitions.py`` without a hand-written class: its constants and its parameters'
+    initial values are given by name (the config's keys), and its step-by-step path evaluates the definition
+    itself, with autograd (fire through the surrogate, the reset's spike detached with ``detach_reset``).
+    """
+
+    def __init__(self, definition: NeuronDef, values: dict[str, float], channels: int | None = None, **kw) -> None:
+        self.definition = definition
+        missing = [k for k in (*definition.constants, *(p.raw for p in definition.params)) if k not in values]
+        if missing:
+            raise ValueError(f"neuron '{definition.name}' needs the keys {missing} (its constants and its "
+                             f"parameters' initial values) in its config")
+        if any(p.per_channel for p in definition.params) and not (isinstance(channels, int) and channels > 0):
+            raise ValueError(f"neuron '{definition.name}' has per-channel parameters: it needs its channel count "
+                             f"(the layer width), got {channels!r}")
+        super().__init__(**kw)
+        self._constants = {c: float(values[c]) for c in definition.constants}
+        if any(p.per_channel for p in definition.params):
+            self.channels = channels
+        for p in definition.params:
+            shape = (channels,) if p.per_channel else ()
+            self.register_parameter(p.raw, nn.Parameter(torch.full(shape, float(values[p.raw]))))
+
+    def extra_repr(self) -> str:
+        consts = ", ".join(f"{k}={v}" for k, v in self._constants.items())
+        return f"{self.definition.name}, {super().extra_repr()}, {consts}"
+
+    def constants(self) -> dict[str, float]:
+        return dict(self._constants)
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        self._states_to_tensor(x)
+        defn = self.definition
+        step = defn.step()
+        sg = self.surrogate_function
+        env = {X: x, **{state_sym(s): getattr(self, s) for s in defn.states},
+               **{sym("const", c): v for c, v in self._constants.items()},
+               **{param_sym(p): k for p, k in zip(defn.param_names, self.kernel_params(), strict=True)}}
+        overrides = {"fire_ge": sg, "fire_gt": sg.strict, "reset": self._reset_spike}
+        spike, *states = evaluate([step.spike, *step.states.values()], env, x.dtype != torch.float64,
+                                  overrides=overrides)
+        for name, value in zip(defn.states, states, strict=True):
+            setattr(self, name, value if isinstance(value, torch.Tensor) else torch.full_like(x, value))
         return spike

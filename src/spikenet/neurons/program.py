@@ -161,13 +161,13 @@ def program(name: str, variant: int = -1, detach: bool | None = None) -> Program
     used = set(map(id, symbols([spike, *new])))
     read = tuple(s for s in defn.states if id(state_sym(s)) in used)
     reset_grad = RESET_GRAD if detach is None else const(0.0 if detach else 1.0)
-    wrt = [X, *map(state_sym, defn.states), *map(param_sym, defn.params)]
+    wrt = [X, *map(state_sym, defn.states), *map(param_sym, defn.param_names)]
 
     def backward(live: tuple[str, ...]) -> Body:
         seeds = [(spike, ADJ_OUT)] + [(new_states[s], adj_sym(s)) for s in live]
         adj = reverse(seeds, wrt, reset_grad)
         return ([("adj_x", adj[X])] + [(f"adj_state:{s}", adj[state_sym(s)]) for s in defn.states]
-                + [(f"adj_param:{p}", adj[param_sym(p)]) for p in defn.params])
+                + [(f"adj_param:{p}", adj[param_sym(p)]) for p in defn.param_names])
 
     inner, last = backward(read), backward(defn.states)
     tape = _choose_tape([e for _, e in inner], [])
