@@ -17,6 +17,7 @@ uses its own).
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Callable, Iterable, Mapping
@@ -355,6 +356,7 @@ def _tensor_extreme(op: str, a: Any, b: Any) -> Any:
     return torch.maximum(a, b) if op == "max" else torch.minimum(a, b)
 
 
+@functools.cache
 def _tensor_ops() -> dict[str, Callable[..., Any]]:
     import torch
 
