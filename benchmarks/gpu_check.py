@@ -2,21 +2,26 @@
 
     python benchmarks/gpu_check.py [--T 25 --N 4096 --F 128] [--bench-N 65536] [--skip-epoch]
 
-1. Parity, cupy vs torch, for adaptive_lif / lif / if / plif x every surrogate on the same random input
-   (same seed, same init; PLIF's parameter copied): spikes identical, max |dV|, max |dtheta| (adaptive),
-   max |d grad_x| <= ``grad_bound`` (see there: --tol, or T * eps32 * max |grad_x| for gradients that
-   accumulate over T) and PLIF's parameter gradient (relative) <= --tol. adaptive_lif is compared with both
-   torch paths (fused Function and the step-by-step loop), plus its autograd Function with grads for
-   v0/theta0 and detach_reset=True. Inputs are quantised to multiples of 1/256 so that both torch paths
-   compute bit-identical H at tau = 1 and spikes can be compared exactly.
-2. Forward+backward time of both backends at [--bench-T, --bench-N, --bench-F] (sigmoid surrogate).
-3. DBLP epoch seconds per backend and ``trainer.data_device``, from ``benchmarks/epoch_time.py`` (last
+1. Parity, cupy vs torch, for every neuron (adaptive_lif, lif, if, plif, blif) x every surrogate on the same
+   random input (same seed, same parameters): spikes identical, max |dV| and |dtheta| <= --tol (the kernels
+   are compiled without fused multiply-adds: they round as the torch path does), max |d grad_x| <=
+   ``grad_bound`` (T * eps32 * max |grad_x|: it accumulates over T), parameter gradients (PLIF's w, BLIF's
+   tau_raw and d_raw) <= ``param_grad_bound`` (from the sum of |terms|, ``param_grad_terms``). References:
+   the generated torch path, SpikingJelly's step loop over the node's reference methods and, for lif / if /
+   plif, SpikingJelly's own nodes; plus each neuron's autograd Function from carried initial states (their
+   gradients too) with and without detach_reset, and the one-neuron-per-thread kernels on [T, 1001, 3].
+   Inputs are multiples of 1/256 (exact in float16), so the adaptive LIF's charge is exact at tau = 1.
+2. fp16 / bf16 rows, counted like the others: the CuPy kernels with float16 storage, and the torch path with
+   bfloat16 storage, against the float32 torch path on the same rounded inputs. Both integrate and
+   differentiate in float32 and round once when storing, so spikes must be identical and every stored value
+   within ``storage_bound`` (u |ref| + T eps32 max |ref|, u = 2^-11 or 2^-8).
+3. Forward+backward time of both backends at [--bench-T, --bench-N, --bench-F] (sigmoid surrogate).
+4. DBLP epoch seconds per backend and ``trainer.data_device``, from ``benchmarks/epoch_time.py`` (last
    stdout line: JSON with ``epoch_seconds``, the split and peak GPU memory).
 
 ``--json PATH`` also writes every figure (parity rows, timings, epochs) to PATH.
 
 Exits 1 if a parity check fails, 2 (with a message, no traceback) when no CUDA device / CuPy is usable.
-fp16 rows are informational only.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-NEURON_NAMES = ("adaptive_lif", "lif", "if", "plif")
+NEURON_NAMES = ("adaptive_lif", "lif", "if", "plif", "blif")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--T", type=int, default=25, help="time steps of the parity input")
     p.add_argument("--N", type=int, default=4096, help="batch size of the parity input")
-    p.add_argument("--F", type=int, default=128, help="features of the parity input")
+    p.add_argument("--F", type=int, default=128, help="features (channels) of the parity input")
     p.add_argument("--bench-T", type=int, default=25)
     p.add_argument("--bench-N", type=int, default=65536)
     p.add_argument("--bench-F", type=int, default=128)
@@ -50,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tau", type=float, default=2.0, help="tau of lif/plif (SpikingJelly needs > 1)")
     p.add_argument("--tol", type=float, default=1e-5, help="max abs difference allowed")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--neurons", default=",".join(NEURON_NAMES), help="comma-separated neurons to check")
     p.add_argument("--skip-bench", action="store_true", help="skip the timing table")
     p.add_argument("--skip-epoch", action="store_true", help="skip the DBLP epoch timing")
     p.add_argument("--data-root", default=os.environ.get("SPIKENET_DATA_ROOT", "data"),
@@ -99,22 +105,53 @@ def neuron_cfg(name: str, args: argparse.Namespace, fused: bool = True, detach_r
 
     tau = args.adaptive_tau if name == "adaptive_lif" else args.tau
     return OmegaConf.create(
-        dict(name=name, tau=tau, v_threshold=1.0, v_reset=0.0, thresh_decay=0.7, gamma=0.2,
+        dict(name=name, tau=tau, v_threshold=1.0, v_reset=0.0, thresh_decay=0.7, gamma=0.2, tau_raw=1.0, d_raw=1.0,
              detach_reset=detach_reset, fused=fused)
     )
 
 
-def make_node(name: str, sg_name: str, backend: str, args: argparse.Namespace, fused: bool = True) -> Any:
-    """One multi-step neuron on CUDA, train mode."""
+def set_parameters(node: Any) -> None:
+    """Deterministic parameter values away from the (equal) initial ones, so per-channel gradients differ."""
+    import torch
+
+    with torch.no_grad():
+        for p in node.parameters():
+            p.copy_(torch.linspace(-0.8, 1.5, p.numel(), device=p.device).view(p.shape))
+
+
+def make_node(name: str, sg_name: str, backend: str, args: argparse.Namespace, fused: bool = True,
+              detach_reset: bool = False) -> Any:
+    """One multi-step neuron on CUDA (channels: --F), train mode, parameters set by ``set_parameters``."""
     from spikenet.neurons import build_neuron, build_surrogate
 
-    node = build_neuron(neuron_cfg(name, args, fused), build_surrogate(sg_name, args.alpha), backend)
+    node = build_neuron(neuron_cfg(name, args, fused, detach_reset), build_surrogate(sg_name, args.alpha), backend,
+                        args.F)
+    set_parameters(node)
     return node.cuda().train()
 
 
+def spikingjelly_node(name: str, sg_name: str, args: argparse.Namespace) -> Any:
+    """SpikingJelly's own LIFNode / IFNode / ParametricLIFNode (decay_input, hard reset), torch backend."""
+    from spikingjelly.activation_based import neuron as sj
+
+    from spikenet.neurons import build_surrogate
+
+    common = dict(v_threshold=1.0, v_reset=0.0, surrogate_function=build_surrogate(sg_name, args.alpha),
+                  detach_reset=False, step_mode="m", backend="torch")
+    node = {"lif": lambda: sj.LIFNode(tau=args.tau, decay_input=True, **common),
+            "if": lambda: sj.IFNode(**common),
+            "plif": lambda: sj.ParametricLIFNode(init_tau=args.tau, decay_input=True, **common)}[name]()
+    set_parameters(node)
+    return node.cuda().train()
+
+
+def _states(node: Any) -> tuple[str, ...]:
+    definition = getattr(node, "definition", None)
+    return definition.states if definition is not None else ("v",)
+
+
 def run_node(node: Any, x: Any, grads: dict[str, Any]) -> dict[str, Any]:
-    """Forward + backward of a fresh node; returns outputs and gradients."""
-    import torch
+    """Forward + backward of a fresh node; returns outputs (spikes, final states) and gradients (x, parameters)."""
     from spikingjelly.activation_based import functional
 
     functional.reset_net(node)
@@ -122,11 +159,11 @@ def run_node(node: Any, x: Any, grads: dict[str, Any]) -> dict[str, Any]:
         p.grad = None
     xr = x.detach().clone().requires_grad_(True)
     spikes = node(xr)
-    out = {"spikes": spikes.detach(), "v": node.v.detach().clone()}
-    loss = (spikes * grads["spikes"]).sum() + (node.v * grads["v"]).sum()
-    if hasattr(node, "theta") and isinstance(node.theta, torch.Tensor):
-        out["theta"] = node.theta.detach().clone()
-        loss = loss + (node.theta * grads["theta"]).sum()
+    out = {"spikes": spikes.detach()}
+    loss = (spikes * grads["spikes"]).sum()
+    for s in _states(node):
+        out[s] = getattr(node, s).detach().clone()
+        loss = loss + (getattr(node, s) * grads[s]).sum()
     loss.backward()
     out["grad_x"] = xr.grad
     for pname, p in node.named_parameters():
@@ -135,27 +172,25 @@ def run_node(node: Any, x: Any, grads: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_functions(x: Any, v0: Any, th0: Any, grads: dict[str, Any], sg: Any, args: argparse.Namespace,
-                  detach_reset: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The adaptive LIF autograd Functions (cupy vs fused torch) with gradients for v0 and theta0."""
+def run_functions(node: Any, x: Any, states0: dict[str, Any], grads: dict[str, Any]
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The node's autograd Functions (cupy vs the torch path) from carried initial states, with their gradients."""
     import torch
 
-    from spikenet.neurons.cupy_adaptive_lif import AdaptiveLIFCuPyFunction
-    from spikenet.neurons.fused_adaptive_lif import FusedAdaptiveLIF
+    from spikenet.neurons.cupy_kernels import CuPyNeuron
+    from spikenet.neurons.functions import FusedNeuron
 
-    consts = (args.adaptive_tau, 0.0, 0.7, 0.2)
+    names = _states(node)
     results = []
-    for which in ("cupy", "torch"):
-        xr, vr, tr = (t.detach().clone().requires_grad_(True) for t in (x, v0, th0))
-        if which == "cupy":
-            s, v, th = AdaptiveLIFCuPyFunction.apply(xr, vr, tr, *consts, sg, detach_reset)
-        else:
-            s, v, th = FusedAdaptiveLIF.apply(
-                xr, vr, tr, *consts, sg.alpha, type(sg).derivative, detach_reset
-            )
-        torch.autograd.backward([s, v, th], [grads["spikes"], grads["v"], grads["theta"]])
-        results.append({"spikes": s.detach(), "v": v.detach(), "theta": th.detach(), "grad_x": xr.grad,
-                        "grad_v0": vr.grad, "grad_theta0": tr.grad})
+    for fn in (CuPyNeuron, FusedNeuron):
+        xr = x.detach().clone().requires_grad_(True)
+        sr = [states0[s].detach().clone().requires_grad_(True) for s in names]
+        outs = fn.apply(node.call(), xr, *sr, *node.kernel_params())
+        torch.autograd.backward(list(outs), [grads["spikes"], *(grads[s] for s in names)])
+        res = {"spikes": outs[0].detach(), "grad_x": xr.grad}
+        res.update({s: o.detach() for s, o in zip(names, outs[1:], strict=True)})
+        res.update({f"grad_{s}0": r.grad for s, r in zip(names, sr, strict=True)})
+        results.append(res)
     return results[0], results[1]
 
 
@@ -172,15 +207,38 @@ def grad_bound(ref_grad: Any, steps: int, tol: float) -> float:
     wherever H_t < v_reset and the surrogate has mass there, so the gradient grows along T, most for
     heavy-tailed surrogates (arctan > super_spike > sigmoid; multi_gauss and triangle have (almost) none).
     Each backward step rounds the running sum once or twice (an add, a multiply: relative error <= eps/2
-    each), and the CuPy kernel and torch autograd round in a different order (fused multiply-adds in the
-    kernel, one rounding per op in torch), so the two results differ by up to ~T * eps times the
-    gradient's magnitude, not by a fixed absolute amount. Measured on CPU (T = 25): float32 torch vs a
-    float64 run of IF differs by 1.1e-4 at max |grad_x| = 250 (arctan), i.e. 4.6e-7 relative, while
-    T * eps = 3.0e-6; the H100's cupy-vs-torch differences (1.4e-4 arctan, 3.4e-5 super_spike, 1.1e-5
-    sigmoid) sit 5x under the bound. A wrong gradient (reset term dropped, alpha 1 % off, a step
-    missing) is off by >= 1e-3 relative and still fails (tests/test_sj_numpy_fix.py perturbs it on CPU).
+    each), and two implementations may round in a different order or compute exp differently, so the two
+    results differ by up to ~T * eps times the gradient's magnitude, not by a fixed absolute amount.
+    Measured on CPU (T = 25): float32 torch vs a float64 run of IF differs by 1.1e-4 at max |grad_x| = 250
+    (arctan), i.e. 4.6e-7 relative, while T * eps = 3.0e-6; the H100's cupy-vs-torch differences (1.4e-4
+    arctan, 3.4e-5 super_spike, 1.1e-5 sigmoid) sat 5x under the bound. A wrong gradient (reset term
+    dropped, alpha 1 % off, a step missing) is off by >= 1e-3 relative and still fails
+    (tests/test_sj_numpy_fix.py perturbs it on CPU).
     """
     return max(tol, steps * FLOAT32_EPS * float(ref_grad.abs().max()))
+
+
+HALF_UNIT_ROUNDOFF = 2.0**-11
+"""Unit roundoff of float16 (11 significant bits, round to nearest): one rounding's relative error."""
+BF16_UNIT_ROUNDOFF = 2.0**-8
+"""Unit roundoff of bfloat16 (8 significant bits)."""
+HALF_SUBNORMAL_ERROR = 2.0**-25
+"""Largest absolute error of rounding to float16 below its normal range (half its spacing 2^-24);
+bfloat16 has float32's exponent range, so its equivalent is negligible here."""
+
+
+def storage_bound(ref: Any, unit_roundoff: float, steps: int, tiny: float = 0.0) -> Any:
+    """Elementwise bound on |stored - ref| for a result the kernels compute in float32 and store in a narrower
+    format (float16 / bfloat16 storage: the neuron kernels load, integrate and differentiate in float32).
+
+    ``ref``: the float32 reference computed from the same (already rounded) inputs. Two terms: the one
+    final rounding to the storage format, u |ref| + tiny (u its unit roundoff, tiny its subnormal error),
+    and the float32 differences of two correct implementations that accumulate over the T steps,
+    T eps32 max |ref| (``grad_bound``). Nothing is accumulated in the narrow format, so no T u term: a
+    kernel that kept a state in half between steps, or read a neighbour's value, exceeds it
+    (tests/test_cuda_kernels.py runs the half kernels and two mutations of them on the host).
+    """
+    return unit_roundoff * ref.abs() + tiny + steps * FLOAT32_EPS * float(ref.abs().max())
 
 
 def plif_weight_terms(x: Any, grad_x: Any, w: Any, v_threshold: float, v_reset: float) -> Any:
@@ -203,52 +261,94 @@ def plif_weight_terms(x: Any, grad_x: Any, w: Any, v_threshold: float, v_reset: 
     return torch.stack(terms)
 
 
+def param_grad_terms(node: Any, x: Any, grads: dict[str, Any]) -> dict[str, Any]:
+    """Per element (summed over the steps), each parameter's share of its gradient: float64, the generated
+    torch path with every kernel parameter expanded to the state's shape, chained through the node's
+    transform (sigmoid) to the raw parameter. Their sum over elements is dL/dparameter; the sum of their
+    absolute values sizes ``param_grad_bound``. Keys: ``grad_<raw parameter name>``."""
+    import torch
+    from spikingjelly.activation_based import functional
+
+    from spikenet.neurons.functions import FusedNeuron
+
+    names = _states(node)
+    shape = x.shape[1:]
+    raw = list(node.named_parameters())
+    kernel = node.kernel_params()
+    full = [k.detach().double().expand(shape).clone().requires_grad_(True) for k in kernel]
+    functional.reset_net(node)
+    node._states_to_tensor(x[0].double())  # the states a fresh forward starts from
+    states = [getattr(node, s) for s in names]
+    functional.reset_net(node)
+    outs = FusedNeuron.apply(node.call(), x.double(), *states, *full)
+    per_element = torch.autograd.grad(list(outs), full, [grads["spikes"].double(), *(grads[s].double() for s in names)])
+    terms = {}
+    for (pname, p), k, g in zip(raw, kernel, per_element, strict=True):
+        (dk,) = torch.autograd.grad(k.sum(), p, retain_graph=True)  # elementwise transform: its derivative
+        terms[f"grad_{pname}"] = g * dk.double()
+    return terms
+
+
 def param_grad_bound(ref_grad: float, terms_abs_sum: float, steps: int, tol: float) -> float:
     """Largest difference, relative to max(|dL/dw|, 1), between two correct float32 parameter gradients.
 
     dL/dw is a sum over every element and step; with random-signed upstream gradients its terms cancel
     (sum |terms| / |sum| is ~1e3 on gpu_check's input), so the rounding of the two implementations
-    (per-element BPTT, ~T * eps each, then sums in different orders: torch's tree, SpikingJelly's
-    per-block partial sums added atomically) scales with sum |terms|, not with |dL/dw|:
-    bound = max(tol, T * eps32 * sum |terms| / max(|dL/dw|, 1)). An error in the parameter's own
-    gradient path (a factor of ∂H/∂w, a step left out) moves dL/dw by a sizeable part of |dL/dw| or of
+    (per-element BPTT, ~T * eps each, then sums in different orders) scales with sum |terms|, not with
+    |dL/dw|: bound = max(tol, T * eps32 * sum |terms| / max(|dL/dw|, 1)). An error in the parameter's own
+    gradient path (a factor of dH/dw, a step left out) moves dL/dw by a sizeable part of |dL/dw| or of
     the terms and still fails (``tests/test_sj_numpy_fix.py``); the input gradient, compared tightly on
     the same row, guards the shared BPTT.
     """
     return max(tol, steps * FLOAT32_EPS * terms_abs_sum / max(abs(ref_grad), 1.0))
 
 
-def compare(a: dict[str, Any], b: dict[str, Any], tol: float, param_terms_abs_sum: float | None = None
-            ) -> dict[str, Any]:
-    """Spike mismatches and max abs differences of the shared entries (parameter grads: relative).
+def compare(a: dict[str, Any], b: dict[str, Any], tol: float, param_terms: dict[str, Any] | None = None,
+            storage: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Spike mismatches and the largest differences of the shared entries (``b`` is the reference).
 
-    ``b`` is the reference; grad_x is held to ``grad_bound`` (it accumulates over T), parameter
-    gradients to ``param_grad_bound`` when ``param_terms_abs_sum`` (sum of |terms| of the parameter
-    gradient) is given, the rest to ``tol``.
+    float32 rows: states and initial-state gradients <= ``tol``, grad_x <= ``grad_bound``, parameter
+    gradients (relative to max(|ref|, 1)) <= ``param_grad_bound`` from ``param_terms`` (else ``tol``).
+    ``storage`` = (unit roundoff, subnormal error): a float16 / bfloat16 row, where the states and grad_x
+    are held elementwise to ``storage_bound`` (reported: the largest difference and the bound there).
     """
     steps = b["spikes"].shape[0]
-    row: dict[str, Any] = {"mismatch": int((a["spikes"] != b["spikes"]).sum().item())}
-    row["dV"] = (a["v"] - b["v"]).abs().max().item()
-    row["dtheta"] = (a["theta"] - b["theta"]).abs().max().item() if "theta" in a and "theta" in b else None
-    row["dgrad_x"] = (a["grad_x"] - b["grad_x"]).abs().max().item()
-    row["bound_gx"] = grad_bound(b["grad_x"], steps, tol)
+    row: dict[str, Any] = {"mismatch": int((a["spikes"] != b["spikes"]).float().sum().item())}
+    checks: list[bool] = [row["mismatch"] == 0]
+
+    def diff(key: str, fixed: float | None) -> tuple[float, float]:
+        d = (a[key].float() - b[key].float()).abs()
+        if storage is None:
+            bound = fixed if fixed is not None else tol
+            checks.append(float(d.max()) <= bound)
+            return float(d.max()), bound
+        bound_t = storage_bound(b[key].float(), storage[0], steps, storage[1])
+        excess = d - bound_t
+        k = int(excess.flatten().argmax())
+        checks.append(bool((excess <= 0).all()))
+        return float(d.flatten()[k]), float(bound_t.flatten()[k])
+
+    row["dV"] = diff("v", None)[0]
+    row["dtheta"] = diff("theta", None)[0] if "theta" in a and "theta" in b else None
+    row["dgrad_x"], row["bound_gx"] = diff("grad_x", grad_bound(b["grad_x"], steps, tol))
     other, bounds = [], []
-    for k in a:
+    for k in sorted(a):
         if not k.startswith("grad_") or k == "grad_x" or k not in b:
             continue
-        if k.startswith("grad_w"):
-            ref = b[k].abs().max().item()
-            other.append(((a[k] - b[k]).abs().max() / max(ref, 1.0)).item())
-            bounds.append(tol if param_terms_abs_sum is None
-                          else param_grad_bound(ref, param_terms_abs_sum, steps, tol))
+        ref = float(b[k].abs().max())
+        if param_terms is not None and k in param_terms:
+            d = float((a[k] - b[k]).abs().max()) / max(ref, 1.0)
+            bd = param_grad_bound(ref, float(param_terms[k].abs().sum()), steps, tol)
+        elif k.endswith("0"):  # an initial state's gradient: it accumulates over T like grad_x
+            d, bd = float((a[k] - b[k]).abs().max()), grad_bound(b[k], steps, tol)
         else:
-            other.append((a[k] - b[k]).abs().max().item())
-            bounds.append(tol)
+            d, bd = float((a[k] - b[k]).abs().max()) / max(ref, 1.0), tol
+        other.append(d)
+        bounds.append(bd)
+        checks.append(d <= bd)
     row["dgrad_other"] = max(other) if other else None
     row["bound_other"] = max(bounds) if bounds else None
-    row["ok"] = (row["mismatch"] == 0 and row["dgrad_x"] <= row["bound_gx"]
-                 and all(v is None or v <= tol for v in (row["dV"], row["dtheta"]))
-                 and all(o <= bd for o, bd in zip(other, bounds, strict=True)))
+    row["ok"] = all(checks)
     row["fired"] = b["spikes"].float().mean().item()
     return row
 
@@ -262,25 +362,30 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
-def parity(args: argparse.Namespace, results: dict[str, Any]) -> bool:
-    """Print the parity table (rows also into ``results['parity']``); True when every float32 check passes."""
+def _inputs(shape: tuple[int, ...], seed: int, names: tuple[str, ...] = ("v", "theta")) -> tuple[Any, dict, dict]:
+    """x (multiples of 1/256 around 0.25: exact in float16), upstream gradients (float16-exact), initial states."""
     import torch
 
-    from spikenet.neurons import SURROGATES, build_surrogate
-
     dev = torch.device("cuda")
-    gen = torch.Generator(device=dev).manual_seed(args.seed)
-    shape = (args.T, args.N, args.F)
+    gen = torch.Generator(device=dev).manual_seed(seed)
     x = torch.round(torch.randn(shape, device=dev, generator=gen) * 256.0 + 64.0) / 256.0
-    grads = {
-        "spikes": torch.randn(shape, device=dev, generator=gen),
-        "v": torch.randn(shape[1:], device=dev, generator=gen),
-        "theta": torch.randn(shape[1:], device=dev, generator=gen),
-    }
-    v0 = torch.rand(shape[1:], device=dev, generator=gen) * 0.5
-    th0 = 1.0 + 0.2 * torch.rand(shape[1:], device=dev, generator=gen)
+    grads = {"spikes": torch.randn(shape, device=dev, generator=gen)}
+    grads.update({s: torch.randn(shape[1:], device=dev, generator=gen) for s in names})
+    grads = {k: g.half().float() for k, g in grads.items()}  # float16-exact, like x
+    states0 = {"v": torch.rand(shape[1:], device=dev, generator=gen) * 0.5,
+               "theta": 1.0 + 0.2 * torch.rand(shape[1:], device=dev, generator=gen)}
+    return x, grads, states0
 
-    header = f"{'neuron':<13}{'torch ref':<16}{'surrogate':<13}{'fired':>7}{'spk diff':>9}" \
+
+def parity(args: argparse.Namespace, results: dict[str, Any]) -> bool:
+    """Print the parity table (rows also into ``results['parity']``); True when every check passes."""
+    import torch
+
+    from spikenet.neurons import SURROGATES
+
+    neurons = [n for n in args.neurons.split(",") if n]
+    x, grads, states0 = _inputs((args.T, args.N, args.F), args.seed)
+    header = f"{'neuron':<13}{'torch ref':<17}{'surrogate':<13}{'fired':>7}{'spk diff':>9}" \
              f"{'max|dV|':>10}{'max|dth|':>10}{'max|dgx|':>10}{'gx bound':>10}{'other g':>10}{'g bound':>10}  status"
     print(f"\n== parity: cupy vs torch, input [{args.T}, {args.N}, {args.F}], tol {args.tol:g} ==")
     print(header)
@@ -288,81 +393,74 @@ def parity(args: argparse.Namespace, results: dict[str, Any]) -> bool:
     all_ok = True
     rows = results.setdefault("parity", [])
 
-    def report(neuron: str, ref: str, sg_name: str, row: dict[str, Any] | None, err: str | None = None,
-               counts: bool = True) -> None:
+    def report(neuron: str, ref: str, sg_name: str, row: dict[str, Any] | None, err: str | None = None) -> None:
         nonlocal all_ok
-        rows.append({"neuron": neuron, "ref": ref, "surrogate": sg_name, "counts": counts, "error": err,
-                     **(row or {})})
+        rows.append({"neuron": neuron, "ref": ref, "surrogate": sg_name, "error": err, **(row or {})})
         if row is None:
-            print(f"{neuron:<13}{ref:<16}{sg_name:<13}  ERROR {err}")
-            all_ok = all_ok and not counts
+            print(f"{neuron:<13}{ref:<17}{sg_name:<13}  ERROR {err}")
+            all_ok = False
             return
-        status = ("ok" if row["ok"] else "FAIL") if counts else ("info ok" if row["ok"] else "info")
-        all_ok = all_ok and (row["ok"] or not counts)
-        print(f"{neuron:<13}{ref:<16}{sg_name:<13}{row['fired']:>7.3f}{row['mismatch']:>9}"
+        all_ok = all_ok and row["ok"]
+        print(f"{neuron:<13}{ref:<17}{sg_name:<13}{row['fired']:>7.3f}{row['mismatch']:>9}"
               f"{fmt(row['dV']):>10}{fmt(row['dtheta']):>10}{fmt(row['dgrad_x']):>10}{fmt(row['bound_gx']):>10}"
-              f"{fmt(row['dgrad_other']):>10}{fmt(row['bound_other']):>10}  {status}")
+              f"{fmt(row['dgrad_other']):>10}{fmt(row['bound_other']):>10}  {'ok' if row['ok'] else 'FAIL'}")
 
-    for neuron in NEURON_NAMES:
+    def attempt(neuron: str, ref: str, sg_name: str, fn: Any, *fn_args: Any) -> None:
+        try:
+            report(neuron, ref, sg_name, fn(*fn_args))
+        except Exception as exc:  # report and go on
+            report(neuron, ref, sg_name, None, f"{type(exc).__name__}: {exc}")
+        finally:
+            torch.cuda.empty_cache()
+
+    def against(got: dict[str, Any], ref_node: Any, terms: dict[str, Any] | None) -> dict[str, Any]:
+        return compare(got, run_node(ref_node, x, grads), args.tol, terms)
+
+    def functions(node: Any) -> dict[str, Any]:
+        return compare(*run_functions(node, x, states0, grads), args.tol)
+
+    for neuron in neurons:
         for sg_name in sorted(SURROGATES):
-            refs = [("torch", True)]
-            if neuron == "adaptive_lif":
-                refs = [("torch fused", True), ("torch loop", False)]
-            for ref, fused in refs:
-                try:
-                    cu = make_node(neuron, sg_name, "cupy", args, fused)
-                    th = make_node(neuron, sg_name, "torch", args, fused)
-                    if neuron == "plif":
-                        with torch.no_grad():
-                            for pc, pt in zip(cu.parameters(), th.parameters(), strict=True):
-                                pc.copy_(pt)
-                    ref_out = run_node(th, x, grads)
-                    terms = None
-                    if neuron == "plif":
-                        terms = plif_weight_terms(x, ref_out["grad_x"], th.w, 1.0, 0.0).abs().sum().item()
-                    row = compare(run_node(cu, x, grads), ref_out, args.tol, terms)
-                    report(neuron, ref, sg_name, row)
-                except Exception as exc:  # report and go on
-                    report(neuron, ref, sg_name, None, f"{type(exc).__name__}: {exc}")
-                finally:
-                    torch.cuda.empty_cache()
-            if neuron == "adaptive_lif":
-                for detach in (False, True):
-                    ref = f"fn v0/th0{' det' if detach else ''}"
-                    try:
-                        sg = build_surrogate(sg_name, args.alpha)
-                        a, b = run_functions(x, v0, th0, grads, sg, args, detach)
-                        report(neuron, ref, sg_name, compare(a, b, args.tol))
-                    except Exception as exc:
-                        report(neuron, ref, sg_name, None, f"{type(exc).__name__}: {exc}")
+            cu = make_node(neuron, sg_name, "cupy", args)
+            terms = param_grad_terms(make_node(neuron, sg_name, "torch", args), x, grads) if list(
+                cu.parameters()) else None
+            cupy_out = run_node(cu, x, grads)
+            attempt(neuron, "torch fused", sg_name, against, cupy_out, make_node(neuron, sg_name, "torch", args), terms)
+            attempt(neuron, "torch loop", sg_name, against, cupy_out,
+                    make_node(neuron, sg_name, "torch", args, fused=False), terms)
+            if neuron in ("lif", "if", "plif"):
+                attempt(neuron, "spikingjelly", sg_name, against, cupy_out, spikingjelly_node(neuron, sg_name, args),
+                        terms)
+            for detach in (False, True):
+                attempt(neuron, f"fn states0{' det' if detach else ''}", sg_name, functions,
+                        make_node(neuron, sg_name, "cupy", args, detach_reset=detach))
 
     # neurons not a multiple of 4: the kernels' one-neuron-per-thread variant (the rows above run four per thread)
-    odd = (args.T, 1001, 3)
-    gen_odd = torch.Generator(device=dev).manual_seed(args.seed + 1)
-    x_odd = torch.round(torch.randn(odd, device=dev, generator=gen_odd) * 256.0 + 64.0) / 256.0
-    grads_odd = {"spikes": torch.randn(odd, device=dev, generator=gen_odd),
-                 "v": torch.randn(odd[1:], device=dev, generator=gen_odd),
-                 "theta": torch.randn(odd[1:], device=dev, generator=gen_odd)}
-    for sg_name in ("sigmoid", "arctan"):
-        try:
-            cu = make_node("adaptive_lif", sg_name, "cupy", args)
-            th = make_node("adaptive_lif", sg_name, "torch", args)
-            row = compare(run_node(cu, x_odd, grads_odd), run_node(th, x_odd, grads_odd), args.tol)
-            report("adaptive_lif", "fused [T,1001,3]", sg_name, row)
-        except Exception as exc:
-            report("adaptive_lif", "fused [T,1001,3]", sg_name, None, f"{type(exc).__name__}: {exc}")
+    odd_args = argparse.Namespace(**{**vars(args), "F": 3})
+    x_odd, grads_odd, _ = _inputs((args.T, 1001, 3), args.seed + 1)
 
-    # fp16: cupy half vs torch float32 on the same input (informational; half rounding differs)
-    for neuron in ("adaptive_lif", "lif"):
-        try:
-            cu = make_node(neuron, "sigmoid", "cupy", args).half()
-            th = make_node(neuron, "sigmoid", "torch", args)
-            a = run_node(cu, x.half(), {k: g.half() for k, g in grads.items()})
-            a = {k: v.float() for k, v in a.items()}
-            row = compare(a, run_node(th, x, grads), 1e-2)
-            report(neuron, "fp16 vs fp32", "sigmoid", row, counts=False)
-        except Exception as exc:
-            report(neuron, "fp16 vs fp32", "sigmoid", None, f"{type(exc).__name__}: {exc}", counts=False)
+    def odd(neuron: str, sg_name: str) -> dict[str, Any]:
+        return compare(run_node(make_node(neuron, sg_name, "cupy", odd_args), x_odd, grads_odd),
+                       run_node(make_node(neuron, sg_name, "torch", odd_args), x_odd, grads_odd), args.tol)
+
+    for neuron in neurons:
+        for sg_name in ("sigmoid", "arctan"):
+            attempt(neuron, "fused [T,1001,3]", sg_name, odd, neuron, sg_name)
+
+    # float16 storage (CuPy) and bfloat16 storage (torch path) against float32 on the same rounded inputs
+    def narrow(neuron: str, backend: str, dtype: torch.dtype, u: float, tiny: float) -> dict[str, Any]:
+        rounded = {k: g.to(dtype) for k, g in grads.items()}
+        ref = run_node(make_node(neuron, "sigmoid", "torch", args), x.to(dtype).float(),
+                       {k: g.float() for k, g in rounded.items()})
+        got = run_node(make_node(neuron, "sigmoid", backend, args), x.to(dtype), rounded)
+        node = make_node(neuron, "sigmoid", "torch", args)
+        return compare(got, ref, args.tol, param_grad_terms(node, x, grads) if list(node.parameters()) else None,
+                       (u, tiny))
+
+    for neuron in neurons:
+        attempt(neuron, "fp16 cupy", "sigmoid", narrow, neuron, "cupy", torch.float16, HALF_UNIT_ROUNDOFF,
+                HALF_SUBNORMAL_ERROR)
+        attempt(neuron, "bf16 torch", "sigmoid", narrow, neuron, "torch", torch.bfloat16, BF16_UNIT_ROUNDOFF, 0.0)
     return all_ok
 
 
@@ -400,6 +498,7 @@ def bench(args: argparse.Namespace, results: dict[str, Any]) -> None:
     x = torch.randn(shape, device=dev, generator=gen) + 0.25
     g = torch.randn(shape, device=dev, generator=gen)
     rows = results.setdefault("bench", [])
+    args = argparse.Namespace(**{**vars(args), "F": args.bench_F})  # the neurons' channels: the bench input's
     print(f"\n== forward+backward ms, input {list(shape)}, sigmoid, median of {args.repeats} ==")
     print(f"{'neuron':<22}{'torch ms':>10}{'cupy ms':>10}{'torch/cupy':>12}{'torch MiB':>11}{'cupy MiB':>10}")
     for neuron in NEURON_NAMES:

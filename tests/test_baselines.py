@@ -33,7 +33,7 @@ def test_ann_is_spikenet_with_relu_units(inputs):
     _, (x_self, x_agg) = inputs
     torch.manual_seed(0)
     ann = ANN(F, [8, 5], T, SIZES).eval()
-    twin = SpikeNet(F, [8, 5], T, SIZES, make_neuron=nn.ReLU).eval()
+    twin = SpikeNet(F, [8, 5], T, SIZES, make_neuron=lambda channels: nn.ReLU()).eval()
     state = {k.removeprefix("stack."): v for k, v in ann.state_dict().items()}
     twin.load_state_dict(state)
     assert torch.allclose(ann(x_self.clone(), x_agg.clone()), twin(x_self.clone(), x_agg.clone()), atol=1e-5)
@@ -89,11 +89,11 @@ def test_projected_inputs_give_the_same_logits(cls):
 def test_registry():
     assert {"spikenet", "ann", "gru"} <= set(BUILDERS)
     cfg = OmegaConf.create(dict(name="gru", hids=[8, 4], hidden=7, dropout=0.5, aggr="sum", concat=False))
-    model = build_model(cfg, F, T, [3, 2], nn.ReLU)
+    model = build_model(cfg, F, T, [3, 2], lambda channels: nn.ReLU())
     assert isinstance(model, GRUNet) and model.gru.hidden_size == 7 and model.aggr == "sum"
     cfg.name = "transformer"
     with pytest.raises(ValueError, match="unknown model 'transformer'"):
-        build_model(cfg, F, T, [3, 2], nn.ReLU)
+        build_model(cfg, F, T, [3, 2], lambda channels: nn.ReLU())
 
 
 @pytest.mark.parametrize("name", ["ann", "gru"])

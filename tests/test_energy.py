@@ -20,7 +20,7 @@ RATES = [[0.5, 0.25], [0.1, 0.3]]  # per layer, per step
 
 
 def spikenet() -> SpikeNet:
-    return SpikeNet(F, HIDS, T, SIZES, make_neuron=nn.ReLU, chunk_rows=0)
+    return SpikeNet(F, HIDS, T, SIZES, make_neuron=lambda channels: nn.ReLU(), chunk_rows=0)
 
 
 def classified(encoder: Encoder, rates: list[list[float]] | None) -> list[LayerOps] | None:

@@ -19,7 +19,7 @@ NEURON = OmegaConf.create(dict(name="adaptive_lif", tau=1.0, v_threshold=1.0, v_
                                gamma=0.2, detach_reset=False, fused=True))
 
 
-def make_neuron():
+def make_neuron(channels=None):
     return build_neuron(NEURON, build_surrogate("sigmoid", 1.0), "torch")
 
 

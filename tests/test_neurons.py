@@ -221,13 +221,14 @@ def test_fused_matches_step_loop_and_reference(name, detach_reset):
 
 def test_fused_gradient_wrt_initial_state_matches_loop():
     """v0 / theta0 gradients of the Function itself (used when state is carried across calls)."""
-    from spikenet.neurons.fused_adaptive_lif import FusedAdaptiveLIF
+    from spikenet.neurons.functions import FusedNeuron
 
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(6, 5, generator=gen) + 0.5
     v0 = (torch.rand(5, generator=gen) * 0.5).requires_grad_(True)
     th0 = (torch.rand(5, generator=gen) + 0.5).requires_grad_(True)
-    spikes, v, th = FusedAdaptiveLIF.apply(x, v0, th0, 2.0, 0.0, 0.7, 0.2, 1.0, Sigmoid.derivative, False)
+    call = AdaptiveLIFNode(tau=2.0, surrogate_function=Sigmoid(1.0)).call()
+    spikes, v, th = FusedNeuron.apply(call, x, v0, th0)
     g_fused = torch.autograd.grad(spikes.sum() + v.sum() + th.sum(), (v0, th0))
 
     ref = _reference_spike(1.0, "sigmoid")
@@ -323,8 +324,7 @@ def test_unknown_neuron_raises():
 # The default path (tau = 1, the compiled CPU kernel or the torch-op Function) against SpikingJelly's step
 # loop (``fused=False``) in every regime: tau = 1 and > 1, v_reset 0 and not, carried state, both resets.
 
-IMPLS = {"kernel": "KernelAdaptiveLIFBackward", "torch_ops": "FusedAdaptiveLIFBackward",
-         "loop": None}
+IMPLS = {"kernel": "KernelNeuronBackward", "torch_ops": "FusedNeuronBackward", "loop": None}
 
 
 def _make_node(impl: str, surrogate, **kw) -> AdaptiveLIFNode:

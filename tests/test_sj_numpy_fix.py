@@ -174,3 +174,68 @@ def test_plif_weight_bound_passes_rounding_and_catches_errors(if_input, sg_name)
     }
     for what, g in wrong.items():
         assert rel(g) > 10 * bound, what
+
+
+# -------------------------------------------- gpu_check's parameter terms for any neuron (PLIF, BLIF)
+def test_param_grad_terms_are_the_parameter_gradient():
+    """``param_grad_terms`` (generated torch path, parameters expanded per element) sums to dL/dparameter for
+    PLIF's scalar w and BLIF's per-channel tau_raw / d_raw, and for PLIF agrees with the independent
+    ``plif_weight_terms`` element by element (summed over the steps)."""
+    from types import SimpleNamespace
+
+    from spikingjelly.activation_based import functional
+
+    gc = _gpu_check()
+    gen = torch.Generator().manual_seed(1)
+    T, N, F = 12, 16, 6
+    x = torch.round(torch.randn(T, N, F, generator=gen) * 256.0 + 64.0) / 256.0
+    grads = {"spikes": torch.randn(T, N, F, generator=gen), "v": torch.randn(N, F, generator=gen),
+             "theta": torch.randn(N, F, generator=gen)}
+    args = SimpleNamespace(adaptive_tau=1.0, tau=2.0)
+    for name in ("plif", "blif"):
+        cfg = gc.neuron_cfg(name, args)
+        node = build_neuron(cfg, build_surrogate("arctan", 1.0), "torch", F).double()
+        gc.set_parameters(node)
+        terms = gc.param_grad_terms(node, x, grads)
+        functional.reset_net(node)
+        xr = x.double().clone().requires_grad_(True)
+        spikes = node(xr)
+        loss = (spikes * grads["spikes"].double()).sum() + sum(
+            (getattr(node, s) * grads[s].double()).sum() for s in node.definition.states)
+        exact = torch.autograd.grad(loss, [xr, *node.parameters()])
+        for (pname, p), g in zip(node.named_parameters(), exact[1:], strict=True):
+            total = terms[f"grad_{pname}"].sum(0) if p.dim() else terms[f"grad_{pname}"].sum()
+            torch.testing.assert_close(total.reshape(p.shape), g, rtol=1e-9, atol=1e-12)
+        if name == "plif":
+            independent = gc.plif_weight_terms(x, exact[0], node.w, 1.0, 0.0).sum(0)
+            torch.testing.assert_close(terms["grad_w"], independent, rtol=1e-9, atol=1e-12)
+
+
+# -------------------------------------------- gpu_check's bfloat16 / float16 storage bound, on the CPU
+@pytest.mark.parametrize("name", ["adaptive_lif", "lif", "blif"])
+def test_bf16_storage_bound_passes_the_torch_path_and_catches_bf16_integration(name):
+    """The bf16 row of gpu_check on the CPU: the generated torch path with bfloat16 storage (integrating in
+    float32) stays within ``storage_bound`` of float32 on the same rounded inputs, with identical spikes; the
+    step loop run in bfloat16 (states rounded at every step) does not."""
+    from types import SimpleNamespace
+
+    gc = _gpu_check()
+    gen = torch.Generator().manual_seed(2)
+    T, N, F = 25, 64, 8
+    x = (torch.round(torch.randn(T, N, F, generator=gen) * 256.0 + 64.0) / 256.0).bfloat16()
+    grads = {"spikes": torch.randn(T, N, F, generator=gen), "v": torch.randn(N, F, generator=gen),
+             "theta": torch.randn(N, F, generator=gen)}
+    grads = {k: g.bfloat16() for k, g in grads.items()}
+    args = SimpleNamespace(adaptive_tau=1.0, tau=2.0)
+
+    def run(dtype, fused):
+        node = build_neuron(gc.neuron_cfg(name, args, fused), build_surrogate("sigmoid", 1.0), "torch", F)
+        gc.set_parameters(node)
+        g = {k: v.to(dtype) for k, v in grads.items()}
+        return gc.run_node(node.to(dtype) if not fused else node, x.to(dtype), g)
+
+    ref = run(torch.float32, True)
+    row = gc.compare(run(torch.bfloat16, True), ref, 1e-5, None, (gc.BF16_UNIT_ROUNDOFF, 0.0))
+    assert row["mismatch"] == 0 and row["ok"], row
+    bad = gc.compare(run(torch.bfloat16, False), ref, 1e-5, None, (gc.BF16_UNIT_ROUNDOFF, 0.0))
+    assert not bad["ok"], bad

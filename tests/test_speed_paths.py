@@ -173,7 +173,7 @@ def test_models_take_unique_rows_rows(model_cls, concat, aggr):
     sample = TemporalSampler(graph, [3, 2], 0.5).sample(torch.arange(40), torch.Generator().manual_seed(3))
     cfg = OmegaConf.create(dict(name="adaptive_lif", tau=1.0, v_threshold=1.0, v_reset=0.0, thresh_decay=0.7,
                                 gamma=0.2))
-    extra = {"make_neuron": lambda: build_neuron(cfg, build_surrogate("sigmoid", 1.0), "torch")} \
+    extra = {"make_neuron": lambda channels: build_neuron(cfg, build_surrogate("sigmoid", 1.0), "torch", channels)} \
         if model_cls is SpikeNet else {}
     torch.manual_seed(0)
     model = model_cls(in_features=8, hids=[16, 4], num_steps=5, sizes=[3, 2], dropout=0.0,
@@ -273,47 +273,104 @@ def test_hop_inputs_match_slicing_and_autograd(hops, aggr):
     assert torch.equal(got, want)
 
 
-@pytest.mark.parametrize("surrogate", ["sigmoid", "triangle", "arctan", "super_spike"])
+NEURON_KW = {"adaptive_lif": dict(tau=1.0), "lif": dict(tau=1.5), "if": {}, "plif": dict(init_tau=1.7),
+             "blif": dict(v_threshold=0.6)}
+"""One configuration per neuron for the kernel tests (blif also gets its channel count)."""
+
+
+def _kernel_node(name: str, surrogate: str, alpha: float, mode: str, channels: int, **kw):
+    """A neuron on the compiled kernel (mode "kernel"), the generated torch path ("torch") or SpikingJelly's
+    step loop ("loop"); blif's per-channel parameters set away from their equal initial values."""
+    from spikenet.neurons import NODES, build_surrogate
+
+    args = {**NEURON_KW[name], **kw, **({"channels": channels} if name == "blif" else {})}
+    node = NODES[name](surrogate_function=build_surrogate(surrogate, alpha), fused=mode != "loop", **args)
+    node.cpu_kernel = mode == "kernel"
+    if name == "blif":
+        with torch.no_grad():
+            node.tau_raw.copy_(torch.linspace(-1.0, 2.0, channels))
+            node.d_raw.copy_(torch.linspace(1.5, -0.5, channels))
+    return node
+
+
+def _drop_run(node, x, weights, drop):
+    """fire_and_drop with seeded dropout draws: (output, final states, input and parameter gradients)."""
+    inp = x.clone().requires_grad_(True)
+    torch.manual_seed(3)
+    out = node.fire_and_drop(inp, drop)
+    states = [getattr(node, s) for s in node.definition.states]
+    loss = (out * weights[0]).sum() + sum((st * w).sum() for st, w in zip(states, weights[1:], strict=False))
+    grads = torch.autograd.grad(loss, [inp, *node.parameters()])
+    return out.detach(), [st.detach() for st in states], grads
+
+
+@pytest.mark.parametrize("surrogate", ["sigmoid", "triangle", "arctan", "super_spike", "multi_gauss"])
 @pytest.mark.parametrize("tau,v_reset,detach_reset", [(1.0, 0.0, False), (1.5, 0.0, False), (2.0, 0.2, True)])
 def test_kernel_neuron_and_dropout_match_the_torch_path(surrogate, tau, v_reset, detach_reset):
-    """Kernel (fire_and_drop) vs FusedAdaptiveLIF + FastDropout, and vs SpikingJelly's step loop."""
+    """Adaptive LIF: kernel (fire_and_drop) vs the generated torch path + FastDropout, and vs SpikingJelly's
+    step loop, for every surrogate (multi_gauss included: it runs on the kernel too)."""
     _kernel_or_skip()
-    from spikenet.neurons import AdaptiveLIFNode, build_surrogate
-
-    alpha = {"sigmoid": 1.0, "triangle": 1.0, "arctan": 10.0, "super_spike": 10.0}[surrogate]
+    alpha = {"sigmoid": 1.0, "triangle": 1.0, "arctan": 10.0, "super_spike": 10.0, "multi_gauss": 0.5}[surrogate]
     gen = torch.Generator().manual_seed(11)
     T, N, F = 9, 70, 33  # rows * features not a multiple of the kernel's block
     x = torch.randn(T, N, F, generator=gen) * 0.8 + 0.7
-    w_out = torch.randn(T, N, F, generator=gen)
-    w_v, w_th = torch.randn(N, F, generator=gen), torch.randn(N, F, generator=gen)
+    weights = [torch.randn(T, N, F, generator=gen), torch.randn(N, F, generator=gen), torch.randn(N, F, generator=gen)]
     drop = FastDropout(0.6)
 
     def run(mode):
-        node = AdaptiveLIFNode(tau=tau, v_reset=v_reset, v_threshold=1.0, detach_reset=detach_reset,
-                               surrogate_function=build_surrogate(surrogate, alpha), fused=mode != "loop")
-        node.cpu_kernel = mode == "kernel"
-        inp = x.clone().requires_grad_(True)
-        torch.manual_seed(3)
-        out = node.fire_and_drop(inp, drop)
-        loss = (out * w_out).sum() + (node.v * w_v).sum() + (node.theta * w_th).sum()
-        (grad,) = torch.autograd.grad(loss, inp)
-        return out.detach(), node.v.detach(), node.theta.detach(), grad
+        node = _kernel_node("adaptive_lif", surrogate, alpha, mode, F, tau=tau, v_reset=v_reset,
+                            detach_reset=detach_reset)
+        return _drop_run(node, x, weights, drop)
 
     kernel, torch_path, loop = run("kernel"), run("torch"), run("loop")
     rate = (kernel[0] > 0).float().mean().item()
     assert 0.05 < rate < 0.6, rate  # fires and drops
     for other in (torch_path, loop):
         assert torch.equal(kernel[0], other[0])  # spikes and dropout mask: the same bits
-        torch.testing.assert_close(kernel[1], other[1], atol=1e-6, rtol=1e-6)
-        torch.testing.assert_close(kernel[2], other[2], atol=1e-6, rtol=1e-6)
-        assert kernel[3].abs().max() > 0
-        torch.testing.assert_close(kernel[3], other[3], atol=1e-5, rtol=1e-5)
+        for a, b in zip(kernel[1], other[1], strict=True):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+        assert kernel[2][0].abs().max() > 0
+        torch.testing.assert_close(kernel[2][0], other[2][0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize("name", ["lif", "if", "plif", "blif"])
+def test_kernel_dropout_for_every_neuron(monkeypatch, name, detach_reset):
+    """Each neuron's fire_and_drop on its compiled kernel: the torch path's and the step loop's outputs (same
+    bits), final states, input and parameter gradients (PLIF's w, BLIF's per-channel tau_raw and d_raw)."""
+    _kernel_or_skip()
+    from spikenet.neurons import cpu_kernel
+    from spikenet.neurons.functions import KernelNeuron
+
+    assert cpu_kernel.available(name), cpu_kernel.status(name)
+    calls = []
+    apply = KernelNeuron.apply
+    monkeypatch.setattr(KernelNeuron, "apply", lambda *a: calls.append(a[0].name) or apply(*a))
+    gen = torch.Generator().manual_seed(12)
+    T, N, F = 8, 40, 24
+    x = torch.randn(T, N, F, generator=gen) * 0.9 + 0.5
+    weights = [torch.randn(T, N, F, generator=gen)] + [torch.randn(N, F, generator=gen) for _ in range(2)]
+    drop = FastDropout(0.5)
+    results = {mode: _drop_run(_kernel_node(name, "arctan", 2.0, mode, F, detach_reset=detach_reset), x, weights,
+                               drop) for mode in ("kernel", "torch", "loop")}
+    assert calls == [name]  # only the kernel run took the kernel
+    kernel = results["kernel"]
+    assert 0.02 < (kernel[0] > 0).float().mean().item() < 0.6
+    for mode in ("torch", "loop"):
+        other = results[mode]
+        assert torch.equal(kernel[0], other[0]), mode
+        for a, b in zip(kernel[1], other[1], strict=True):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+        for a, b in zip(kernel[2], other[2], strict=True):
+            assert a.abs().max() > 0
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
 def test_kernel_eval_without_dropout_and_state_gradients():
     """No-grad forward; and gradients w.r.t. carried-over V / theta through the kernel Function."""
     _kernel_or_skip()
-    from spikenet.neurons.fused_adaptive_lif import FusedAdaptiveLIF, KernelAdaptiveLIF
+    from spikenet.neurons import AdaptiveLIFNode
+    from spikenet.neurons.functions import FusedNeuron, KernelNeuron
     from spikenet.neurons.surrogates import Sigmoid
 
     gen = torch.Generator().manual_seed(5)
@@ -321,9 +378,9 @@ def test_kernel_eval_without_dropout_and_state_gradients():
     for tau in (1.0, 2.0):
         v0 = (torch.rand(40, generator=gen) * 0.5).requires_grad_(True)
         th0 = (torch.rand(40, generator=gen) + 0.5).requires_grad_(True)
-        consts = (tau, 0.0, 0.7, 0.2, 1.0)
-        got = KernelAdaptiveLIF.apply(x, v0, th0, *consts, 0, False, None, 0, 1.0)
-        want = FusedAdaptiveLIF.apply(x, v0, th0, *consts, Sigmoid.derivative, False)
+        call = AdaptiveLIFNode(tau=tau, surrogate_function=Sigmoid(1.0)).call()
+        got = KernelNeuron.apply(call, None, 0, 1.0, x, v0, th0)
+        want = FusedNeuron.apply(call, x, v0, th0)
         assert torch.equal(got[0], want[0])
         loss_w = [torch.randn(t.shape, generator=gen) for t in want]
         g_got = torch.autograd.grad(sum((a * w).sum() for a, w in zip(got, loss_w, strict=True)), (v0, th0))
@@ -331,7 +388,7 @@ def test_kernel_eval_without_dropout_and_state_gradients():
         for a, b in zip(g_got, g_want, strict=True):
             torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
         with torch.no_grad():
-            assert torch.equal(KernelAdaptiveLIF.apply(x, v0, th0, *consts, 0, False, None, 0, 1.0)[0], want[0])
+            assert torch.equal(KernelNeuron.apply(call, None, 0, 1.0, x, v0, th0)[0], want[0])
 
 
 def test_spikenet_step_is_the_same_with_and_without_the_kernel():
@@ -365,12 +422,12 @@ def test_kernel_falls_back_without_a_compiler(monkeypatch, caplog):
     from spikenet.neurons import AdaptiveLIFNode, cpu_kernel
     from spikenet.neurons.surrogates import Sigmoid
 
-    monkeypatch.setattr(cpu_kernel, "_state", {"tried": False, "ok": False, "reason": "", "build_seconds": None})
+    monkeypatch.setattr(cpu_kernel, "_state", {})
     monkeypatch.setenv("CXX", "no-such-compiler-xyz")
     with caplog.at_level("WARNING"):
-        assert not cpu_kernel.available()
-    assert "no-such-compiler-xyz" in cpu_kernel.status()["reason"]
-    assert "torch-op fused path" in caplog.text
+        assert not cpu_kernel.available("adaptive_lif")
+    assert "no-such-compiler-xyz" in cpu_kernel.status("adaptive_lif")["reason"]
+    assert "generated torch path" in caplog.text
     node = AdaptiveLIFNode(surrogate_function=Sigmoid(1.0))
     x = torch.randn(5, 4, 3, generator=torch.Generator().manual_seed(0)) + 0.8
     out = node.fire_and_drop(x, FastDropout(0.5))  # still works, through the torch path
@@ -397,25 +454,34 @@ def test_dedup_rows_setting():
         check_trainer_config(cfg)
 
 
-@pytest.mark.parametrize("aggr,tau,detach,hid", [("mean", 1.0, False, 24), ("sum", 1.6, True, 24),
-                                                 ("mean", 1.0, False, 400)])  # 400: children in two chunks
-def test_fused_fire_and_pool_matches_the_unfused_path(monkeypatch, aggr, tau, detach, hid):
+@pytest.mark.parametrize("name,aggr,tau,detach,hid", [
+    ("adaptive_lif", "mean", 1.0, False, 24), ("adaptive_lif", "sum", 1.6, True, 24),
+    ("adaptive_lif", "mean", 1.0, False, 400),  # 400: children in two chunks
+    ("blif", "mean", None, False, 24), ("plif", "sum", 1.8, True, 24), ("lif", "mean", 2.0, False, 24),
+])
+def test_fused_fire_and_pool_matches_the_unfused_path(monkeypatch, name, aggr, tau, detach, hid):
     """Layer 0's neuron + dropout + the next layer's pooling in one kernel (``KernelFirePool``) gives the
-    logits and every gradient of neuron -> dropout -> ``hop_inputs`` (same dropout draws)."""
+    logits and every gradient (the neurons' parameters' included) of neuron -> dropout -> ``hop_inputs``
+    (same dropout draws)."""
     from omegaconf import OmegaConf
 
     from spikenet.neurons import build_neuron, build_surrogate, cpu_kernel
-    from spikenet.neurons.fused_adaptive_lif import KernelFirePool
+    from spikenet.neurons.functions import KernelFirePool
 
-    if not cpu_kernel.available():
-        pytest.skip(f"compiled CPU kernel unavailable: {cpu_kernel.status()['reason']}")
+    if not cpu_kernel.available(name):
+        pytest.skip(f"compiled CPU kernel unavailable: {cpu_kernel.status(name)['reason']}")
     graph = make_synthetic(num_nodes=120, num_steps=6, num_features=8, seed=7)
     sample = TemporalSampler(graph, [3, 2], 0.5).sample(torch.arange(40), torch.Generator().manual_seed(5))
-    cfg = OmegaConf.create(dict(name="adaptive_lif", tau=tau, v_threshold=0.6, v_reset=0.0, thresh_decay=0.7,
-                                gamma=0.2, detach_reset=detach))
+    cfg = OmegaConf.create(dict(name=name, tau=tau, v_threshold=0.6, v_reset=0.0, thresh_decay=0.7, gamma=0.2,
+                                detach_reset=detach, tau_raw=1.0, d_raw=1.0))
     torch.manual_seed(0)
-    model = SpikeNet(8, [hid, 4], 6, [3, 2], lambda: build_neuron(cfg, build_surrogate("sigmoid", 1.0), "torch"),
+    model = SpikeNet(8, [hid, 4], 6, [3, 2],
+                     lambda channels: build_neuron(cfg, build_surrogate("sigmoid", 1.0), "torch", channels),
                      dropout=0.5, aggr=aggr, chunk_rows=64)
+    if name == "blif":  # per-channel values, not all equal
+        with torch.no_grad():
+            for p in model.neurons.parameters():
+                p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
     calls = []
     apply = KernelFirePool.apply
     monkeypatch.setattr(KernelFirePool, "apply", lambda *a: calls.append(1) or apply(*a))

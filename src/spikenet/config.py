@@ -49,7 +49,7 @@ def validate(cfg: Any) -> None:
         surrogate = build_surrogate(str(cfg.surrogate.name), float(cfg.surrogate.alpha))
         check_sampler(str(cfg.sampler.name), list(cfg.sampler.sizes), float(cfg.sampler.p))
         build_model(cfg.model, sizes=[int(s) for s in cfg.sampler.sizes],
-                    make_neuron=lambda: build_neuron(cfg.neuron, surrogate, "torch"), **_STANDIN)
+                    make_neuron=lambda channels: build_neuron(cfg.neuron, surrogate, "torch", channels), **_STANDIN)
         check_task_config(cfg.task)
         check_trainer_config(cfg.trainer)
         Precision(str(cfg.trainer.precision), device)

@@ -72,9 +72,9 @@ def build_experiment(cfg: Any, graph: TemporalGraph | None = None, logger: Logge
     sampler = TemporalSampler(data, list(cfg.sampler.sizes), float(cfg.sampler.p), str(cfg.sampler.name))
     backend = resolve_backend(str(cfg.neuron.backend), device) if is_spiking(str(cfg.model.name)) else "none"
 
-    def make_neuron() -> torch.nn.Module:
+    def make_neuron(channels: int) -> torch.nn.Module:
         return build_neuron(cfg.neuron, build_surrogate(str(cfg.surrogate.name), float(cfg.surrogate.alpha)),
-                            backend)
+                            backend, channels)
 
     encoder = build_model(cfg.model, graph.num_features, task.encoder_steps(), sampler.sizes, make_neuron)
     model = TaskModel(encoder, task.build_head(encoder))  # the head right after the encoder: same init draws

@@ -21,7 +21,7 @@ from spikenet.models.gru import GRUNet
 from spikenet.models.spikenet import SpikeNet
 
 # (cfg, in_features, num_steps, sizes, make_neuron) -> encoder
-Builder = Callable[[Any, int, int, list[int], Callable[[], nn.Module]], Encoder]
+Builder = Callable[[Any, int, int, list[int], Callable[[int], nn.Module]], Encoder]
 BUILDERS: dict[str, Builder] = {}
 SPIKING: set[str] = set()
 
@@ -53,20 +53,20 @@ def _common(cfg: Any) -> dict[str, Any]:
 
 @register_model("spikenet", spiking=True)
 def _spikenet(cfg: Any, in_features: int, num_steps: int, sizes: list[int],
-              make_neuron: Callable[[], nn.Module]) -> Encoder:
+              make_neuron: Callable[[int], nn.Module]) -> Encoder:
     return SpikeNet(in_features=in_features, num_steps=num_steps, sizes=sizes, make_neuron=make_neuron,
                     **_common(cfg))
 
 
 @register_model("ann")
 def _ann(cfg: Any, in_features: int, num_steps: int, sizes: list[int],
-         make_neuron: Callable[[], nn.Module]) -> Encoder:
+         make_neuron: Callable[[int], nn.Module]) -> Encoder:
     return ANN(in_features=in_features, num_steps=num_steps, sizes=sizes, **_common(cfg))
 
 
 @register_model("gru")
 def _gru(cfg: Any, in_features: int, num_steps: int, sizes: list[int],
-         make_neuron: Callable[[], nn.Module]) -> Encoder:
+         make_neuron: Callable[[int], nn.Module]) -> Encoder:
     return GRUNet(in_features=in_features, num_steps=num_steps, sizes=sizes, hidden=int(cfg.get("hidden", 128)),
                   **_common(cfg))
 
@@ -83,7 +83,7 @@ def is_spiking(name: str) -> bool:
 
 
 def build_model(cfg: Any, in_features: int, num_steps: int, sizes: list[int],
-                make_neuron: Callable[[], nn.Module]) -> Encoder:
+                make_neuron: Callable[[int], nn.Module]) -> Encoder:
     """Instantiate the encoder ``cfg.name`` (a model config node) over ``num_steps`` steps."""
     if cfg.name not in BUILDERS:
         raise ValueError(f"unknown model '{cfg.name}'; choose one of {sorted(BUILDERS)}")

@@ -43,7 +43,7 @@ class SpikeNet(Encoder):
         hids: list[int],
         num_steps: int,
         sizes: list[int],
-        make_neuron: Callable[[], nn.Module],
+        make_neuron: Callable[[int], nn.Module],
         dropout: float = 0.7,
         aggr: str = "mean",
         concat: bool = False,
@@ -64,7 +64,7 @@ class SpikeNet(Encoder):
         for hid in hids:
             agg = SAGEAggregator(dim, hid, aggr=aggr, concat=concat, bias=bias, chunk_rows=chunk_rows)
             self.aggregators.append(agg)
-            self.neurons.append(make_neuron())
+            self.neurons.append(make_neuron(agg.out_features))  # the layer width: per-channel parameters
             dim = agg.out_features
         self.dropout = FastDropout(dropout)
         self.out_features = dim

@@ -5,16 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from spikingjelly.activation_based import neuron as sj_neuron
 
 from spikenet.neurons.adaptive_lif import AdaptiveLIFNode
+from spikenet.neurons.definitions import DEFINITIONS
+from spikenet.neurons.nodes import BLIFNode, DefinedNode, IFNode, LIFNode, ParametricLIFNode, SpikingNode
 from spikenet.neurons.sj_compat import patch_spikingjelly_numpy
 from spikenet.neurons.surrogates import SURROGATES, SpikeSurrogate, build_surrogate
 
-NEURONS = ("adaptive_lif", "lif", "if", "plif")
+NODES: dict[str, type[SpikingNode]] = {
+    "adaptive_lif": AdaptiveLIFNode, "lif": LIFNode, "if": IFNode, "plif": ParametricLIFNode, "blif": BLIFNode,
+}
+"""The neurons with a hand-written node (a reference step path written out, constructor checks); any other
+definition runs as a ``DefinedNode``."""
+NEURONS = tuple(DEFINITIONS)
 BACKENDS = ("auto", "torch", "cupy")
 
-__all__ = ["NEURONS", "SURROGATES", "AdaptiveLIFNode", "SpikeSurrogate", "build_neuron", "build_surrogate",
+__all__ = ["NEURONS", "NODES", "SURROGATES", "AdaptiveLIFNode", "BLIFNode", "DefinedNode", "IFNode", "LIFNode",
+           "ParametricLIFNode", "SpikeSurrogate", "SpikingNode", "build_neuron", "build_surrogate",
            "patch_spikingjelly_numpy", "resolve_backend"]
 
 
@@ -53,17 +60,20 @@ def _float32_under_autocast(module: torch.nn.Module, args: tuple) -> tuple | Non
     return None
 
 
-def build_neuron(cfg: Any, surrogate: SpikeSurrogate, backend: str) -> torch.nn.Module:
-    """One multi-step neuron layer (``step_mode='m'``) for the config group ``neuron``."""
-    node = _build_node(cfg, surrogate, backend)
+def build_neuron(cfg: Any, surrogate: SpikeSurrogate, backend: str, channels: int | None = None) -> torch.nn.Module:
+    """One multi-step neuron layer (``step_mode='m'``) for the config group ``neuron``; ``channels``: the
+    layer's width (the input's last dimension), which neurons with per-channel parameters (blif) need."""
+    node = _build_node(cfg, surrogate, backend, channels)
     node.register_forward_pre_hook(_float32_under_autocast)
     return node
 
 
-def _build_node(cfg: Any, surrogate: SpikeSurrogate, backend: str) -> torch.nn.Module:
+def _build_node(cfg: Any, surrogate: SpikeSurrogate, backend: str, channels: int | None) -> torch.nn.Module:
     name = cfg.name
+    if name not in DEFINITIONS:
+        raise ValueError(f"unknown neuron '{name}'; choose one of {tuple(DEFINITIONS)}")
     if backend == "cupy":
-        patch_spikingjelly_numpy()  # SpikingJelly's CuPy kernels use np.int (gone since numpy 1.24)
+        patch_spikingjelly_numpy()  # for SpikingJelly's own CuPy nodes elsewhere in a model (np.int, numpy >= 1.24)
     # keys a neuron's config may leave out get the constructor's own default
     common = dict(
         v_threshold=float(cfg.v_threshold),
@@ -72,21 +82,20 @@ def _build_node(cfg: Any, surrogate: SpikeSurrogate, backend: str) -> torch.nn.M
         step_mode="m",
         backend=backend,
         **({"detach_reset": bool(cfg.detach_reset)} if "detach_reset" in cfg else {}),
+        **({"fused": bool(cfg.fused)} if "fused" in cfg else {}),
     )
     if name == "adaptive_lif":
-        return AdaptiveLIFNode(
-            tau=float(cfg.tau),
-            thresh_decay=float(cfg.thresh_decay),
-            gamma=float(cfg.gamma),
-            **({"fused": bool(cfg.fused)} if "fused" in cfg else {}),
-            **common,
-        )
-    if name in ("lif", "plif") and not float(cfg.tau) > 1.0:  # SpikingJelly asserts it without a message
-        raise ValueError(f"neuron.tau must be > 1.0 for SpikingJelly's {name} node, got {cfg.tau}")
+        return AdaptiveLIFNode(tau=float(cfg.tau), thresh_decay=float(cfg.thresh_decay), gamma=float(cfg.gamma),
+                               **common)
     if name == "lif":
-        return sj_neuron.LIFNode(tau=float(cfg.tau), decay_input=True, **common)
+        return LIFNode(tau=float(cfg.tau), **common)
     if name == "plif":
-        return sj_neuron.ParametricLIFNode(init_tau=float(cfg.tau), decay_input=True, **common)
+        return ParametricLIFNode(init_tau=float(cfg.tau), **common)
+    if name == "blif":
+        if channels is None:
+            raise ValueError("neuron=blif has per-channel parameters: build_neuron needs channels (the layer width)")
+        return BLIFNode(channels=int(channels), tau_raw=float(cfg.tau_raw), d_raw=float(cfg.d_raw), **common)
     if name == "if":
-        return sj_neuron.IFNode(**common)
-    raise ValueError(f"unknown neuron '{name}'; choose one of {NEURONS}")
+        return IFNode(**common)
+    values = {k: v for k, v in cfg.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return DefinedNode(DEFINITIONS[name], values, channels, **common)

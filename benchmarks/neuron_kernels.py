@@ -1,0 +1,150 @@
+"""Forward and forward+backward time of every neuron on the CPU (its compiled kernel where it has one), at a
+DBLP-like size, printed as a table.
+
+    python benchmarks/neuron_kernels.py                        # this checkout, [25, 1200, 128] = [T, 153600]
+    python benchmarks/neuron_kernels.py --src /work/baseline/src --neurons adaptive_lif   # another version
+    python benchmarks/neuron_kernels.py --rows 600 --repeats 5 --json out.json
+
+Columns (median milliseconds over ``--repeats`` runs after one warm-up): ``forward`` (no gradient, as in
+evaluation), ``fwd+bwd`` (``node(x).backward(g)``), ``drop fwd+bwd`` (``fire_and_drop`` with FastDropout(0.7),
+layer 0 of SpikeNet in training) and ``pool fwd+bwd`` (``fire_drop_pool``: neuron, dropout and the next
+layer's input pooling, sizes [5, 2]); ``path`` names the autograd node that ran (the kernel, the torch
+path, or a step loop). ``--src`` imports ``spikenet`` from another source tree (for instance the previous
+version) with the same public API (``build_neuron``, ``fire_and_drop``, ``fire_drop_pool``); use a separate
+``TORCH_EXTENSIONS_DIR`` per checkout. Timings on a shared machine are only comparable side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line flags."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--src", default=str(ROOT / "src"), help="source tree to import spikenet from")
+    p.add_argument("--neurons", default="", help="comma-separated names (default: every neuron of that version)")
+    p.add_argument("--surrogate", default="sigmoid")
+    p.add_argument("--T", type=int, default=25, help="time steps")
+    p.add_argument("--rows", type=int, default=1200, help="rows per step (x channels = elements per step)")
+    p.add_argument("--channels", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    return p.parse_args(argv)
+
+
+NEURON_CFG = dict(tau=1.0, v_threshold=1.0, v_reset=0.0, thresh_decay=0.7, gamma=0.2, detach_reset=False,
+                  tau_raw=1.0, d_raw=1.0)
+
+
+def _median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up (builds the kernel on first use)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def bench_neuron(neurons: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Timings of one neuron (``neurons``: the imported ``spikenet.neurons`` package)."""
+    import torch
+    from omegaconf import OmegaConf
+    from spikingjelly.activation_based import functional
+
+    from spikenet.models.dropout import FastDropout
+
+    cfg = OmegaConf.create({**NEURON_CFG, "name": name, "tau": 2.0 if name in ("lif", "plif") else 1.0})
+    sg = neurons.build_surrogate(args.surrogate, 1.0)
+    takes_width = "channels" in inspect.signature(neurons.build_neuron).parameters
+    node = neurons.build_neuron(cfg, sg, "torch", args.channels) if takes_width else neurons.build_neuron(
+        cfg, sg, "torch")
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.T, args.rows, args.channels, generator=gen) + 0.5
+    g = torch.randn(x.shape, generator=gen)
+    drop = FastDropout(0.7)
+    row: dict[str, Any] = {"neuron": name}
+
+    def forward() -> None:
+        functional.reset_net(node)
+        with torch.no_grad():
+            node(x)
+
+    def forward_backward() -> None:
+        functional.reset_net(node)
+        xr = x.detach().requires_grad_(True)
+        out = node(xr)
+        row["path"] = type(out.grad_fn).__name__
+        out.backward(g)
+
+    def drop_forward_backward() -> None:
+        functional.reset_net(node)
+        xr = x.detach().requires_grad_(True)
+        node.fire_and_drop(xr, drop).backward(g)
+
+    n0 = args.rows // 3  # sizes [5, 2]: layer 0 maps the targets and their 2 children (M = 3 n0)
+    xp, gp = x[:, : 3 * n0], torch.randn(args.T, n0, args.channels, generator=gen)
+
+    def pool_forward_backward() -> None:
+        functional.reset_net(node)
+        xr = xp.detach().requires_grad_(True)
+        pooled = node.fire_drop_pool(xr, drop, n0, 2, "mean")
+        if pooled is None:
+            raise NotImplementedError
+        (pooled[0] * gp + pooled[1] * gp).sum().backward()
+
+    node.train()
+    for key, fn in (("forward_ms", forward), ("fwd_bwd_ms", forward_backward), ("drop_ms", drop_forward_backward),
+                    ("pool_ms", pool_forward_backward)):
+        if key in ("drop_ms", "pool_ms") and not hasattr(node, "fire_and_drop"):  # a SpikingJelly node
+            row[key] = None
+            continue
+        try:
+            row[key] = _median_ms(fn, args.repeats)
+        except NotImplementedError:
+            row[key] = None
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Import spikenet from ``--src``, time every neuron, print the table."""
+    args = parse_args(argv)
+    sys.path.insert(0, str(Path(args.src).resolve()))
+    import torch
+
+    import spikenet.neurons as neurons
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = [n for n in args.neurons.split(",") if n] or list(neurons.NEURONS)
+    print(f"spikenet from {Path(neurons.__file__).resolve().parents[1]}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, input [{args.T}, {args.rows}, {args.channels}] "
+          f"({args.rows * args.channels} elements per step), surrogate {args.surrogate}, median of {args.repeats}")
+    header = f"{'neuron':<14}{'forward':>10}{'fwd+bwd':>10}{'drop fwd+bwd':>14}{'pool fwd+bwd':>14}  path"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for name in names:
+        row = bench_neuron(neurons, name, args)
+        rows.append(row)
+        cells = [f"{row[k]:>{w}.1f}" if row.get(k) is not None else f"{'-':>{w}}"
+                 for k, w in (("forward_ms", 10), ("fwd_bwd_ms", 10), ("drop_ms", 14), ("pool_ms", 14))]
+        print(f"{name:<14}{''.join(cells)}  {row.get('path', '')}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
