@@ -12,6 +12,23 @@
   ``subprocess`` with ``preexec_fn``) fails the test that made it, with the stack that forked.
 * Child processes die with the session: ``processes.stop_all`` and multiprocessing's leftovers are killed
   before pytest exits, so a stuck child can never keep the run from ending.
+
+The other places where a process starts another, and why each is safe (the fork check above covers the test
+process itself; these happen inside children or through exec):
+
+* DataLoader workers: none. ``NodeLoader`` batches in-process; no code path sets ``num_workers``.
+* The CPU kernel build (``torch.utils.cpp_extension.load``) runs the compiler through ``subprocess``
+  (fork + exec, nothing of Python runs in between); parallel processes building the same kernel wait on
+  torch's lock file in ``$TORCH_EXTENSIONS_DIR`` instead of racing.
+* Hydra's joblib launcher: loky starts its workers as fresh interpreters (loky's ``fork_exec``); the suite
+  only composes that launcher's config (``test_multirun.py``), it runs no job with it.
+* Hydra's submitit launcher (``submitit_local``): each job is ``python -m submitit.core._submit`` through
+  ``subprocess.Popen``, inside the multirun child's process group (``test_distributed.py``), stopped with it.
+* Report plotting (matplotlib, Agg backend) draws in-process; its font scan runs ``fc-list`` through
+  ``subprocess``.
+* W&B (``logger=wandb``, offline in tests) starts ``wandb-core`` through ``subprocess.Popen`` in a session of
+  its own, so a group kill misses it; it serves only its parent and exits when that parent is gone (checked:
+  gone within 3 s of its parent's SIGKILL).
 """
 
 from __future__ import annotations
