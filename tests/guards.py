@@ -59,7 +59,7 @@ def cuda_available() -> bool:
 def _note_fork() -> None:
     if "torch" in sys.modules:
         frames = [f for f in traceback.extract_stack()[:-1] if not any(
-            part in f.filename for part in ("/_pytest/", "/pluggy/"))]  # from the test down to the fork
+            part in f.filename for part in ("/_pytest/", "/pytest/", "/pluggy/", "runpy"))]  # the test and below
         _FORKS.append("".join(traceback.format_list(frames)))
 
 

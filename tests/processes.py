@@ -84,8 +84,10 @@ def stop(proc: subprocess.Popen) -> Finished:
             proc.wait(STACK_GRACE)
     _signal_group(proc.pid, signal.SIGKILL)  # the leader and whatever it started and left behind
     returncode = proc.wait()
-    out, err = _OUTPUT[proc.pid]
-    return Finished(returncode, _read(out), _read(err), stopped)
+    files = _OUTPUT.get(proc.pid)  # gone only after stop_all closed them (end of the session)
+    if files is None:
+        return Finished(returncode, "", "(output closed at the end of the session)", stopped)
+    return Finished(returncode, _read(files[0]), _read(files[1]), stopped)
 
 
 def wait(proc: subprocess.Popen, timeout: float | None = None) -> Finished:
