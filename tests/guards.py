@@ -6,7 +6,8 @@
 * Every test has a time limit (pytest-timeout, ``timeout`` in pyproject.toml; required): a hang becomes one
   failure with the stuck stacks printed (the test process's by pytest-timeout, a child's by ``processes``).
 * The test process never forks after torch is loaded: a fork copies torch's OpenMP/gloo threads' locks in
-  whatever state they are, and the copy can deadlock (issue 25: two forked ranks hung the suite). Tests
+  whatever state they are, and the copy can deadlock. (Issue 25's hung ranks were forked, but the hang they
+  showed came back with fresh interpreters: a gloo teardown deadlock, fixed in training/distributed.py.) Tests
   start fresh interpreters instead (``processes.start``: fork + exec, which runs no Python in between, so
   os.register_at_fork hooks do not fire for it). A fork (os.fork, multiprocessing's "fork" start method,
   ``subprocess`` with ``preexec_fn``) fails the test that made it, with the stack that forked.

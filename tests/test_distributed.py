@@ -5,9 +5,11 @@
 multirun, started first so the two overlap, is summarised by ``src/report.py``; the launcher environments
 and the SLURM presets are checked without processes.
 
-No process is forked from the test process: a fork after torch has started its thread pools can deadlock
-(issue 25: a forked rank hung on a futex, the other in the rendezvous, and pytest never exited). Every child
-runs in its own process group (``tests/processes.py``), killed when the test ends whatever the outcome.
+No process is forked from the test process (a fork after torch has started its thread pools can deadlock),
+and every child runs in its own process group (``tests/processes.py``), stopped when the test ends whatever
+the outcome. Issue 25's hang (one rank blocked on a futex, the other in the next rendezvous, pytest never
+exiting) came back with fresh interpreters: the rank was stuck in ProcessGroupGloo's destructor as run.py's
+main returned, fixed in ``distributed._hold_group``; a stuck rank now fails this test with its stacks.
 """
 
 from __future__ import annotations
