@@ -1,4 +1,9 @@
-"""Shared fixtures: project paths, tiny run overrides, a Hydra ``compose`` helper and a CLI runner."""
+"""Shared fixtures: project paths, tiny run overrides, a Hydra ``compose`` helper and a CLI runner.
+
+The suite's session rules (CI skips fail, GPU tests deselected without CUDA, per-test time limits, no fork
+after torch, children killed with the session) are the hooks of ``guards.py``, imported here; every child
+process is started through ``processes.py`` (own process group, always killed when its wait ends).
+"""
 
 from __future__ import annotations
 
@@ -14,14 +19,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import processes
 import pytest
+from guards import (  # noqa: F401 - pytest finds hooks by name in conftest's namespace
+    in_ci,
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_report_collectionfinish,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+    pytest_unconfigure,
+)
+
+pytest_plugins = ("pytester",)  # tests/test_harness.py runs small pytest sessions of its own
 
 _MISSING = object()
-
-
-def in_ci() -> bool:
-    """True where ``CI`` is set (CI services set CI=true; ``.ci/run`` does too)."""
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
 def missing(what: str) -> None:
@@ -31,16 +43,6 @@ def missing(what: str) -> None:
     pytest.skip(what, allow_module_level=True)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """In CI a skipped test is a failed test: nothing may pass there by not running."""
-    outcome = yield
-    report = outcome.get_result()
-    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        report.outcome = "failed"
-        report.longrepr = f"skipped in CI (CI=true): {reason}"
-
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = PROJECT_ROOT / "conf"
 RUN_SCRIPT = PROJECT_ROOT / "src" / "run.py"
@@ -49,6 +51,10 @@ SHARED_DATA = DATA_ROOT  # older name, kept for the tests that import it
 
 if str(PROJECT_ROOT / "src") not in sys.path:  # the package also works uninstalled
     sys.path.insert(0, str(PROJECT_ROOT / "src"))
+# children too import this checkout's package, not another one an editable install points at (a submitit
+# job or ``python -c`` has no src/ of its own on sys.path)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(PROJECT_ROOT / "src"), *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]])
 
 # A run that finishes in a few seconds on two cores: 300 nodes, 4 steps, small layers, one epoch.
 TINY_OVERRIDES: tuple[str, ...] = (
@@ -161,22 +167,17 @@ class RunResult:
 
 
 def run_cli_async(args: Sequence[str], run_dir: Path) -> tuple[subprocess.Popen, Path]:
-    """Start ``python src/run.py <args> hydra.run.dir=<run_dir>`` from the project root."""
+    """Start ``python src/run.py <args> hydra.run.dir=<run_dir>`` from the project root (own process group)."""
     env = dict(os.environ, PYTHONWARNINGS="ignore", HYDRA_FULL_ERROR="0", WANDB_MODE="disabled")
     cmd = [sys.executable, str(RUN_SCRIPT), *args, f"hydra.run.dir={run_dir}"]
-    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    return proc, run_dir
+    return processes.start(cmd, cwd=PROJECT_ROOT, env=env), run_dir
 
 
 def finish(started: tuple[subprocess.Popen, Path], timeout: float = 240) -> RunResult:
+    """Wait for a started run (its process group is killed when the wait ends, however it ends)."""
     proc, run_dir = started
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-    return RunResult(proc.returncode, out, err, run_dir)
+    done = processes.wait(proc, timeout)
+    return RunResult(done.returncode, done.stdout, done.stderr, run_dir)
 
 
 def run_cli(args: Sequence[str], run_dir: Path, timeout: float = 240) -> RunResult:
@@ -238,7 +239,7 @@ def _start_agent_run(root: Path) -> None:
                PYTHONWARNINGS="ignore")
     cmd = [*agent_command(sweep, params), *TINY_OVERRIDES, "trainer.epochs=2", "logger.tags=[test]",
            "trainer.num_threads=1"]
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = processes.start(cmd, cwd=root, env=env)  # killed by guards.pytest_sessionfinish if never waited for
     run_dir = root / "outputs" / "sweeps" / "test-tau_alpha" / "run0"
     _AGENT.update(started=(proc, run_dir), params=params, command=cmd)
 
@@ -248,13 +249,6 @@ def pytest_collection_finish(session) -> None:
     if any("agent_run" in getattr(item, "fixturenames", ()) for item in session.items):
         root = Path(session.config._tmp_path_factory.mktemp("agent"))
         _start_agent_run(root)
-
-
-def pytest_sessionfinish(session, exitstatus) -> None:
-    started = _AGENT.get("started")
-    if started is not None and started[0].poll() is None:
-        started[0].kill()
-        started[0].communicate()
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import sys
 
+import pytest
 import torch
 import yaml
 from conftest import CONF_DIR, RUN_SCRIPT
@@ -96,6 +97,7 @@ VARIANTS = {"tau_alpha": 4, "p": 2, "model": 3}  # 1 for the others
 FIGURES = ("tau_alpha", "p", "model")  # the presets whose own figures are checked (each figure costs ~0.6 s)
 
 
+@pytest.mark.timeout(600)  # 24 in-process training runs: the suite's longest test (~40 s on 2 loaded cores)
 def test_each_preset_runs_and_reports(tmp_path, monkeypatch):
     threads = torch.get_num_threads()
     reports = {}

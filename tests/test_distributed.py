@@ -1,22 +1,29 @@
 """Data-parallel training on CPU (gloo) and fan-out through submitit.
 
-``src/run.py`` runs as two ranks in forked processes with torchrun's environment variables (forking
-skips two interpreter start-ups; ``benchmarks/scaling.py`` runs the real ``torchrun``); a 2-job
-``submitit_local`` multirun, started first so the two overlap, is summarised by ``src/report.py``; the
-launcher environments and the SLURM presets are checked without processes.
+``src/run.py`` runs as two ranks, each a fresh interpreter with torchrun's environment variables
+(``tests/dist_rank.py``; ``benchmarks/scaling.py`` runs the real ``torchrun``); a 2-job ``submitit_local``
+multirun, started first so the two overlap, is summarised by ``src/report.py``; the launcher environments
+and the SLURM presets are checked without processes.
+
+No process is forked from the test process (a fork after torch has started its thread pools can deadlock),
+and every child runs in its own process group (``tests/processes.py``), stopped when the test ends whatever
+the outcome. Issue 25's hang (one rank blocked on a futex, the other in the next rendezvous, pytest never
+exiting) came back with fresh interpreters: the rank was stuck in ProcessGroupGloo's destructor as run.py's
+main returned, fixed in ``distributed._hold_group``; a stuck rank now fails this test with its stacks.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
+import pickle
 import socket
-import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import processes
 import pytest
 import torch
 from conftest import PROJECT_ROOT, RUN_SCRIPT, TINY_OVERRIDES
@@ -26,6 +33,7 @@ from spikenet.training import distributed
 from spikenet.training.distributed import Distributed, LaunchEnv, first_host, launch_env, threads_per_rank
 
 MEASURED = {"seconds", "peak_rss_mb", "rank_peak_rss_mb"}  # plus every *_seconds: timings, not results
+RANK_SCRIPT = Path(__file__).with_name("dist_rank.py")
 
 
 def has(module: str) -> bool:
@@ -40,97 +48,63 @@ def has(module: str) -> bool:
 HAVE_SUBMITIT = has("hydra_plugins.hydra_submitit_launcher") and has("submitit")
 
 
-# --- subprocess runs, started once for the module -----------------------------------------------------
-def _env() -> dict[str, str]:
+def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "RANK", "WORLD_SIZE", "LOCAL_"))}
-    env.update(PYTHONWARNINGS="ignore", WANDB_MODE="disabled", HYDRA_FULL_ERROR="1")
+    env.update(PYTHONWARNINGS="ignore", WANDB_MODE="disabled", HYDRA_FULL_ERROR="1", **extra)
     return env
-
-
-def _start(cmd: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _finish(proc: subprocess.Popen, timeout: float = 240) -> tuple[int, str]:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-    return proc.returncode, out[-3000:] + "\n--- stderr\n" + err[-4000:]
 
 
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory) -> dict:
-    """A 2-job submitit_local multirun, started before the in-process test so that they overlap."""
+    """A 2-job submitit_local multirun, started before the in-process test so that they overlap.
+
+    submitit's local executor starts each job with ``subprocess.Popen`` (fork + exec: a fresh interpreter,
+    no copied threads) in the multirun's process group, so stopping that group stops the jobs too.
+    """
     started = {}
     if HAVE_SUBMITIT:
         sweep = tmp_path_factory.mktemp("submitit") / "sweep"
-        started["submitit"] = (
-            _start([sys.executable, str(RUN_SCRIPT), "-m", "hydra/launcher=submitit_local", "neuron.tau=1.0,2.0",
-                    *TINY_OVERRIDES, "trainer.num_threads=1", f"hydra.sweep.dir={sweep}"], PROJECT_ROOT),
-            sweep,
-        )
+        cmd = [sys.executable, str(RUN_SCRIPT), "-m", "hydra/launcher=submitit_local", "neuron.tau=1.0,2.0",
+               *TINY_OVERRIDES, "trainer.num_threads=1", f"hydra.sweep.dir={sweep}"]
+        started["submitit"] = (processes.start(cmd, cwd=PROJECT_ROOT, env=_env()), sweep)
     yield started
     for proc, _ in started.values():
-        if proc.poll() is None:
-            proc.kill()
+        processes.stop(proc)
 
 
-# --- the entry point as two ranks (forked processes, torchrun's variables) ---------------------------
+# --- the entry point as two ranks (fresh interpreters, torchrun's variables) -------------------------------
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _rank(rank: int, ports: list[int], args: list[str], cwd: Path, out: mp.Queue) -> None:
-    """One rank of two runs of ``src/run.py`` as torchrun would start it; records, per run, the training
-    targets of every epoch, every evaluation gather and the final weights."""
+def _two_ranks(args: list[str], cwd: Path, runs: int, timeout: float = 300) -> dict[int, list[dict]]:
+    """Both ranks' records of ``runs`` runs (``tests/dist_rank.py``); fails with both ranks' output if one fails.
+
+    When a rank fails, or the deadline passes, both process groups are stopped at once (a rank left waiting
+    in the rendezvous or a collective for its dead peer is killed, with its stacks in the report); they are
+    stopped whatever happens, an exception in this test included.
+    """
+    ports = ",".join(str(_free_port()) for _ in range(runs))
+    outs = [cwd / f"rank{r}.pkl" for r in range(2)]
+    env = _env(OMP_NUM_THREADS="1")  # as torchrun sets it
+    procs = [processes.start([sys.executable, str(RANK_SCRIPT), str(r), ports, str(cwd), str(outs[r]), "--", *args],
+                             cwd=cwd, env=env) for r in range(2)]
+    deadline = time.monotonic() + timeout
     try:
-        os.chdir(cwd)
-        os.environ["HYDRA_MAIN_MODULE"] = "__main__"  # Hydra finds ../conf next to run.py, as for the script
-        torch.set_num_threads(1)
-        from hydra.core.global_hydra import GlobalHydra
-
-        import run  # imported by the parent already: forked, not loaded again
-        from spikenet.training import NodeLoader, Trainer
-
-        rec: dict = {}
-        train_order, unshard, fit = NodeLoader.train_order, Distributed.unshard, Trainer.fit
-
-        def record_order(self, targets, gen):
-            order = train_order(self, targets, gen)
-            rec["orders"].append(order.tolist())
-            return order
-
-        def record_gather(self, local, total):
-            full = unshard(self, local, total)
-            rec["gathers"].append((local.tolist(), total, full.tolist()))
-            return full
-
-        def record_fit(self):
-            result = fit(self)
-            rec.update(weights={k: v.numpy().copy() for k, v in self.model.state_dict().items()},
-                       splits={k: getattr(self.task.splits, k).tolist() for k in ("train", "val", "test")},
-                       labels=self.graph.labels.tolist(), result=result)
-            return result
-
-        NodeLoader.train_order, Distributed.unshard, Trainer.fit = record_order, record_gather, record_fit
-        runs = []
-        for i, port in enumerate(ports):
-            os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2",
-                              MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-            rec = {"orders": [], "gathers": []}
-            again = [f"hydra.run.dir={cwd / 'again'}"] if i else []  # the first run leaves it to ${now:...}
-            sys.argv = distributed.pin_run_dir([str(RUN_SCRIPT), *args, *again], RUN_SCRIPT.parents[1] / "conf")
-            GlobalHydra.instance().clear()
-            run.main()
-            runs.append(rec)
-        out.put((rank, runs))
-    except BaseException as err:  # report instead of leaving the parent waiting
-        out.put((rank, repr(err)))
-        raise
+        while time.monotonic() < deadline:
+            codes = [p.poll() for p in procs]
+            if all(c is not None for c in codes) or any(c for c in codes):  # both done, or one failed
+                break
+            time.sleep(0.1)
+    finally:
+        done = [processes.stop(p) for p in procs]
+    report = "\n".join(f"=== rank {r}: {d.explain()}" for r, d in enumerate(done))
+    assert all(d.returncode == 0 and not d.stopped for d in done), report
+    got = dict(pickle.loads(out.read_bytes()) for out in outs)
+    assert all(isinstance(got[r], list) for r in range(2)), f"{got}\n{report}"
+    return got
 
 
 def _strip(value):
@@ -141,23 +115,14 @@ def _strip(value):
     return value
 
 
+@pytest.mark.timeout(420)  # two ranks x two runs in fresh interpreters; the ranks' own deadline is 300 s
 def test_two_ranks_entry_point(launched, tmp_path):
     """Two gloo ranks through ``src/run.py``: one run dir and one metrics.json (rank 0), disjoint equal shards
     of every epoch's targets, identical replicas (gradients all-reduced), gathered evaluation whose F1 is
     sklearn's over both shards, and a second identical run with identical results."""
     args = [*TINY_OVERRIDES, "trainer.epochs=2", "trainer.batch_size=64", "trainer.test_schedule=every",
             "trainer.num_threads=1"]
-    import run  # noqa: F401 - imported once here; the forked ranks inherit it (and torch, Hydra, spikenet)
-
-    ctx = mp.get_context("fork")
-    out, ports = ctx.Queue(), [_free_port(), _free_port()]
-    procs = [ctx.Process(target=_rank, args=(r, ports, args, tmp_path, out)) for r in range(2)]
-    for p in procs:
-        p.start()
-    got = dict(out.get(timeout=240) for _ in procs)
-    for p in procs:
-        p.join(timeout=60)
-    assert all(isinstance(got[r], list) for r in range(2)), got
+    got = _two_ranks(args, tmp_path, runs=2)
 
     # rank 0 alone wrote results, into the one run dir both ranks agreed on
     first = [p.parent for p in (tmp_path / "outputs").rglob("metrics.json")]
@@ -206,12 +171,59 @@ def test_two_ranks_entry_point(launched, tmp_path):
         assert all(np.array_equal(w, b["weights"][k]) for k, w in a["weights"].items())
 
 
+TEARDOWN_CHILD = """
+import sys
+import torch
+from torch import nn
+from spikenet.training import distributed as d
+rank, ports = int(sys.argv[1]), [int(p) for p in sys.argv[2].split(",")]
+if sys.argv[3:] == ["unfixed"]:
+    d._hold_group = lambda: None
+torch.set_num_threads(1)
+for i, port in enumerate(ports):
+    env = d.LaunchEnv(rank=rank, world_size=2, local_rank=rank, local_world_size=2, master_port=port, source="srun")
+    group = d.setup("cpu", 1, env)
+    model = group.wrap(nn.Linear(4, 2))
+    model(torch.randn(3, 4)).sum().backward()
+    group.gather_object(rank)
+    group.close()
+    del model  # the DDP wrapper and its Reducer go right after the last collective, as on a rank > 0 in run.py
+    print(i, flush=True)
+"""
+
+
+@pytest.mark.timeout(300)
+def test_ranks_survive_many_process_group_teardowns(tmp_path):
+    """setup / DDP / gather / close / drop the wrapper, 20 times on two ranks: none may hang.
+
+    Without ``distributed._hold_group`` the Reducer freed the gloo group with the GIL held while a gloo worker
+    still needed the GIL: on 2 loaded cores one rank deadlocked at ``del model`` (its peer waiting in the next
+    rendezvous) within the first 2-6 rounds, in 4 trials out of 4 (this child with "unfixed", and a bare
+    DDP + all_gather_object + barrier loop).
+    """
+    ports = ",".join(str(_free_port()) for _ in range(20))
+    procs = [processes.start([sys.executable, "-c", TEARDOWN_CHILD, str(r), ports], cwd=tmp_path,
+                             env=_env(OMP_NUM_THREADS="1")) for r in range(2)]
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+            if any(p.poll() for p in procs):  # one failed: stop the other at once
+                break
+            time.sleep(0.1)
+    finally:
+        done = [processes.stop(p) for p in procs]
+    report = "\n".join(f"=== rank {r}: {d.explain()}" for r, d in enumerate(done))
+    assert all(d.returncode == 0 and not d.stopped for d in done), report
+    assert all(d.stdout.split() == [str(i) for i in range(20)] for d in done), report
+
+
 # --- fan-out with submitit_local, then report.py ----------------------------------------------------------
 @pytest.mark.skipif(not HAVE_SUBMITIT, reason="hydra-submitit-launcher not installed")
+@pytest.mark.timeout(420)  # waits for the multirun (its own deadline 300 s), then report.py
 def test_submitit_local_multirun_and_report(launched, capsys):
     proc, sweep = launched["submitit"]
-    rc, log = _finish(proc)
-    assert rc == 0, log
+    done = processes.wait(proc, 300)
+    assert done.returncode == 0, done.explain()
     jobs = sorted(p for p in sweep.iterdir() if p.name.isdigit())
     assert [j.name for j in jobs] == ["0", "1"]
     taus = set()

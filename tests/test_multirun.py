@@ -56,6 +56,7 @@ def optuna_sweep(tmp_path_factory, tiny_overrides) -> Path:
     return sweep_dir
 
 
+@pytest.mark.timeout(600)  # the first user of optuna_sweep pays for the 2-trial multirun (~10-60 s on 2 cores)
 def test_optuna_search_maximises_val_micro_f1(optuna_sweep):
     jobs = job_dirs(optuna_sweep)
     assert len(jobs) == 2
@@ -68,6 +69,7 @@ def test_optuna_search_maximises_val_micro_f1(optuna_sweep):
         assert metrics["history"][0]["firing_rates"], "trainer.record_firing_rates=true records rates"
 
 
+@pytest.mark.timeout(600)  # runs the multirun itself when selected alone (-k)
 def test_report_on_a_real_multirun(optuna_sweep):
     """src/report.py (its one subprocess run in the suite) on the search's output folder."""
     proc = subprocess.run([sys.executable, str(ROOT / "src" / "report.py"), str(optuna_sweep)],

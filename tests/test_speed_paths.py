@@ -206,6 +206,7 @@ def test_large_synthetic_features_are_memory_mapped_and_reused(tmp_path):
     assert np.isfinite(second.features.float().numpy()).all()
 
 
+@pytest.mark.timeout(600)  # benchmarks/epoch.py in a subprocess (~10-60 s on 2 cores)
 def test_epoch_benchmark_prints_json(tmp_path):
     cmd = [sys.executable, str(PROJECT_ROOT / "benchmarks" / "epoch_time.py"), *TINY_OVERRIDES,
            "bench.epochs=1", f"hydra.run.dir={tmp_path}"]

@@ -5,12 +5,17 @@ launched as a W&B agent would, completes (the suite's single run, ``conftest.age
 All sweeps launch the same program the same way, so one real run covers them; the others are checked
 in-process up to the point where the run would start.
 
-`sweeps` pins numpy<2 but runs on numpy 2, so no extra can declare it: ``.ci/run`` installs it with
-``pip install --no-deps sweeps==0.3.0``. Missing, these tests fail in CI and skip elsewhere.
+W&B's engine (PyPI's ``sweeps``) pins numpy<2 but runs on numpy 2, so no extra can declare it: the README's
+install command (the one ``.ci/run`` runs) adds it with ``pip install --no-deps sweeps==0.3.0``. Its name is
+also that of this repository's top-level ``sweeps/`` folder of YAML files, which ``python -m pytest`` (the
+project root on sys.path) would import as a namespace package when the engine is missing; ``_engine`` tells
+the two apart, so a missing engine is a missing requirement (a failure in CI, a skip elsewhere), never an
+AttributeError.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -19,12 +24,31 @@ import pytest
 import yaml
 from conftest import SWEEP_FILE, agent_command, missing
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # pydantic v1-style config warnings at import
-    try:
+INSTALL = "pip install --no-deps sweeps==0.3.0"
+
+
+def _engine() -> tuple[object | None, str]:
+    """(W&B's sweep engine module, "") or (None, why): the repository's ``sweeps/`` folder does not count."""
+    spec = importlib.util.find_spec("sweeps")
+    if spec is None or spec.origin is None:  # absent, or a namespace package: a folder without __init__.py
+        folders = [] if spec is None else list(spec.submodule_search_locations)
+        where = f" (`import sweeps` finds only the folder {folders})" if folders else ""
+        return None, f"W&B's sweep engine is not installed{where}: {INSTALL}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydantic v1-style config warnings at import
         import sweeps
-    except ImportError as err:
-        missing(f"W&B's sweep engine is not installed ({err}): pip install --no-deps sweeps==0.3.0")
+    return sweeps, ""
+
+
+sweeps, WHY_MISSING = _engine()
+
+
+@pytest.fixture(scope="session", autouse=True)  # session: set up before the agent run is waited for
+def _needs_engine() -> None:
+    """Each test of the module fails in CI (skips elsewhere) with the install line when the engine is missing."""
+    if sweeps is None:
+        missing(WHY_MISSING)
+
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP_FILES = sorted((ROOT / "sweeps").glob("*.yaml"))

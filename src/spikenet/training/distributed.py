@@ -23,6 +23,7 @@ decide, through the rendezvous store the process group is later built on.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
@@ -44,6 +45,29 @@ log = logging.getLogger(__name__)
 TIMEOUT = timedelta(minutes=30)  # rendezvous and collectives: a rank that does not arrive fails the run
 _STAMP_KEY = "spikenet/run_stamp"
 _pending_store: tuple[Any, int, int] | None = None  # from pin_run_dir, reused by setup's process group
+# Process groups of this process, held until the next setup or exit (see _hold_group).
+_held_groups: list[Any] = []
+
+
+def _release_held_groups() -> None:
+    """Free the process groups of earlier runs (from Python: their binding releases the GIL meanwhile)."""
+    _held_groups.clear()
+
+
+def _hold_group() -> None:
+    """Keep the default process group alive past ``close``, until the next ``setup`` or interpreter exit.
+
+    DDP's C++ Reducer owns the process group too, and its Python binding frees it with the GIL held. When the
+    Reducer is the last owner, ProcessGroupGloo's destructor joins the gloo worker threads with the GIL held,
+    while a worker may still be dropping the last collective's tensors, which needs the GIL: a deadlock
+    (seen: one rank stuck in that join as run.py's main returned, its peer waiting in the next rendezvous).
+    Held here, the group outlives the Reducer and is freed later from Python, whose ProcessGroup binding
+    releases the GIL, with its workers long idle.
+    """
+    _held_groups.append(dist.distributed_c10d._get_default_group())
+
+
+atexit.register(_release_held_groups)  # while the interpreter is still whole
 
 
 @dataclass(frozen=True)
@@ -321,12 +345,14 @@ def setup(device: str = "auto", num_threads: int | None = None, env: LaunchEnv |
         dev, backend = torch.device("cpu"), "gloo"
     if not num_threads:  # torchrun sets OMP_NUM_THREADS=1; sampling and gathering want the node's cores
         torch.set_num_threads(threads_per_rank(env))
+    _release_held_groups()  # an earlier run's group in this process: its workers are idle by now
     store, rank, world = _pending_store if _pending_store is not None else _rendezvous(env)
     _pending_store = None
     if (rank, world) != (env.rank, env.world_size):
         raise RuntimeError(f"rendezvous gave rank {rank}/{world}, the launcher said {env.rank}/{env.world_size}")
     dist.init_process_group(backend, store=dist.PrefixStore("default_pg", store), rank=rank, world_size=world,
                             timeout=TIMEOUT, device_id=dev if backend == "nccl" else None)
+    _hold_group()
     if env.rank == 0:
         log.info("%d ranks via %s, %s; rank 0 on %s with %d torch threads", world, env.source, backend, dev,
                  torch.get_num_threads())
