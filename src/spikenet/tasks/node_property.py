@@ -169,8 +169,8 @@ class NodePropertyPrediction(Task):
         persistence = self.baselines()["persistence"][f"val_{METRIC}"]
         if result.get(f"val_{METRIC}", -1.0) <= persistence:
             return [f"validation NDCG@10 never beat the persistence forecast ({result.get(f'val_{METRIC}'):.4f} <= "
-                    f"{persistence:.4f}): the model ranks worse than repeating each node's last label; try more epochs, "
-                    "another task.window or trainer.lr, or dataset.features=labels if another was chosen"]
+                    f"{persistence:.4f}): the model ranks worse than repeating each node's last label; try more "
+                    "epochs, another task.window or trainer.lr, or dataset.features=labels if another was chosen"]
         return []
 
     def head_ops(self, encoder: Encoder, head: nn.Module, rates: list[list[float]] | None) -> list[LayerOps]:
