@@ -189,11 +189,20 @@ def _bad_row(path: Path, numeric: tuple[int, ...], needed: int) -> DataFormatErr
     return DataFormatError(path, None, "could not parse the file as comma-separated values with a header line")
 
 
+def pandas() -> Any:
+    """pandas (its C parser reads the CSV chunks), or a one-line error naming the extra that brings it."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ValueError('dataset=tgbn reads its CSV files with pandas: pip install -e ".[tgb]"') from None
+    return pd
+
+
 def read_chunks(path: Path, cols: list[int], chunk_rows: int, names: tuple[int, ...] = (1, 2)
                 ) -> Iterator[list[np.ndarray]]:
     """The columns ``cols`` of a CSV file with a header line, ``chunk_rows`` rows at a time: float64 for
     numeric columns, strings (object) for the ``names`` columns. Bad input -> one line naming the file's line."""
-    import pandas as pd
+    pd = pandas()
 
     numeric = tuple(c for c in cols if c not in names)
     dtype = {c: (str if c in names else np.float64) for c in cols}
@@ -214,10 +223,8 @@ class IdMap:
     """Names -> ids 0, 1, ... in order of first appearance (as TGB's dictionaries number them)."""
 
     def __init__(self) -> None:
-        import pandas as pd
-
-        self._pd = pd
-        self.index = pd.Index([], dtype=object)
+        self._pd = pandas()
+        self.index = self._pd.Index([], dtype=object)
 
     def __len__(self) -> int:
         return len(self.index)
