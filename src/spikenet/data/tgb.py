@@ -29,8 +29,8 @@ standardised per step.
 
 Downloads (``dataset.download=true``) fetch TGB's zip from the URL in py-tgb's own table
 (``pip install -e ".[tgb]"``) into the dataset folder; with ``false`` (default) nothing is fetched and a
-missing file stops the run with the command that fixes it. TGB's own ``download()`` (which in some
-versions asks y/N on standard input) is never called.
+missing file stops the run with the command that fixes it. TGB's own ``download()`` (which asks y/N on
+standard input in py-tgb releases before October 2025) is never called.
 """
 
 from __future__ import annotations
