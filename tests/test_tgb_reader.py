@@ -215,3 +215,31 @@ def test_cached_graph_keeps_the_label_rows(tmp_path: Path) -> None:
     a, b = NodeProperties.from_meta(first.meta), NodeProperties.from_meta(second.meta)
     for key in ("times", "row_step", "row_node", "indptr", "index", "weight", "step_events"):
         np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=key)
+
+
+def test_genre_like_standin_reads_back(tmp_path: Path) -> None:
+    """The benchmark's genre-sized generator at a small size: TGB's genre layout, weekly shares keyed by day."""
+    import pandas as pd
+
+    from spikenet.data.tgb_synthetic import DAY, write_genre_like
+
+    events, label_rows = write_genre_like(tmp_path / "g", "g", num_users=20, num_genres=30, num_events=3000,
+                                          num_days=15, tastes=4, block_days=4, start=0)
+    g = parse(cfg_for(tmp_path, "g", format="genre"), tmp_path / "g")
+    props = NodeProperties.from_meta(g.meta)
+    assert g.meta["interactions"] == events == 3000 and props.index.size == label_rows
+    assert np.array_equal(props.times, np.arange(15) * DAY)  # one label time per day
+    assert g.num_nodes == 513 + len(set(g.meta["node_names"][513:])) and props.dim <= 30
+    sums = np.add.reduceat(props.weight, props.indptr[:-1])
+    np.testing.assert_allclose(sums, 1.0, atol=1e-5)
+    edges = pd.read_csv(tmp_path / "g" / "g_edgelist.csv")
+    week = edges[(edges.ts >= 3 * DAY) & (edges.ts < 10 * DAY)]
+    user = week.user_id.iloc[0]
+    shares = week[week.user_id == user].groupby("genre").weight.sum()
+    node = 513 + g.meta["node_names"][513:].tolist().index(user)
+    row = np.flatnonzero((props.row_step == 3) & (props.row_node == node))[0]
+    item_names = g.meta["node_names"][: props.dim]
+    got = dict(zip(item_names[props.index[props.indptr[row]:props.indptr[row + 1]]],
+                   props.weight[props.indptr[row]:props.indptr[row + 1]], strict=True))
+    assert set(got) == set(shares.index)
+    np.testing.assert_allclose([got[k] for k in shares.index], shares.to_numpy() / shares.sum(), atol=1e-6)
