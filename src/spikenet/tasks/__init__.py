@@ -75,5 +75,6 @@ def model_op_counts(task: Task, model: TaskModel, rates: list[list[float]] | Non
 
 
 from spikenet.tasks import node_classification as _node_classification  # noqa: E402, F401  (registers it)
+from spikenet.tasks import node_property as _node_property  # noqa: E402, F401  (registers it)
 
 __all__ = ["TASKS", "Task", "TaskModel", "build_task", "check_task_config", "model_op_counts", "register_task"]
