@@ -136,6 +136,10 @@ class NodeClassification(Task):
 
 @register_task("node_classification", check=_check)
 def _build(cfg: Any, graph: TemporalGraph, seed: int) -> Task:
+    if graph.labelled_nodes.numel() < 2 or graph.num_classes < 2:
+        raise ValueError(f"task=node_classification needs labelled nodes of at least 2 classes; {graph.name} has "
+                         f"{graph.labelled_nodes.numel()} labelled nodes: give a labels file (dataset.labels), or "
+                         "choose task=link_prediction, or task=node_property for a dataset of label vectors (tgbn)")
     splits = stratified_splits(graph.labelled_nodes, graph.labels, float(cfg.train_size), float(cfg.val_size),
                                int(cfg.split_seed))
     return NodeClassification(graph, splits)
