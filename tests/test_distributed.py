@@ -32,7 +32,7 @@ from sklearn.metrics import f1_score
 from spikenet.training import distributed
 from spikenet.training.distributed import Distributed, LaunchEnv, first_host, launch_env, threads_per_rank
 
-MEASURED = {"seconds", "peak_rss_mb", "rank_peak_rss_mb"}  # plus every *_seconds: timings, not results
+MEASURED = {"seconds", "peak_rss_mb", "rank_peak_rss_mb", "timeline"}  # plus every *_seconds: timings, not results
 RANK_SCRIPT = Path(__file__).with_name("dist_rank.py")
 
 
