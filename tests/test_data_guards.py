@@ -126,7 +126,7 @@ def test_step_limit_can_be_raised_and_merge_is_suggested_for_string_stamps(tmp_p
     assert load_graph(cfg(root, max_steps=12, cache=False)).num_steps == 12
     folder = tmp_path / "s"
     folder.mkdir()
-    (folder / "edges.txt").write_text("".join(f"{i % 7} {(i + 1) % 7} 2021-01-{i + 1:02d}\n" for i in range(12)))
+    (folder / "edges.txt").write_text("".join(f"{i % 7} {(i + 1) % 7} week{i + 1:02d}\n" for i in range(12)))
     with pytest.raises(guards.TooLargeError, match=r"^s: 12 snapshots exceed dataset\.max_steps=5 .*"
                                                    r"dataset\.merge=3`, or raise dataset\.max_steps$"):
         load_graph(cfg(tmp_path, "s", labels=None, max_steps=5, cache=False))

@@ -22,6 +22,7 @@ _PLAIN = re.compile(r"[A-Za-z_/~.][A-Za-z0-9_./~\-+:@]*")  # a string Hydra read
 _WORDS = {"null", "true", "false", "nan", "inf", "none", "yes", "no", "on", "off"}
 
 
+DERIVED = frozenset({"cost"})  # dataset keys interpolated from the run's other groups: never written in a hint
 FALLBACK_GROUP = "dblp"  # a reader without a config file of its own is selected on top of a real-data group
 
 
@@ -91,6 +92,8 @@ def dataset_overrides(cfg: Any, *fixes: str) -> list[str]:
         full = f"dataset.{key}"
         value = items[key]
         if full in fixed or (key in flat_defaults and flat_defaults[key] == value):
+            continue
+        if key.split(".", 1)[0] in DERIVED:
             continue
         if key == "root" and value is None:
             continue

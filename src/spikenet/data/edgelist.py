@@ -1,0 +1,404 @@
+"""``dataset=edgelist``: a user's own dynamic graph, ``<root>/<name>/<edges>`` plus an optional label file.
+
+    python src/run.py dataset=edgelist dataset.name=mygraph dataset.root=/data \\
+        dataset.edges=interactions.csv dataset.labels=node_classes.csv
+
+Edges: one interaction ``src dst time [more columns]`` per line; labels: ``node label [more columns]``
+(docs/data.md has the rules). Node ids may be integers (dense ones are kept: node u is row u) or
+anything else (strings, negative or sparse integers), which are renumbered 0..N-1
+(``graph.meta['node_ids'][u]`` is the original id of node u, cached with the graph). Stamps become
+snapshots: every distinct stamp, ``dataset.time_bins`` equal-width bins, or, with ``dataset.auto_bins``
+(default), as many bins as the run's memory and time budgets allow (``snapshot_cost``): one info line
+says what was chosen and how to override it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spikenet.data import guards, hints, snapshot_cost, table
+from spikenet.data.node_ids import NodeIndex, as_int_ids, compact_choice, index_nodes, lookup
+from spikenet.data.parsing import DataFormatError, DatasetNotFoundError, encode_labels
+from spikenet.data.paths import dataset_dir
+from spikenet.data.registry import register_reader
+from spikenet.data.stamps import Stamps, bin_stamps, distinct_steps, empty_steps, first_non_numeric, parse_stamps
+from spikenet.data.temporal_graph import TemporalGraph, build_structure
+
+log = logging.getLogger(__name__)
+
+EDGE_COLUMNS = ("src", "dst", "time")
+LABEL_COLUMNS = ("node", "label")
+
+
+def _file_keys(cfg: Any) -> dict[str, str]:
+    """File name -> the key that names it (``dataset.edges``, ``dataset.labels``)."""
+    keys = {str(cfg.get("edges", "edges.txt")): "dataset.edges"}
+    labels = cfg.get("labels", "labels.txt")
+    if labels:
+        keys[str(labels)] = "dataset.labels"
+    return keys
+
+
+def edgelist_files(cfg: Any) -> list[str]:
+    """The edge file, then the label file unless ``dataset.labels`` is null (an unlabelled graph)."""
+    return list(_file_keys(cfg))
+
+
+def require_own_files(cfg: Any, folder: Path) -> None:
+    """Stop with one line naming the folder searched, what is there, and ``dataset.edges``/``dataset.labels``."""
+    keys = _file_keys(cfg)
+    wanted = ", ".join(f"{name} ({key})" for name, key in keys.items())
+    where = f"dataset.root={cfg.get('root') or 'the repository data/ folder'}, dataset.name={cfg.name}"
+    if not folder.is_dir():
+        raise DatasetNotFoundError(
+            f"{cfg.name}: dataset folder {folder} not found ({where}: the files go in <root>/<name>/); "
+            f"expected {wanted} there"
+        )
+    missing = [(name, key) for name, key in keys.items() if not (folder / name).is_file()]
+    if not missing:
+        return
+    present = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    shown = ", ".join(present[:12]) + (", ..." if len(present) > 12 else "") if present else "no files"
+    what = "; ".join(f"{key}={name} not found" for name, key in missing)
+    fix = "set " + " and ".join(f"{key}=FILE" for _, key in missing)
+    if any(key == "dataset.labels" for _, key in missing):
+        fix += " (dataset.labels=null for an unlabelled graph)"
+    raise DatasetNotFoundError(f"{cfg.name}: {what} in {folder} (it holds: {shown}); {fix}")
+
+
+# ---------------------------------------------------------------- edges
+
+
+@dataclass
+class EdgeColumns:
+    """The edge file's ids (int64, or str tokens), stamps and how the file was read."""
+
+    src: np.ndarray
+    dst: np.ndarray
+    stamps: Stamps
+    fmt: table.TableFormat
+
+
+def _fail_at(fmt: table.TableFormat, row: int, message: str) -> DataFormatError:
+    return DataFormatError(fmt.path, table.row_line(fmt, row), message)
+
+
+def read_edges(path: Path, cfg: Any) -> EdgeColumns:
+    """Parse the edge file: typed (int ids, float stamps) in one C pass when it can, else as text."""
+    fmt = table.sniff(path, "edge", EDGE_COLUMNS, cfg.get("delimiter", "auto"), cfg.get("header", "auto"),
+                      _comments(cfg))
+    hint = "dataset.delimiter sets the separator, dataset.header whether line 1 is a header"
+    typed = table.read_typed_columns(fmt, [("s", "i8"), ("d", "i8"), ("t", "f8")], (0, 1, 2))
+    if typed is not None:
+        src, dst, stamps = typed["s"], typed["d"], Stamps(typed["t"].astype(np.float64), "numeric")
+    else:
+        ids = table.read_text_columns(fmt, (0, 1), hint)
+        times = table.read_typed_columns(fmt, [("t", "f8")], (2,))
+        tokens = times["t"] if times is not None else table.read_text_columns(fmt, (2,), hint)[:, 0]
+        src, dst = ids[:, 0], ids[:, 1]
+        for column, values in (("src", src), ("dst", dst), ("time", tokens)):
+            if values.dtype.kind == "U":
+                empty = np.flatnonzero(values == "")
+                if empty.size:
+                    raise _fail_at(fmt, int(empty[0]), f"empty {column} field; {hint}")
+        stamps = parse_stamps(tokens)
+        if not stamps.numeric:
+            _check_mixed_stamps(fmt, tokens)
+    if src.size == 0:
+        raise DataFormatError(path, None, "empty edge file; expected lines 'src dst time'"
+                              + (" after the header (dataset.header)" if fmt.header_line else ""))
+    if stamps.numeric:
+        bad = np.flatnonzero(~np.isfinite(stamps.values))
+        if bad.size:
+            raise _fail_at(fmt, int(bad[0]), f"expected a finite time stamp, got {stamps.values[bad[0]]}")
+    return EdgeColumns(src, dst, stamps, fmt)
+
+
+def _check_mixed_stamps(fmt: table.TableFormat, tokens: np.ndarray) -> None:
+    """String stamps must be strings throughout: numbers among them would sort as text ('10' < '9'), so a
+    column mixing both names the first line of the rarer kind."""
+    numeric = np.fromiter((_is_float(t) for t in tokens.tolist()), dtype=bool, count=tokens.size)
+    count = int(numeric.sum())
+    if 0 < count < tokens.size:
+        odd = int(np.flatnonzero(~numeric if 2 * count >= tokens.size else numeric)[0])
+        kind = "numeric" if 2 * count >= tokens.size else "non-numeric"
+        header = "; dataset.header=true if line 1 is a header" if odd == 0 and fmt.header_line is None else ""
+        raise _fail_at(fmt, odd, f"expected a {kind} time stamp like the other lines, got {str(tokens[odd])!r} "
+                                 f"({count} of {tokens.size} stamps are numbers){header}")
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _comments(cfg: Any) -> str | None:
+    value = cfg.get("comments", "#")
+    return None if value in (None, "", "null") else str(value)
+
+
+def index_edges(edges: EdgeColumns, cfg: Any) -> NodeIndex:
+    """Compact ids per ``dataset.compact``; with ``false`` every id must be a non-negative integer."""
+    choice = compact_choice(cfg.get("compact", "auto"))
+    if choice == "false":
+        for column, values in (("src", edges.src), ("dst", edges.dst)):
+            ints = as_int_ids(values)
+            if ints is None:
+                row = next(i for i, t in enumerate(values.tolist()) if not _is_int(t))
+                raise _fail_at(edges.fmt, row, f"expected an integer node id as {column}, got {str(values[row])!r} "
+                                               "(dataset.compact=auto renumbers string ids)")
+            bad = np.flatnonzero(ints < 0)
+            if bad.size:
+                raise _fail_at(edges.fmt, int(bad[0]), f"expected a non-negative node id as {column}, got "
+                                                       f"{ints[bad[0]]} (dataset.compact=auto renumbers them)")
+    index = index_nodes(edges.src, edges.dst, choice)
+    log.info("%s: %d interactions, %d nodes: %s", edges.fmt.path.name, edges.src.size, index.num_nodes, index.reason)
+    return index
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- labels
+
+
+def read_labels(path: Path, cfg: Any, index: NodeIndex) -> tuple[np.ndarray, int, dict]:
+    """Labels [N] (-1 where a node has none), the class count and what was dropped."""
+    header = cfg.get("labels_header")
+    fmt = table.sniff(path, "label", LABEL_COLUMNS, cfg.get("delimiter", "auto"),
+                      cfg.get("header", "auto") if header is None else header, _comments(cfg))
+    hint = "dataset.delimiter sets the separator, dataset.labels_header whether line 1 is a header"
+    cols = table.read_text_columns(fmt, (0, 1), hint)
+    if cols.shape[0] == 0:
+        raise DataFormatError(path, None, "empty label file; expected lines 'node label'"
+                              + (" after the header (dataset.labels_header)" if fmt.header_line else ""))
+    nodes, raw = cols[:, 0], cols[:, 1]
+    for column, values in (("node", nodes), ("label", raw)):
+        empty = np.flatnonzero(values == "")
+        if empty.size:
+            raise _fail_at(fmt, int(empty[0]), f"empty {column} field; {hint}")
+    ids, known = lookup(index, nodes)
+    mode = table.header_choice(cfg.get("header", "auto") if header is None else header)
+    if mode == "auto" and fmt.header_line is None and nodes.size > 1 and not known[0] \
+            and known[1:table.SAMPLE_LINES].all():  # a header of text ids: its "node" is no node
+        line = table.row_line(fmt, 0)
+        log.info("%s: line %s read as a header: its node %r is no node of the edge file while the lines after "
+                 "it name nodes (dataset.labels_header=false reads it as data)", path.name, line, str(nodes[0]))
+        fmt = dataclasses.replace(fmt, header_line=line)
+        nodes, raw, ids, known = nodes[1:], raw[1:], ids[1:], known[1:]
+    unknown = np.flatnonzero(~known)
+    info: dict = {"labels_dropped": 0}
+    if unknown.size:
+        row = int(unknown[0])
+        if not cfg.get("drop_unknown_labels", False):
+            raise _fail_at(fmt, row, f"expected a node of the edge file, got unknown node {str(nodes[row])!r} "
+                                     f"(no interaction; {unknown.size} such label line(s)); "
+                                     "dataset.drop_unknown_labels=true skips them")
+        log.warning("%s: dropped %d label line(s) of nodes without interactions (first: line %s, node %r; "
+                    "dataset.drop_unknown_labels=true)", path.name, unknown.size, table.row_line(fmt, row),
+                    str(nodes[row]))
+        ids, raw = ids[known], raw[known]
+        info["labels_dropped"] = int(unknown.size)
+    order_rows = np.flatnonzero(known)
+    _, first = np.unique(ids, return_index=True)
+    if first.size < ids.size:
+        is_first = np.zeros(ids.size, dtype=bool)
+        is_first[first] = True
+        row = int(order_rows[np.flatnonzero(~is_first)[0]])
+        raise _fail_at(fmt, row, f"expected each node once, got node {str(nodes[row])!r} again (one label per node)")
+    dense, num_classes = encode_labels(raw)
+    labels = np.full(index.num_nodes, -1, dtype=np.int64)
+    labels[ids] = dense
+    return labels, num_classes, info
+
+
+# ---------------------------------------------------------------- steps
+
+
+def _budget(cfg: Any) -> snapshot_cost.Budget:
+    """``dataset.memory_share`` of the machine's memory (a choice that does not follow what other processes
+    hold at the moment), but never more than is available; ``dataset.epoch_seconds``."""
+    share = float(cfg.get("memory_share", snapshot_cost.DEFAULT_MEMORY_SHARE))
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"dataset.memory_share must be in (0, 1], got {share}")
+    seconds = float(cfg.get("epoch_seconds", snapshot_cost.DEFAULT_EPOCH_SECONDS))
+    if not seconds > 0:
+        raise ValueError(f"dataset.epoch_seconds must be > 0, got {seconds}")
+    return snapshot_cost.Budget(min(share * guards.total_ram(), guards.HEADROOM * guards.available_ram()), seconds)
+
+
+def _positive(cfg: Any, key: str) -> int | None:
+    value = cfg.get(key)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"dataset.{key} must be an integer >= 1, got '{value}'") from None
+    if number < 1 or float(value) != number:
+        raise ValueError(f"dataset.{key} must be an integer >= 1, got {value}")
+    return number
+
+
+def _fmt_estimate(e: snapshot_cost.Estimate) -> str:
+    seconds = f"{e.epoch_seconds:.2g}" if e.epoch_seconds < 10 else f"{e.epoch_seconds:.0f}"
+    return f"about {guards.fmt_bytes(e.peak_bytes)} and {seconds} s per training epoch"
+
+
+def plan_for(cfg: Any, raw_steps: int, nodes: int, interactions: int, labelled: int) -> snapshot_cost.Plan:
+    """The snapshot plan of this dataset config for graphs of this shape (``snapshot_cost.choose_steps``)."""
+    shape = snapshot_cost.TrainShape.from_cfg(cfg)
+    return snapshot_cost.choose_steps(raw_steps, nodes, interactions, labelled, shape, _budget(cfg),
+                                      guards.max_steps(cfg))
+
+
+def auto_bins(cfg: Any) -> bool:
+    value = cfg.get("auto_bins", False)
+    if isinstance(value, str):
+        if value.lower() not in ("true", "false"):
+            raise ValueError(f"dataset.auto_bins must be true or false, got '{value}'")
+        return value.lower() == "true"
+    return bool(value)
+
+
+def refuse(cfg: Any, plan: snapshot_cost.Plan, nodes: int, interactions: int, labelled: int, numeric: bool) -> None:
+    """Not even one snapshot fits the memory budget: one line with a command that fits (smaller batches),
+    or the size of the data alone."""
+    budget = _budget(cfg)
+    shape = snapshot_cost.TrainShape.from_cfg(cfg)
+    batch = shape.batch_size // 2
+    while batch >= 16:
+        smaller = snapshot_cost.TrainShape(**{**shape.__dict__, "batch_size": batch})
+        trial = snapshot_cost.choose_steps(plan.raw_steps, nodes, interactions, labelled, smaller, budget,
+                                           guards.max_steps(cfg))
+        if trial.fits:
+            steps = (f"dataset.time_bins={trial.steps}" if numeric else
+                     f"dataset.merge={math.ceil(plan.raw_steps / trial.steps)}")
+            fixes = ([steps] if trial.changed else []) + [f"trainer.batch_size={batch}"]
+            fix = f"`{hints.command(cfg, 'run', *fixes)}`"
+            break
+        batch //= 2
+    else:
+        fix = ("the graph's data alone exceed it; use a machine with more memory, or raise dataset.memory_share "
+               "if the machine has nothing else to run")
+    raise guards.TooLargeError(
+        f"{cfg.name}: even 1 snapshot needs {_fmt_estimate(plan.estimate)} at trainer.batch_size="
+        f"{shape.batch_size}, above the memory budget of {guards.fmt_bytes(budget.memory_bytes)} "
+        f"(dataset.memory_share of the machine's memory, within what is free); fix: {fix}"
+    )
+
+
+def choose_steps(cfg: Any, stamps: Stamps, keep: np.ndarray, nodes: int, labelled: int
+                 ) -> tuple[np.ndarray, int, dict]:
+    """(step of every interaction, snapshot count, meta) per ``dataset.time_bins``, ``merge``, ``auto_bins``."""
+    merge = _positive(cfg, "merge") or 1
+    time_bins = _positive(cfg, "time_bins")
+    interactions = int(keep.sum())
+    meta: dict = {"merge": merge, "time": stamps.kind}
+    if time_bins is not None:
+        step = bin_stamps(stamps.values, time_bins)
+        raw_steps = time_bins
+        meta["distinct_stamps"] = int(np.unique(stamps.values).size)
+    else:
+        step, raw_steps = distinct_steps(stamps.values)
+        meta["distinct_stamps"] = raw_steps
+    merged = -(-raw_steps // merge)
+    if time_bins is None and auto_bins(cfg):
+        plan = plan_for(cfg, merged, nodes, interactions, labelled)
+        if not plan.fits:
+            refuse(cfg, plan, nodes, interactions, labelled, stamps.numeric)
+        if plan.changed:
+            if stamps.numeric and merge == 1:
+                step, raw_steps, merge, how = bin_stamps(stamps.values, plan.steps), plan.steps, 1, \
+                    f"dataset.time_bins={plan.steps} (equal-width bins over {stamps.describe_range()})"
+                meta["auto_bins"] = plan.steps
+            else:
+                merge *= math.ceil(merged / plan.steps)
+                how = f"dataset.merge={merge} (every {merge} consecutive distinct stamps merged)"
+                meta["auto_merge"] = merge
+            why = {"memory": "above the memory budget", "time": "above dataset.epoch_seconds",
+                   "max_steps": f"above dataset.max_steps={guards.max_steps(cfg)}"}[plan.binding]
+            log.info("%s: %d distinct time stamps would make %d snapshots, %s (%s); using %s: %s. "
+                     "Override with dataset.time_bins=K, or keep every stamp with dataset.auto_bins=false",
+                     cfg.name, meta["distinct_stamps"], merged, _fmt_estimate(plan.raw_estimate), why, how,
+                     _fmt_estimate(plan.estimate))
+        meta["estimate"] = {"peak_mb": plan.estimate.peak_bytes / 2**20,
+                            "epoch_seconds": plan.estimate.epoch_seconds}
+    step = step // merge
+    num_steps = -(-raw_steps // merge)
+    meta.update({"raw_steps": raw_steps, "merge": merge})
+    empty = empty_steps(step, num_steps, keep)
+    if empty:
+        busy = num_steps - empty
+        fix = f"dataset.time_bins={busy}" if stamps.numeric else f"dataset.merge={max(1, merge * 2)}"
+        log.warning("%s: %d of %d snapshots have no interactions (stamps %s); fewer snapshots avoid empty steps, "
+                    "e.g. %s", cfg.name, empty, num_steps, stamps.describe_range(), fix)
+        meta["empty_steps"] = empty
+    return step, num_steps, meta
+
+
+def plan_holds(graph: TemporalGraph, cfg: Any) -> bool:
+    """Whether a cached graph's automatic snapshot choice is still what this config and machine would
+    choose (else it is rebuilt)."""
+    if cfg.get("time_bins") is not None or not auto_bins(cfg):
+        return "auto_bins" not in graph.meta and "auto_merge" not in graph.meta
+    meta = graph.meta
+    merge = _positive(cfg, "merge") or 1
+    if "distinct_stamps" not in meta:
+        return False
+    merged = -(-int(meta["distinct_stamps"]) // merge)
+    plan = plan_for(cfg, merged, graph.num_nodes, int(meta.get("structure_interactions", meta["interactions"])),
+                    int(graph.labelled_nodes.numel()))
+    return plan.fits and plan.steps == (graph.num_steps if plan.changed else merged) and (
+        plan.changed == ("auto_bins" in meta or "auto_merge" in meta))
+
+
+# ---------------------------------------------------------------- the reader
+
+
+@register_reader("edgelist", files=edgelist_files, missing=require_own_files, check_cached=plan_holds)
+def read_edgelist(cfg: Any) -> TemporalGraph:
+    """A generic edge list plus an optional label file (module docstring; docs/data.md)."""
+    folder = dataset_dir(cfg)
+    require_own_files(cfg, folder)
+    names = edgelist_files(cfg)
+    edges = read_edges(folder / names[0], cfg)
+    if cfg.get("time_bins") is not None and not edges.stamps.numeric:
+        row = first_non_numeric(edges.stamps.values)
+        raise _fail_at(edges.fmt, row or 0, f"expected a numeric time stamp or an ISO date for dataset.time_bins, "
+                                            f"got {str(edges.stamps.values[row or 0])!r}; without dataset.time_bins "
+                                            "every distinct stamp is a step (dataset.merge=M merges them)")
+    index = index_edges(edges, cfg)
+    labels = np.full(index.num_nodes, -1, dtype=np.int64)
+    num_classes, info = 0, {}
+    if len(names) > 1:
+        labels, num_classes, info = read_labels(folder / names[1], cfg, index)
+    keep = index.src != index.dst
+    labelled = int((labels >= 0).sum())
+    step, num_steps, meta = choose_steps(cfg, edges.stamps, keep, index.num_nodes, labelled)
+    meta.update({"interactions": int(index.src.size), "structure_interactions": int(keep.sum()), **info})
+    if index.node_ids is not None:
+        meta["node_ids"] = index.node_ids
+    guards.check_snapshots(cfg, num_steps, index.num_nodes, int(index.src.size), int(meta["raw_steps"]),
+                           edges.stamps.numeric)
+    return TemporalGraph(
+        name=str(cfg.name), num_nodes=index.num_nodes, num_steps=num_steps, features=torch.empty(0),
+        labels=torch.from_numpy(labels), num_classes=num_classes, meta=meta,
+        **build_structure(index.src, index.dst, step, index.num_nodes, num_steps),
+    )
