@@ -91,31 +91,38 @@ def run_shape(spec: str) -> dict | None:
 
 def fit(rows: list[dict]) -> dict:
     """Least-squares constants from measured rows: CPU seconds per batch and per width-scaled sampled row
-    (evaluation rows weighted ``EVAL_ROW_SHARE``), and the memory model's base and bytes per batch row."""
+    (evaluation rows weighted ``EVAL_ROW_SHARE``); the memory model's base and bytes per training row (from
+    the peak after training and validation), and bytes per test-evaluation row (rows with a test pass)."""
     import numpy as np
 
     from spikenet.data import snapshot_cost as sc
 
-    a_t, b_t, a_m, b_m = [], [], [], []
+    a_t, b_t, a_m, b_m, eval_ratios = [], [], [], [], []
     for r in rows:
         shape = sc.TrainShape(feature_dim=r["features"])
         units = sc.work_units(r["steps"], r["nodes"], r["train"], r["val"], shape)
         a_t.append([units["batches"], units["train_rows"] + sc.EVAL_ROW_SHARE * units["eval_rows"]])
         b_t.append(r["train_cpu"] + r["eval_cpu"])
-        mem = sc.memory_parts(r["steps"], r["nodes"], r["interactions"], r["train"], r["val"], shape)
+        mem = sc.memory_parts(r["steps"], r["nodes"], r["interactions"], r["train"], r.get("test", 0), shape)
         a_m.append([1.0, mem["batch_rows"]])
-        b_m.append(r["peak_rss_mb"] * 2**20 - mem["data"])
+        b_m.append(r.get("rss_trained_mb", r["peak_rss_mb"]) * 2**20 - mem["data"])
+        if "test" in r:
+            rest = r["peak_rss_mb"] * 2**20 - sc.BASE_BYTES - mem["data"] - mem["tables"]
+            eval_ratios.append(rest / mem["eval_rows"])
     t_coef, *_ = np.linalg.lstsq(np.array(a_t), np.array(b_t), rcond=None)
     m_coef, *_ = np.linalg.lstsq(np.array(a_m), np.array(b_m), rcond=None)
     return {"cpu_per_batch": t_coef[0], "cpu_per_row": t_coef[1], "base_mb": m_coef[0] / 2**20,
-            "bytes_per_batch_row": m_coef[1]}
+            "bytes_per_batch_row": m_coef[1],
+            "bytes_per_eval_row": float(np.median(eval_ratios)) if eval_ratios else None}
 
 
 def table(rows: list[dict]) -> None:
-    """Measured against estimated: CPU seconds (the estimate's idle wall seconds x ``LOAD``) and peak RSS."""
+    """Measured against estimated: CPU seconds (the estimate's idle wall seconds x ``LOAD``) and peak RSS
+    (after the test evaluation where the row has one; else after training, which the estimate exceeds)."""
     from spikenet.data import snapshot_cost as sc
 
-    print(f"{'shape':<22}{'T':>5}{'wall s':>8}{'CPU s':>8}{'est CPU':>9}{'est idle s':>11}{'peak MB':>9}{'est MB':>8}")
+    print(f"{'shape':<22}{'T':>5}{'wall s':>8}{'CPU s':>8}{'est CPU':>9}{'est idle s':>11}{'peak MB':>9}{'est MB':>8}"
+          f"{'test':>6}")
     for r in rows:
         labelled = round((r["train"] + r["val"]) / 0.4)  # the default split: train_size 0.4 of the labelled
         est = sc.estimate(r["steps"], r["nodes"], r["interactions"], labelled, sc.TrainShape(feature_dim=r["features"]),
@@ -123,7 +130,7 @@ def table(rows: list[dict]) -> None:
         cpu = r["train_cpu"] + r["eval_cpu"]
         print(f"{r['shape']:<22}{r['steps']:>5}{r['train_wall'] + r['eval_wall']:>8.2f}{cpu:>8.2f}"
               f"{est.epoch_seconds * sc.LOAD:>9.2f}{est.epoch_seconds:>11.2f}{r['peak_rss_mb']:>9.0f}"
-              f"{est.peak_bytes / 2**20:>8.0f}")
+              f"{est.peak_bytes / 2**20:>8.0f}{'yes' if 'test' in r else 'no':>6}")
 
 
 def main() -> None:

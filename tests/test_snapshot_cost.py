@@ -78,11 +78,17 @@ def test_estimate_terms_follow_the_shapes():
     e = estimate(100, 3219, 40_000, 3219, shape, threads=2)
     n_val = round(0.05 * 3219)
     n_train = round(0.4 * 3219) - n_val
+    n_test = 3219 - n_train - n_val
     assert e.parts["structure"] == 8 * (2 * 100 * 3219 + 4 * 40_000 + 2 * 3219)
     assert e.parts["features"] == 100 * 3219 * 128 * 4
     assert e.parts["train_rows"] == 100 * n_train * 16 and e.parts["eval_rows"] == 100 * n_val * 16
     assert e.parts["batches"] == -(-n_train // 1024)
-    assert e.parts["batch"] == int(snapshot_cost.BYTES_PER_BATCH_ROW * 100 * 1024 * 16)
+    assert e.parts["train_batch"] == int(snapshot_cost.BYTES_PER_BATCH_ROW * 100 * 1024 * 16)
+    assert e.parts["eval_batch"] == int(snapshot_cost.BYTES_PER_EVAL_ROW * 100 * n_test * 16)
+    assert e.parts["tables"] == 2 * 100 * 3219 * 128 * 4  # the test split projects layer 0 first
+    evaluate = e.parts["tables"] + e.parts["eval_batch"]
+    assert e.peak_bytes == snapshot_cost.BASE_BYTES + e.parts["structure"] + e.parts["features"] + max(
+        e.parts["train_batch"], evaluate)
     seconds = (snapshot_cost.SECONDS_PER_BATCH * e.parts["batches"] + snapshot_cost.SECONDS_PER_ROW
                * (e.parts["train_rows"] + snapshot_cost.EVAL_ROW_SHARE * e.parts["eval_rows"]))
     assert e.epoch_seconds == pytest.approx(seconds)
@@ -92,7 +98,7 @@ def test_estimate_terms_follow_the_shapes():
     assert estimate(100, 30_000, 40_000, 30_000, shape, 2).epoch_seconds > e.epoch_seconds
     assert estimate(100, 3219, 40_000, 3219, shape, 8).epoch_seconds < e.epoch_seconds
     small_batch = TrainShape(batch_size=256)
-    assert estimate(100, 3219, 40_000, 3219, small_batch, 2).parts["batch"] == e.parts["batch"] // 4
+    assert estimate(100, 3219, 40_000, 3219, small_batch, 2).parts["train_batch"] == e.parts["train_batch"] // 4
 
 
 def test_dblp_and_tmall_anchor_the_time_model():
@@ -158,7 +164,14 @@ def test_reader_bins_automatically_with_one_info_line(tmp_path: Path, monkeypatc
     assert line.startswith("g: 900 distinct time stamps would make 900 snapshots, about ")
     assert f"using dataset.time_bins={expected.steps} (equal-width bins" in line
     assert "dataset.time_bins=K" in line and "dataset.auto_bins=false" in line and "memory budget" in line
-    assert load_graph(cfg(root, memory_share=0.0001, time_bins=7)).num_steps == 7  # the override it names
+    # a hint printed for this dataset afterwards (e.g. the DeepWalk command) builds the same snapshots
+    from spikenet.data import hints
+
+    assert hints.command(config, "features").endswith(f" dataset.time_bins={expected.steps}")
+    cached = load_graph(cfg(root, memory_share=share, cache=True))
+    assert load_graph(cfg(root, memory_share=share, cache=True)).meta.get("cache_file") == cached.meta["cache_file"]
+    assert hints.command(config, "features").endswith(f" dataset.time_bins={expected.steps}")  # cache hit too
+    assert load_graph(cfg(root, memory_share=share, time_bins=7)).num_steps == 7  # the override it names
 
 
 def test_string_stamps_are_merged_instead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logged):
@@ -181,7 +194,8 @@ def test_refusal_carries_a_command_that_fits(tmp_path: Path, monkeypatch: pytest
     every = load_graph(cfg(root, auto_bins=False))
     shape = TrainShape.from_cfg(composed.dataset)
     args = (2000, every.meta["structure_interactions"], 2000)
-    full, half = (estimate(1, *args, TrainShape(**{**shape.__dict__, "batch_size": b})).peak_bytes for b in (1024, 512))
+    full, half = (estimate(1, *args, TrainShape(**{**shape.__dict__, "batch_size": b, "eval_batch_size": b})).peak_bytes
+                  for b in (1024, 512))
     share = composed.dataset.memory_share
     set_ram(monkeypatch, (full + half) / 2 / share)  # one snapshot fits at batch 512, not at 1024
     with pytest.raises(guards.TooLargeError) as err:
@@ -192,7 +206,8 @@ def test_refusal_carries_a_command_that_fits(tmp_path: Path, monkeypatch: pytest
     assert "trainer.batch_size=" in command
     fixed = compose_config(shlex.split(command)[2:])
     g = load_graph(fixed.dataset)  # the command fits the same machine
-    assert g.num_steps == 1 and fixed.trainer.batch_size == 512 and "dataset.time_bins=1" in command
+    assert g.num_steps == 1 and fixed.trainer.batch_size == 512 == fixed.trainer.eval_batch_size
+    assert "dataset.time_bins=1" in command
 
 
 # ---------------------------------------------------------------- empty snapshots
@@ -219,7 +234,8 @@ def test_cached_choice_is_rechecked_against_the_budget(tmp_path: Path, monkeypat
     set_ram(monkeypatch, 100 * GB)
     every = load_graph(cfg(root, auto_bins=False))
     shape_args = (every.num_nodes, every.meta["structure_interactions"], 60, TrainShape.from_cfg(cfg(root)))
-    small, large = (estimate(t, *shape_args).peak_bytes / (100 * GB) for t in (64, 256))
+    small, large = ((estimate(t, *shape_args).peak_bytes + estimate(u, *shape_args).peak_bytes) / 2 / (100 * GB)
+                    for t, u in ((64, 80), (256, 320)))  # budgets between two ladder counts
     reads: list[int] = []
     original = edgelist.read_edges
     monkeypatch.setattr(edgelist, "read_edges", lambda *a: reads.append(1) or original(*a))

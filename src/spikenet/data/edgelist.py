@@ -284,13 +284,15 @@ def refuse(cfg: Any, plan: snapshot_cost.Plan, nodes: int, interactions: int, la
     shape = snapshot_cost.TrainShape.from_cfg(cfg)
     batch = shape.batch_size // 2
     while batch >= 16:
-        smaller = snapshot_cost.TrainShape(**{**shape.__dict__, "batch_size": batch})
+        smaller = snapshot_cost.TrainShape(**{**shape.__dict__, "batch_size": batch,
+                                              "eval_batch_size": min(batch, shape.eval_batch_size)})
         trial = snapshot_cost.choose_steps(plan.raw_steps, nodes, interactions, labelled, smaller, budget,
                                            guards.max_steps(cfg))
         if trial.fits:
             steps = (f"dataset.time_bins={trial.steps}" if numeric else
                      f"dataset.merge={math.ceil(plan.raw_steps / trial.steps)}")
-            fixes = ([steps] if trial.changed else []) + [f"trainer.batch_size={batch}"]
+            fixes = ([steps] if trial.changed else []) + [f"trainer.batch_size={batch}"] + (
+                [f"trainer.eval_batch_size={batch}"] if batch < shape.eval_batch_size else [])
             fix = f"`{hints.command(cfg, 'run', *fixes)}`"
             break
         batch //= 2
@@ -323,6 +325,7 @@ def choose_steps(cfg: Any, stamps: Stamps, keep: np.ndarray, nodes: int, labelle
         plan = plan_for(cfg, merged, nodes, interactions, labelled)
         if not plan.fits:
             refuse(cfg, plan, nodes, interactions, labelled, stamps.numeric)
+        hints.unpin(cfg)
         if plan.changed:
             if stamps.numeric and merge == 1:
                 step, raw_steps, merge, how = bin_stamps(stamps.values, plan.steps), plan.steps, 1, \
@@ -332,12 +335,14 @@ def choose_steps(cfg: Any, stamps: Stamps, keep: np.ndarray, nodes: int, labelle
                 merge *= math.ceil(merged / plan.steps)
                 how = f"dataset.merge={merge} (every {merge} consecutive distinct stamps merged)"
                 meta["auto_merge"] = merge
+            pin_choice(cfg, meta)
             why = {"memory": "above the memory budget", "time": "above dataset.epoch_seconds",
                    "max_steps": f"above dataset.max_steps={guards.max_steps(cfg)}"}[plan.binding]
             log.info("%s: %d distinct time stamps would make %d snapshots, %s (%s); using %s: %s. "
                      "Override with dataset.time_bins=K, or keep every stamp with dataset.auto_bins=false",
                      cfg.name, meta["distinct_stamps"], merged, _fmt_estimate(plan.raw_estimate), why, how,
                      _fmt_estimate(plan.estimate))
+        meta["plan_steps"] = plan.steps
         meta["estimate"] = {"peak_mb": plan.estimate.peak_bytes / 2**20,
                             "epoch_seconds": plan.estimate.epoch_seconds}
     step = step // merge
@@ -353,6 +358,14 @@ def choose_steps(cfg: Any, stamps: Stamps, keep: np.ndarray, nodes: int, labelle
     return step, num_steps, meta
 
 
+def pin_choice(cfg: Any, meta: dict) -> None:
+    """Make every hint printed for this dataset reproduce the automatic choice (``hints.pin``)."""
+    if "auto_bins" in meta:
+        hints.pin(cfg, "time_bins", int(meta["auto_bins"]))
+    elif "auto_merge" in meta:
+        hints.pin(cfg, "merge", int(meta["auto_merge"]))
+
+
 def plan_holds(graph: TemporalGraph, cfg: Any) -> bool:
     """Whether a cached graph's automatic snapshot choice is still what this config and machine would
     choose (else it is rebuilt)."""
@@ -365,8 +378,16 @@ def plan_holds(graph: TemporalGraph, cfg: Any) -> bool:
     merged = -(-int(meta["distinct_stamps"]) // merge)
     plan = plan_for(cfg, merged, graph.num_nodes, int(meta.get("structure_interactions", meta["interactions"])),
                     int(graph.labelled_nodes.numel()))
-    return plan.fits and plan.steps == (graph.num_steps if plan.changed else merged) and (
-        plan.changed == ("auto_bins" in meta or "auto_merge" in meta))
+    chosen = int(meta.get("plan_steps", merged))
+    holds = plan.fits and plan.steps == chosen and plan.changed == ("auto_bins" in meta or "auto_merge" in meta)
+    if holds:
+        hints.unpin(cfg)
+        pin_choice(cfg, meta)
+        if plan.changed:
+            log.info("%s: %d snapshots of %d distinct time stamps (chosen automatically as when the graph was "
+                     "cached; dataset.time_bins=K or dataset.auto_bins=false overrides it)", cfg.name,
+                     graph.num_steps, int(meta["distinct_stamps"]))
+    return holds
 
 
 # ---------------------------------------------------------------- the reader

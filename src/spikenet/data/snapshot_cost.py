@@ -5,7 +5,9 @@ The terms follow what a run holds and does (docs/design.md):
 - features: [T, N, F] floats (FastRP or a file), and in evaluation two projected tables [T, N, H0]
   when the model projects layer 0 first (``SpikeNet.projection_pays``, within ``trainer.eval_cache_mb``);
 - a training batch: every target samples R = 1 + s0 + s0·s1 rows per step (sizes [s0, s1]), so the
-  gathered inputs, activations and their gradients grow with T · batch · R rows of width ~F + H0;
+  gathered inputs, activations and their gradients grow with T · batch · R rows of width ~F + 4·H0;
+  the test split's evaluation (once per run, batches of ``trainer.eval_batch_size`` targets) likewise,
+  and it is usually the peak;
 - time: a fixed cost per batch plus a cost per sampled row (train: forward and backward; evaluation:
   forward of the validation targets) plus the projection's T·N·F·H0 multiply-adds.
 
@@ -38,25 +40,32 @@ EVAL_ROW_SHARE = 1.0 / 3.0  # an evaluation row (forward only) against a trainin
 SECONDS_PER_PROJECTION_MAC = 3e-11  # evaluation's layer-0 projection (~70 GFLOP/s products, docs/design.md)
 REFERENCE_THREADS = 2
 GPU_SPEEDUP = 20.0  # a CUDA model against this CPU (DBLP epoch: 0.105 s on an H200, 2.89 s here)
-# Memory: peak RSS = BASE_BYTES + data (structure, features, projected tables) + the largest batch.
+# Memory: peak RSS = BASE_BYTES + data (structure, features) + the larger of the largest training batch and
+# the test evaluation (projected tables + its largest batch; test is scored once, after training).
 BASE_BYTES = 622 * 2**20  # Python, torch, SpikingJelly, the CPU kernel, allocator arenas (fit intercept)
-BYTES_PER_BATCH_ROW = 1158.0  # per sampled row (T x batch x R) of the largest batch at the reference width
+BYTES_PER_BATCH_ROW = 1158.0  # per sampled row (T x batch x R) of the largest training batch, reference width
+BYTES_PER_EVAL_ROW = 1050.0  # per sampled row of the largest evaluation batch (test: T x eval batch x R)
 CALIBRATION = """
-benchmarks/snapshot_cost.py, torch threads 2, load average 4-11 on 2 cores (other jobs), 1 training epoch
-+ 1 validation pass; CPU s measured and fitted (batches x 0.521 + rows x 2.175e-6), peak RSS and fit
-(622 MB + data + rows x 1158 B); T x batch x R rows, R = 16 (sizes [5, 2]), hids [128, 10]:
-shape N:E:T:F          CPU s   fit    peak MB   fit
-3219:40000:10:128       1.64   1.45      718     820
-3219:40000:25:128       2.36   2.07      960    1116
-3219:40000:50:128       3.69   3.09     1526    1609
-3219:40000:100:128      4.59   5.15     2511    2595
-3219:40000:200:128      6.37   9.25     4074    4566
-3219:40000:400:128     18.43  17.46     8723    8509
-3219:40000:100:32       5.50   5.15     2265    2206
-25000:185000:10:128     7.60   7.88      956     935
-25000:185000:25:128    11.87  12.66     1648    1395
-25000:185000:50:128    21.10  20.64     2551    2162
-dblp (25387, 25, 128)  13.63  12.79     1382    1400
+benchmarks/snapshot_cost.py, torch threads 2, load average 4-16 on 2 cores (other jobs), 1 training epoch
++ 1 validation pass (+ the test pass in the second table); time: CPU s measured and fitted
+(batches x 0.521 + rows x 2.175e-6), memory: peak RSS and the model (622 MB + data + the larger of
+training rows x 1158 B and projected tables + test rows x 1050 B); rows = T x batch x R, R = 16
+(sizes [5, 2]), hids [128, 10], all nodes labelled, train 0.4.
+shape N:E:T:F          CPU s   fit   peak MB (after training and validation)   fit (training part)
+3219:40000:10:128       1.64   1.45      718                                    820
+3219:40000:25:128       2.36   2.07      960                                   1116
+3219:40000:50:128       3.69   3.09     1526                                   1609
+3219:40000:100:128      4.59   5.15     2511                                   2595
+3219:40000:200:128      6.37   9.25     4074                                   4566
+3219:40000:400:128     18.43  17.46     8723                                   8509
+3219:40000:100:32       5.50   5.15     2265                                   2206
+25000:185000:10:128     7.60   7.88      956                                    935
+25000:185000:25:128    11.87  12.66     1648                                   1395
+25000:185000:50:128    21.10  20.64     2551                                   2162
+dblp (25387, 25, 128)  13.63  12.79     1382                                   1400
+with the test evaluation (its batch of min(4096, test) targets dominates; peak MB, estimate):
+3219:40000:50:128  2347, 2335   3219:40000:100:128  4202, 4046   3219:40000:200:128  6811, 7469
+25000:185000:25:128  3495, 3116   dblp  3336, 3130
 """
 REFERENCE_WIDTH = 128 + 4 * 128  # F + 4 H0 of the calibration: the per-row figures scale with it
 
@@ -71,7 +80,7 @@ LADDER = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 25, 32, 40, 50, 64, 80, 100, 128,
           640, 800, 1000)
 MIN_AUTO_STEPS = 16  # the time target alone never bins below this (the reference datasets have 13-27 steps)
 DEFAULT_EPOCH_SECONDS = 20.0  # dataset.epoch_seconds
-DEFAULT_MEMORY_SHARE = 0.25  # dataset.memory_share: of the machine's memory (MemTotal), within what is available
+DEFAULT_MEMORY_SHARE = 0.2  # dataset.memory_share: of the machine's memory (MemTotal), within what is available
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ class TrainShape:
     ``trainer``, ``sampler``, ``model`` and ``device``), defaults being the reference setting."""
 
     batch_size: int = 1024
+    eval_batch_size: int = 4096
     sizes: tuple[int, ...] = (5, 2)
     hids: tuple[int, ...] = (128, 10)
     train_size: float = 0.4
@@ -95,7 +105,8 @@ class TrainShape:
         else the defaults; feature width from ``dataset.feature_dim`` (or ``num_features``)."""
         src = dataset.get("cost") if dataset is not None else None
         if src is None and root is not None:
-            src = {"batch_size": root.trainer.batch_size, "sizes": root.sampler.sizes, "hids": root.model.hids,
+            src = {"batch_size": root.trainer.batch_size, "eval_batch_size": root.trainer.eval_batch_size,
+                   "sizes": root.sampler.sizes, "hids": root.model.hids,
                    "train_size": root.trainer.train_size, "val_size": root.trainer.val_size,
                    "eval_cache_mb": root.trainer.eval_cache_mb, "device": root.device}
         src = dict(src or {})
@@ -106,6 +117,7 @@ class TrainShape:
         cuda = device.startswith("cuda") or (device == "auto" and _cuda_available())
         return cls(
             batch_size=int(src.get("batch_size", d.batch_size)),
+            eval_batch_size=int(src.get("eval_batch_size", d.eval_batch_size)),
             sizes=tuple(int(s) for s in src.get("sizes", d.sizes)),
             hids=tuple(int(h) for h in src.get("hids", d.hids)),
             train_size=float(src.get("train_size", d.train_size)),
@@ -149,11 +161,11 @@ class Estimate:
         return asdict(self)
 
 
-def split_counts(labelled: int, shape: TrainShape) -> tuple[int, int]:
-    """(training targets, validation targets) of ``labelled`` nodes under ``trainer.train_size``/``val_size``."""
+def split_counts(labelled: int, shape: TrainShape) -> tuple[int, int, int]:
+    """(training, validation, test) targets of ``labelled`` nodes under ``trainer.train_size``/``val_size``."""
     n_val = int(round(shape.val_size * labelled))
     n_train = max(0, int(round(shape.train_size * labelled)) - n_val)
-    return n_train, n_val
+    return n_train, n_val, max(0, labelled - n_train - n_val)
 
 
 def _projects(steps: int, nodes: int, n_val: int, shape: TrainShape) -> bool:
@@ -176,26 +188,28 @@ def work_units(steps: int, nodes: int, n_train: int, n_val: int, shape: TrainSha
     }
 
 
-def memory_parts(steps: int, nodes: int, interactions: int, n_train: int, n_val: int, shape: TrainShape) -> dict:
-    """The memory model's terms: data bytes (structure, features, evaluation's projected tables) and the
-    largest training batch's width-scaled rows."""
+def memory_parts(steps: int, nodes: int, interactions: int, n_train: int, n_test: int, shape: TrainShape) -> dict:
+    """The memory model's terms: data bytes (structure, features), evaluation's projected tables, and the
+    width-scaled rows of the largest training batch and of the largest evaluation batch (the test split's,
+    scored once per run)."""
     structure = 8 * (2 * steps * nodes + 4 * interactions + 2 * nodes)
     features = steps * nodes * shape.feature_dim * shape.feature_itemsize
-    tables = 2 * steps * nodes * shape.hids[0] * 4 if _projects(steps, nodes, n_val, shape) else 0
-    batch = min(shape.batch_size, max(n_train, 1))
+    tables = 2 * steps * nodes * shape.hids[0] * 4 if _projects(steps, nodes, n_test, shape) else 0
     return {
         "structure": structure,
         "features": features,
+        "data": structure + features,
         "tables": tables,
-        "data": structure + features + tables,
-        "batch_rows": steps * batch * shape.rows_per_target * shape.width,
+        "batch_rows": steps * min(shape.batch_size, max(n_train, 1)) * shape.rows_per_target * shape.width,
+        "eval_rows": steps * min(shape.eval_batch_size, max(n_test, 1)) * shape.rows_per_target * shape.width,
     }
 
 
 def estimate(steps: int, nodes: int, interactions: int, labelled: int, shape: TrainShape,
              threads: int | None = None) -> Estimate:
-    """Peak memory and epoch time (training + one validation pass) at ``steps`` snapshots."""
-    n_train, n_val = split_counts(labelled, shape)
+    """Peak memory (the run's: training, then the test evaluation) and epoch time (training + one
+    validation pass) at ``steps`` snapshots."""
+    n_train, n_val, n_test = split_counts(labelled, shape)
     units = work_units(steps, nodes, n_train, n_val, shape)
     seconds = (SECONDS_PER_BATCH * units["batches"] + SECONDS_PER_ROW * (units["train_rows"] + EVAL_ROW_SHARE
                * units["eval_rows"]) + SECONDS_PER_PROJECTION_MAC * units["projection"])
@@ -203,11 +217,13 @@ def estimate(steps: int, nodes: int, interactions: int, labelled: int, shape: Tr
     seconds *= (REFERENCE_THREADS / max(1, threads)) ** 0.75
     if shape.cuda:
         seconds /= GPU_SPEEDUP
-    mem = memory_parts(steps, nodes, interactions, n_train, n_val, shape)
+    mem = memory_parts(steps, nodes, interactions, n_train, n_test, shape)
     build = 8 * (3 * steps * nodes + 24 * interactions)  # building the snapshots (guards.snapshot_build_bytes)
-    batch = BYTES_PER_BATCH_ROW * mem["batch_rows"]
-    peak = BASE_BYTES + max(mem["data"] + batch, build)
-    parts = {**{k: v for k, v in mem.items() if k != "batch_rows"}, "batch": int(batch), **units}
+    train = BYTES_PER_BATCH_ROW * mem["batch_rows"]
+    evaluate = mem["tables"] + BYTES_PER_EVAL_ROW * mem["eval_rows"]
+    peak = BASE_BYTES + max(mem["data"] + max(train, evaluate), build)
+    parts = {"structure": mem["structure"], "features": mem["features"], "tables": mem["tables"],
+             "train_batch": int(train), "eval_batch": int(BYTES_PER_EVAL_ROW * mem["eval_rows"]), **units}
     return Estimate(int(steps), int(peak), float(seconds), parts)
 
 
