@@ -158,6 +158,32 @@ def test_iso_dates_are_stamps_that_can_be_binned(tmp_path: Path):
     assert edges_of(g) == {(0, 0, 1), (0, 1, 2), (1, 2, 3)}  # 1.5 days of 10 fall in the first half
 
 
+def test_columns_by_number_and_by_header_name(tmp_path: Path, info_logged: list[str]):
+    # SocioPatterns' layout: `t i j Ci Cj`, tab-separated, stamps first, sorted by time
+    text = "t\ti\tj\tCi\tCj\n20\t7\t9\t1A\t1B\n40\t9\t3\t1B\t2A\n40\t3\t7\t2A\t1A\n60\t1\t3\t1B\t2A\n"
+    write(tmp_path / "g" / "contacts.tsv", text)
+    write(tmp_path / "g" / "meta.tsv", "gender\tid\tclass\nF\t7\t1A\nM\t3\t2A\n")
+    g = load_graph(cfg(tmp_path, edges="contacts.tsv", labels=None))  # read as src=t: the file is sorted by it
+    assert any("src field (1) is sorted like time stamps" in m and "dataset.columns=[1,2,0]" in m
+               for m in info_logged)
+    assert any("line 2 read as src=20 dst=7 time=9 (fields 1, 2, 3" in m for m in info_logged)
+    for columns in ([1, 2, 0], ["i", "j", "t"]):
+        g = load_graph(cfg(tmp_path, edges="contacts.tsv", labels="meta.tsv", columns=columns,
+                           label_columns=[1, 2] if columns[0] == 1 else ["id", "class"], min_class_size=1))
+        assert g.num_steps == 3 and g.meta["interactions"] == 4
+        assert g.meta["node_ids"].tolist() == [1, 3, 7, 9]  # 4 of 0..9 used: renumbered
+        assert named_edges(g) == {(0, "7", "9"), (1, "3", "9"), (1, "3", "7"), (2, "1", "3")}
+        assert g.labels.tolist() == [-1, 1, 0, -1]
+    msg = raises_at(cfg(tmp_path, edges="contacts.tsv", labels=None, columns=["i", "j", "time"]),
+                    tmp_path / "g" / "contacts.tsv", 1, "expected a header naming 'time' (dataset.columns)")
+    assert "'t'" in msg
+    with pytest.raises(ValueError, match=r"^dataset\.columns must list 3 fields"):
+        load_graph(cfg(tmp_path, edges="contacts.tsv", labels=None, columns=[0, 1]))
+    path = write(tmp_path / "h" / "edges.txt", "1 2 3\n4 5\n")
+    raises_at(cfg(tmp_path, "h", labels=None, columns=[2, 0, 1]), path, 2, "expected 3 fields 'src dst time' in "
+              "fields 3, 1, 2", "dataset.columns")
+
+
 # ---------------------------------------------------------------- header
 
 
@@ -272,7 +298,8 @@ def test_documented_command_composes_and_loads(tmp_path: Path):
 
     write(tmp_path / "net" / "e.csv", "u,v,t\nx,y,1\ny,z,2\n")
     write(tmp_path / "net" / "l.csv", "node,label\nz,1\nx,0\n")
-    command = f"dataset=edgelist dataset.name=net dataset.root={tmp_path} dataset.edges=e.csv dataset.labels=l.csv"
+    command = (f"dataset=edgelist dataset.name=net dataset.root={tmp_path} dataset.edges=e.csv dataset.labels=l.csv "
+               "dataset.min_class_size=1")  # one node per class: too few for splits, enough to read
     composed = compose_config(shlex.split(command))
     g = load_graph(composed.dataset)
     assert g.meta["node_ids"].tolist() == ["x", "y", "z"] and g.labels.tolist() == [0, -1, 1]

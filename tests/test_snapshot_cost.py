@@ -59,7 +59,7 @@ def stamped_graph(root: Path, stamps: np.ndarray, nodes: int = 60, name: str = "
 def cfg(root: Path, **kw):
     base = {"name": "g", "reader": "edgelist", "root": str(root), "edges": "edges.csv", "labels": "labels.csv",
             "cache": False, "features": "fastrp", "feature_dim": 8, "auto_bins": True, "epoch_seconds": 1e9,
-            "memory_share": 1.0, "max_steps": 1000}
+            "memory_share": 1.0, "max_steps": 1000, "empty_bins": "keep", "compact": False}
     base.update(kw)
     return OmegaConf.create(base)
 
@@ -190,7 +190,8 @@ def test_refusal_carries_a_command_that_fits(tmp_path: Path, monkeypatch: pytest
 
     root = stamped_graph(tmp_path, np.arange(50.0), nodes=2000)
     composed = compose_config(["dataset=edgelist", "dataset.name=g", f"dataset.root={root}", "dataset.edges=edges.csv",
-                               "dataset.labels=labels.csv", "dataset.cache=false", "dataset.feature_dim=8"])
+                               "dataset.labels=labels.csv", "dataset.cache=false", "dataset.feature_dim=8",
+                               "dataset.compact=false"])
     every = load_graph(cfg(root, auto_bins=False))
     shape = TrainShape.from_cfg(composed.dataset)
     args = (2000, every.meta["structure_interactions"], 2000)
@@ -245,3 +246,37 @@ def test_cached_choice_is_rechecked_against_the_budget(tmp_path: Path, monkeypat
     more = load_graph(cfg(root, cache=True, memory_share=large))  # more memory: another choice, rebuilt
     assert len(reads) == 2 and more.num_steps == 256
     assert load_graph(cfg(root, cache=True, auto_bins=False)).num_steps == 600 and len(reads) == 3
+
+
+def test_automatic_bins_drop_empty_ones_and_use_the_room(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logged):
+    # two busy days with a long quiet gap (a school's contacts: day 1, night, day 2)
+    rng = np.random.default_rng(3)
+    stamps = np.concatenate([rng.random(400), 9 + rng.random(400)]) * 1000
+    root = stamped_graph(tmp_path, stamps)
+    set_ram(monkeypatch, 100 * GB)
+    every = load_graph(cfg(root, auto_bins=False))
+    shape_args = (every.num_nodes, every.meta["structure_interactions"], 60, TrainShape.from_cfg(cfg(root)))
+    share = estimate(100, *shape_args).peak_bytes / (100 * GB)  # room for about 100 snapshots
+    logged.clear()
+    g = load_graph(cfg(root, memory_share=share, empty_bins="auto"))
+    bins = g.meta["auto_bins"]
+    assert bins > 100 >= g.num_steps > 50  # ~80 % of the bins are empty: more bins, all of them busy
+    steps_with_edges = {t for t in range(g.num_steps) if g.delta_indices[
+        g.delta_indptr[t * g.num_nodes]:g.delta_indptr[(t + 1) * g.num_nodes]].numel()}
+    assert steps_with_edges == set(range(g.num_steps))
+    (line,) = [m for _, m in logged if "distinct time stamps" in m]
+    assert f"dataset.time_bins={bins} (equal-width bins over " in line
+    assert f"empty ones dropped: {g.num_steps} snapshots)" in line
+    assert not [m for level, m in logged if level == logging.WARNING]
+    from spikenet.data import hints
+
+    command = hints.command(cfg(root, memory_share=share, empty_bins="auto"), "features").split()
+    assert f"dataset.time_bins={bins}" in command and "dataset.empty_bins=drop" in command  # DeepWalk's: the same
+    pinned = load_graph(cfg(root, time_bins=bins, empty_bins="drop", auto_bins=False))
+    assert pinned.num_steps == g.num_steps and torch_equal(pinned.delta_indptr, g.delta_indptr)
+    kept = load_graph(cfg(root, time_bins=10, empty_bins="keep"))  # a given count keeps them, with a warning
+    assert kept.num_steps == 10 and kept.meta["empty_steps"] == 8
+
+
+def torch_equal(a, b) -> bool:
+    return a.shape == b.shape and bool((a == b).all())

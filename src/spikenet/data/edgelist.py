@@ -94,15 +94,17 @@ def _fail_at(fmt: table.TableFormat, row: int, message: str) -> DataFormatError:
 def read_edges(path: Path, cfg: Any) -> EdgeColumns:
     """Parse the edge file: typed (int ids, float stamps) in one C pass when it can, else as text."""
     fmt = table.sniff(path, "edge", EDGE_COLUMNS, cfg.get("delimiter", "auto"), cfg.get("header", "auto"),
-                      _comments(cfg))
-    hint = "dataset.delimiter sets the separator, dataset.header whether line 1 is a header"
-    typed = table.read_typed_columns(fmt, [("s", "i8"), ("d", "i8"), ("t", "f8")], (0, 1, 2))
+                      _comments(cfg), select=cfg.get("columns"), select_key="dataset.columns")
+    hint = ("dataset.delimiter sets the separator, dataset.header whether line 1 is a header, dataset.columns "
+            "which fields hold src dst time")
+    cols = fmt.usecols
+    typed = table.read_typed_columns(fmt, [("s", "i8"), ("d", "i8"), ("t", "f8")], cols)
     if typed is not None:
         src, dst, stamps = typed["s"], typed["d"], Stamps(typed["t"].astype(np.float64), "numeric")
     else:
-        ids = table.read_text_columns(fmt, (0, 1), hint)
-        times = table.read_typed_columns(fmt, [("t", "f8")], (2,))
-        tokens = times["t"] if times is not None else table.read_text_columns(fmt, (2,), hint)[:, 0]
+        ids = table.read_text_columns(fmt, cols[:2], hint)
+        times = table.read_typed_columns(fmt, [("t", "f8")], cols[2:])
+        tokens = times["t"] if times is not None else table.read_text_columns(fmt, cols[2:], hint)[:, 0]
         src, dst = ids[:, 0], ids[:, 1]
         for column, values in (("src", src), ("dst", dst), ("time", tokens)):
             if values.dtype.kind == "U":
@@ -119,7 +121,28 @@ def read_edges(path: Path, cfg: Any) -> EdgeColumns:
         bad = np.flatnonzero(~np.isfinite(stamps.values))
         if bad.size:
             raise _fail_at(fmt, int(bad[0]), f"expected a finite time stamp, got {stamps.values[bad[0]]}")
-    return EdgeColumns(src, dst, stamps, fmt)
+    edges = EdgeColumns(src, dst, stamps, fmt)
+    _explain_columns(edges)
+    return edges
+
+
+def _explain_columns(edges: EdgeColumns) -> None:
+    """One info line showing how the first data line was read, and a warning when the file is sorted by an id
+    column but not by the time column (stamps in another field, e.g. SocioPatterns' ``t i j``)."""
+    fmt = edges.fmt
+    stamp = edges.stamps.values[0]
+    if edges.stamps.kind == "numeric" and float(stamp).is_integer():
+        stamp = int(stamp)
+    first = (str(edges.src[0]), str(edges.dst[0]), str(stamp))
+    log.info("%s: line %s read as src=%s dst=%s time=%s (fields %s; dataset.columns sets them)", fmt.path.name,
+             table.row_line(fmt, 0), *first, ", ".join(str(c + 1) for c in fmt.usecols))
+    if edges.src.size < 3 or edges.src.dtype.kind not in "iu" or not edges.stamps.numeric:
+        return
+    if bool(np.all(np.diff(edges.src) >= 0)) and not bool(np.all(np.diff(edges.stamps.values) >= 0)):
+        c = fmt.usecols
+        log.warning("%s: the src field (%d) is sorted like time stamps and the time field (%d) is not: if field %d "
+                    "holds the stamps, set dataset.columns=[%d,%d,%d] (0-based src, dst, time)", fmt.path.name,
+                    c[0] + 1, c[2] + 1, c[0] + 1, c[1], c[2], c[0])
 
 
 def _check_mixed_stamps(fmt: table.TableFormat, tokens: np.ndarray) -> None:
@@ -182,9 +205,12 @@ def read_labels(path: Path, cfg: Any, index: NodeIndex) -> tuple[np.ndarray, int
     """Labels [N] (-1 where a node has none), the class count and what was dropped."""
     header = cfg.get("labels_header")
     fmt = table.sniff(path, "label", LABEL_COLUMNS, cfg.get("delimiter", "auto"),
-                      cfg.get("header", "auto") if header is None else header, _comments(cfg))
-    hint = "dataset.delimiter sets the separator, dataset.labels_header whether line 1 is a header"
-    cols = table.read_text_columns(fmt, (0, 1), hint)
+                      cfg.get("header", "auto") if header is None else header, _comments(cfg),
+                      header_key="dataset.labels_header", select=cfg.get("label_columns"),
+                      select_key="dataset.label_columns")
+    hint = ("dataset.delimiter sets the separator, dataset.labels_header whether line 1 is a header, "
+            "dataset.label_columns which fields hold node label")
+    cols = table.read_text_columns(fmt, fmt.usecols, hint)
     if cols.shape[0] == 0:
         raise DataFormatError(path, None, "empty label file; expected lines 'node label'"
                               + (" after the header (dataset.labels_header)" if fmt.header_line else ""))
@@ -222,10 +248,33 @@ def read_labels(path: Path, cfg: Any, index: NodeIndex) -> tuple[np.ndarray, int
         is_first[first] = True
         row = int(order_rows[np.flatnonzero(~is_first)[0]])
         raise _fail_at(fmt, row, f"expected each node once, got node {str(nodes[row])!r} again (one label per node)")
+    ids, raw = _drop_rare_classes(cfg, path, ids, raw, info)
     dense, num_classes = encode_labels(raw)
     labels = np.full(index.num_nodes, -1, dtype=np.int64)
     labels[ids] = dense
     return labels, num_classes, info
+
+
+def _drop_rare_classes(cfg: Any, path: Path, ids: np.ndarray, raw: np.ndarray, info: dict
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Drop the labels of classes with fewer than ``dataset.min_class_size`` nodes (one warning): the
+    stratified train/val/test splits cannot place a class of one or two nodes in every part."""
+    value = cfg.get("min_class_size", 1)
+    least = 1 if value is None else int(value)
+    if least < 1:
+        raise ValueError(f"dataset.min_class_size must be >= 1, got {value}")
+    classes, counts = np.unique(raw, return_counts=True)
+    rare = classes[counts < least]
+    info["classes_dropped"] = int(rare.size)
+    if not rare.size:
+        return ids, raw
+    keep = ~np.isin(raw, rare)
+    shown = ", ".join(f"{str(c)!r} ({n})" for c, n in zip(rare[:6], counts[counts < least][:6], strict=False))
+    log.warning("%s: %d class(es) with fewer than %d labelled nodes (dataset.min_class_size): %s%s; their %d "
+                "label(s) are dropped (a stratified split needs a few nodes of every class)", path.name, rare.size,
+                least, shown, ", ..." if rare.size > 6 else "", int((~keep).sum()))
+    info["labels_dropped_rare"] = int((~keep).sum())
+    return ids[keep], raw[keep]
 
 
 # ---------------------------------------------------------------- steps
@@ -306,12 +355,56 @@ def refuse(cfg: Any, plan: snapshot_cost.Plan, nodes: int, interactions: int, la
     )
 
 
+def empty_mode(cfg: Any) -> str:
+    """``dataset.empty_bins``: auto (drop the empty bins of automatic time bins, keep those of a given
+    ``time_bins``) | keep | drop."""
+    mode = str(cfg.get("empty_bins", "auto")).lower()
+    if mode not in ("auto", "keep", "drop"):
+        raise ValueError(f"dataset.empty_bins must be auto, keep or drop, got '{mode}'")
+    return mode
+
+
+def drop_empty(step: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, int]:
+    """Renumber steps so that only those with an interaction remain (a self-loop-only step joins the one
+    before it); returns (steps, count)."""
+    used = np.unique(step[keep])
+    if used.size == 0:
+        return np.zeros_like(step), 1
+    return np.maximum(np.searchsorted(used, step, side="right") - 1, 0), int(used.size)
+
+
+def busy_bins(values: np.ndarray, keep: np.ndarray, counts: list[int]) -> dict[int, int]:
+    """Non-empty bins among ``bins`` equal-width bins of the kept interactions' stamps, per bin count."""
+    kept = values[keep]
+    return {int(b): int(np.unique(bin_stamps(kept, b)).size) if kept.size else 1 for b in counts}
+
+
+def largest_bins(cfg: Any, plan: snapshot_cost.Plan, busy: dict[int, int], nodes: int, interactions: int,
+                 labelled: int) -> tuple[int, snapshot_cost.Estimate]:
+    """With empty bins dropped, the snapshots are the non-empty bins: the largest ladder count whose non-empty
+    bins (``busy``) fit the budget; ``plan.steps`` (which fits even with none empty) at least."""
+    shape, budget = snapshot_cost.TrainShape.from_cfg(cfg), _budget(cfg)
+    for bins in sorted((b for b in busy if b > plan.steps), reverse=True):
+        e = snapshot_cost.estimate(busy[bins], nodes, interactions, labelled, shape)
+        if e.peak_bytes <= budget.memory_bytes and (e.epoch_seconds <= budget.epoch_seconds
+                                                    or e.steps <= snapshot_cost.MIN_AUTO_STEPS):
+            return bins, e
+    return plan.steps, plan.estimate
+
+
+def _ladder_above(plan: snapshot_cost.Plan, cfg: Any) -> list[int]:
+    limit = guards.max_steps(cfg)
+    return [c for c in snapshot_cost.LADDER if plan.steps < c < plan.raw_steps and c <= limit]
+
+
 def choose_steps(cfg: Any, stamps: Stamps, keep: np.ndarray, nodes: int, labelled: int
                  ) -> tuple[np.ndarray, int, dict]:
-    """(step of every interaction, snapshot count, meta) per ``dataset.time_bins``, ``merge``, ``auto_bins``."""
+    """(step of every interaction, snapshot count, meta) per ``dataset.time_bins``, ``merge``, ``auto_bins``
+    and ``empty_bins``; one info line when the count was chosen automatically, one warning for empty steps."""
     merge = _positive(cfg, "merge") or 1
     time_bins = _positive(cfg, "time_bins")
     interactions = int(keep.sum())
+    mode = empty_mode(cfg)
     meta: dict = {"merge": merge, "time": stamps.kind}
     if time_bins is not None:
         step = bin_stamps(stamps.values, time_bins)
@@ -321,16 +414,29 @@ def choose_steps(cfg: Any, stamps: Stamps, keep: np.ndarray, nodes: int, labelle
         step, raw_steps = distinct_steps(stamps.values)
         meta["distinct_stamps"] = raw_steps
     merged = -(-raw_steps // merge)
+    note = None
+    drop = mode == "drop"
     if time_bins is None and auto_bins(cfg):
         plan = plan_for(cfg, merged, nodes, interactions, labelled)
         if not plan.fits:
             refuse(cfg, plan, nodes, interactions, labelled, stamps.numeric)
         hints.unpin(cfg)
+        meta["plan_steps"] = plan.steps
+        estimate = plan.estimate
         if plan.changed:
             if stamps.numeric and merge == 1:
-                step, raw_steps, merge, how = bin_stamps(stamps.values, plan.steps), plan.steps, 1, \
-                    f"dataset.time_bins={plan.steps} (equal-width bins over {stamps.describe_range()})"
-                meta["auto_bins"] = plan.steps
+                drop = mode in ("auto", "drop")
+                busy = busy_bins(stamps.values, keep, [plan.steps, *(_ladder_above(plan, cfg) if drop else [])])
+                bins, estimate = (largest_bins(cfg, plan, busy, nodes, interactions, labelled) if drop
+                                  else (plan.steps, plan.estimate))
+                step, raw_steps = bin_stamps(stamps.values, bins), bins
+                how = f"dataset.time_bins={bins} (equal-width bins over {stamps.describe_range()}"
+                meta.update(auto_bins=bins, busy_bins={str(k): v for k, v in busy.items()})
+                if drop:
+                    meta["empty_bins"] = "drop"
+                    how += f"; the {bins - busy[bins]} empty ones dropped: {busy[bins]} snapshots" if (
+                        busy[bins] < bins) else ""
+                how += ")"
             else:
                 merge *= math.ceil(merged / plan.steps)
                 how = f"dataset.merge={merge} (every {merge} consecutive distinct stamps merged)"
@@ -338,22 +444,28 @@ def choose_steps(cfg: Any, stamps: Stamps, keep: np.ndarray, nodes: int, labelle
             pin_choice(cfg, meta)
             why = {"memory": "above the memory budget", "time": "above dataset.epoch_seconds",
                    "max_steps": f"above dataset.max_steps={guards.max_steps(cfg)}"}[plan.binding]
-            log.info("%s: %d distinct time stamps would make %d snapshots, %s (%s); using %s: %s. "
-                     "Override with dataset.time_bins=K, or keep every stamp with dataset.auto_bins=false",
-                     cfg.name, meta["distinct_stamps"], merged, _fmt_estimate(plan.raw_estimate), why, how,
-                     _fmt_estimate(plan.estimate))
-        meta["plan_steps"] = plan.steps
-        meta["estimate"] = {"peak_mb": plan.estimate.peak_bytes / 2**20,
-                            "epoch_seconds": plan.estimate.epoch_seconds}
+            note = (f"{cfg.name}: {meta['distinct_stamps']} distinct time stamps would make {merged} snapshots, "
+                    f"{_fmt_estimate(plan.raw_estimate)} ({why}); using {how}: {_fmt_estimate(estimate)}. Override "
+                    "with dataset.time_bins=K, or keep every stamp with dataset.auto_bins=false")
+        meta["estimate"] = {"peak_mb": estimate.peak_bytes / 2**20, "epoch_seconds": estimate.epoch_seconds}
     step = step // merge
     num_steps = -(-raw_steps // merge)
     meta.update({"raw_steps": raw_steps, "merge": merge})
     empty = empty_steps(step, num_steps, keep)
-    if empty:
+    if note:
+        log.info(note)
+    if empty and drop:
+        step, num_steps = drop_empty(step, keep)
+        meta["empty_dropped"] = empty
+        if "auto_bins" not in meta:
+            log.info("%s: %d of %d snapshots have no interactions and are dropped (dataset.empty_bins=drop): %d "
+                     "snapshots", cfg.name, empty, num_steps + empty, num_steps)
+    elif empty:
         busy = num_steps - empty
         fix = f"dataset.time_bins={busy}" if stamps.numeric else f"dataset.merge={max(1, merge * 2)}"
         log.warning("%s: %d of %d snapshots have no interactions (stamps %s); fewer snapshots avoid empty steps, "
-                    "e.g. %s", cfg.name, empty, num_steps, stamps.describe_range(), fix)
+                    "e.g. %s, or dataset.empty_bins=drop removes them", cfg.name, empty, num_steps,
+                    stamps.describe_range(), fix)
         meta["empty_steps"] = empty
     return step, num_steps, meta
 
@@ -362,6 +474,8 @@ def pin_choice(cfg: Any, meta: dict) -> None:
     """Make every hint printed for this dataset reproduce the automatic choice (``hints.pin``)."""
     if "auto_bins" in meta:
         hints.pin(cfg, "time_bins", int(meta["auto_bins"]))
+        if meta.get("empty_bins") == "drop":
+            hints.pin(cfg, "empty_bins", "drop")
     elif "auto_merge" in meta:
         hints.pin(cfg, "merge", int(meta["auto_merge"]))
 
@@ -378,8 +492,13 @@ def plan_holds(graph: TemporalGraph, cfg: Any) -> bool:
     merged = -(-int(meta["distinct_stamps"]) // merge)
     plan = plan_for(cfg, merged, graph.num_nodes, int(meta.get("structure_interactions", meta["interactions"])),
                     int(graph.labelled_nodes.numel()))
-    chosen = int(meta.get("plan_steps", merged))
-    holds = plan.fits and plan.steps == chosen and plan.changed == ("auto_bins" in meta or "auto_merge" in meta)
+    holds = plan.fits and plan.steps == int(meta.get("plan_steps", merged)) and plan.changed == (
+        "auto_bins" in meta or "auto_merge" in meta)
+    if holds and meta.get("empty_bins") == "drop":  # the largest count whose non-empty bins fit, again
+        busy = {int(k): int(v) for k, v in dict(meta.get("busy_bins", {})).items()}
+        holds = set(busy) >= {plan.steps, *_ladder_above(plan, cfg)} and largest_bins(
+            cfg, plan, busy, graph.num_nodes, int(meta.get("structure_interactions", meta["interactions"])),
+            int(graph.labelled_nodes.numel()))[0] == int(meta["auto_bins"])
     if holds:
         hints.unpin(cfg)
         pin_choice(cfg, meta)

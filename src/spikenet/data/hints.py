@@ -101,7 +101,7 @@ def dataset_overrides(cfg: Any, *fixes: str) -> list[str]:
     """Overrides that select and reproduce this dataset (``dataset=<group>`` first, choices a reader made on
     its own pinned), then ``fixes``."""
     current = _plain(cfg)
-    pinned = {k: v for k, v in _PINNED.get(_identity(current), {}).items() if current.get(k) is None}
+    pinned = {k: v for k, v in _PINNED.get(_identity(current), {}).items() if current.get(k) in (None, "auto")}
     current = {**current, **pinned}
     group = dataset_group(cfg)
     defaults = group_defaults(group) if group else {}

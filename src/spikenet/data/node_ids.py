@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 COMPACT_CHOICES = ("auto", "true", "false")
-# auto renumbers non-negative integer ids when fewer than SPARSE_SHARE of 0..max occur and the unused ids
-# number more than SPARSE_GAP (each would be an isolated node in every [T, N] array); fewer are kept as
-# they are, so that a label file may name nodes of 0..max that have no interaction.
+# auto renumbers non-negative integer ids when fewer than this share of 0..max occur (each unused id would be
+# an isolated node in every [T, N] array); denser ids are kept as they are (node u is id u), so that a label
+# file may name nodes of 0..max that have no interaction.
 SPARSE_SHARE = 0.5
-SPARSE_GAP = 100_000
 
 
 @dataclass
@@ -75,7 +74,7 @@ def index_nodes(src: np.ndarray, dst: np.ndarray, compact: str = "auto") -> Node
             return NodeIndex(ints_src, ints_dst, hi + 1, None, "integer ids kept (dataset.compact=false)")
         if compact == "auto" and lo >= 0:
             used = int(np.count_nonzero(np.bincount(both))) if hi < 8 * both.size + 1024 else np.unique(both).size
-            if used >= SPARSE_SHARE * (hi + 1) or hi + 1 - used <= SPARSE_GAP:
+            if used >= SPARSE_SHARE * (hi + 1):
                 return NodeIndex(ints_src, ints_dst, hi + 1, None, "integer ids kept (node u is id u)")
         distinct, inverse = np.unique(both, return_inverse=True)
         why = "negative ids occur" if lo < 0 else (

@@ -33,6 +33,8 @@ class Stamps:
         lo, hi = self.values.min(), self.values.max()
         if self.kind == "datetime":
             lo, hi = (np.datetime64(int(v), "s") for v in (lo, hi))
+        elif self.kind == "numeric":
+            lo, hi = (int(v) if float(v).is_integer() else f"{v:g}" for v in (lo, hi))
         return f"{lo}..{hi}"
 
 

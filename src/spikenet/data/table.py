@@ -46,6 +46,18 @@ class TableFormat:
     comments: str | None
     header_line: int | None
     columns: tuple[str, ...]  # names of the columns read, for messages ("src", "dst", "time")
+    positions: tuple[int, ...] = ()  # 0-based field of each of ``columns`` (default: the first ones, in order)
+
+    @property
+    def usecols(self) -> tuple[int, ...]:
+        return self.positions or tuple(range(len(self.columns)))
+
+    def where(self) -> str:
+        """``'src dst time'`` / ``'src dst time' in fields 2, 3, 1``, for messages."""
+        names = "'" + " ".join(self.columns) + "'"
+        if self.usecols == tuple(range(len(self.columns))):
+            return names
+        return f"{names} in fields {', '.join(str(p + 1) for p in self.usecols)}"
 
     @property
     def skiprows(self) -> int:
@@ -140,7 +152,7 @@ def _sniff_delimiter(lines: list[str], ncols: int, quote: str | None, comments: 
     return None
 
 
-def _header_reason(sample: list[list[str]], columns: Sequence[str]) -> str | None:
+def _header_reason(sample: list[list[str]], columns: Sequence[str], positions: Sequence[int]) -> str | None:
     """Why the first sampled row is a header, or None when it parses like the rows after it: a column whose
     later values are all numbers has text in row 1, or (with at least ``MIN_BODY`` later rows) a column
     whose later values all contain a digit has none in row 1 (``user_7`` ids or ISO dates under ``user``
@@ -149,7 +161,7 @@ def _header_reason(sample: list[list[str]], columns: Sequence[str]) -> str | Non
     for rule in ("number", "digit"):
         if rule == "digit" and len(body) < MIN_BODY:
             break
-        for c, name in enumerate(columns):
+        for c, name in zip(positions, columns, strict=True):
             values = [row[c] for row in body if len(row) > c]
             if c >= len(first) or not values or is_number(first[c]):
                 continue
@@ -161,11 +173,30 @@ def _header_reason(sample: list[list[str]], columns: Sequence[str]) -> str | Non
     return None
 
 
+def selection(select: object, columns: Sequence[str], key: str) -> list[int] | list[str]:
+    """A ``dataset.columns``-style value: None -> the first fields in order; else one 0-based field number or
+    one header name per column."""
+    if select is None:
+        return list(range(len(columns)))
+    chosen = list(select)  # type: ignore[call-overload]
+    if len(chosen) != len(columns):
+        raise ValueError(f"{key} must list {len(columns)} fields ({' '.join(columns)}) as 0-based numbers or "
+                         f"header names, got {chosen}")
+    if all(isinstance(c, int) and not isinstance(c, bool) for c in chosen):
+        if min(chosen) < 0 or len(set(chosen)) != len(chosen):
+            raise ValueError(f"{key} must be distinct field numbers >= 0, got {chosen}")
+        return chosen
+    return [str(c) for c in chosen]
+
+
 def sniff(path: Path, what: str, columns: Sequence[str], delimiter: object = "auto", header: object = "auto",
-          comments: str | None = "#") -> TableFormat:
-    """Decide how ``path`` (the ``what`` file: edge, label) is read: delimiter, quoting and header (auto, or as
-    ``dataset.delimiter`` / ``dataset.header`` say); logs the header decision. ``columns`` names the columns."""
-    ncols = len(columns)
+          comments: str | None = "#", header_key: str = "dataset.header", select: object = None,
+          select_key: str = "dataset.columns") -> TableFormat:
+    """Decide how ``path`` (the ``what`` file: edge, label) is read: delimiter, quoting, header (auto, or as
+    ``dataset.delimiter`` / ``dataset.header`` say) and the fields holding ``columns`` (``select``: field
+    numbers or header names, e.g. ``dataset.columns``); logs the header decision."""
+    wanted = selection(select, columns, select_key)
+    by_name = isinstance(wanted[0], str)
     sample = []
     for item in data_lines(path, comments):
         sample.append(item)
@@ -176,23 +207,37 @@ def sniff(path: Path, what: str, columns: Sequence[str], delimiter: object = "au
     texts = [line for _, line in sample]
     quote = '"' if any('"' in line for line in texts) else None
     choice = delimiter_choice(delimiter)
+    ncols = len(columns) if by_name else max(int(c) for c in wanted) + 1
     sep = _sniff_delimiter(texts[:50], ncols, quote, comments) if choice == "auto" else choice
     first_number, first_text = sample[0]
     mode = header_choice(header)
-    fmt_args = dict(path=path, delimiter=sep, quote=quote, comments=comments, columns=tuple(columns))
+    name = path.name
+    if by_name:
+        if mode == "false":
+            raise ValueError(f"{select_key} names header fields {wanted}, but {header_key}=false says {name} has "
+                             "no header; give 0-based field numbers instead")
+        fields = split_fields(first_text, sep, quote, comments)
+        missing = [c for c in wanted if c not in fields]
+        if missing:
+            raise DataFormatError(path, first_number, f"expected a header naming {', '.join(map(repr, missing))} "
+                                                      f"({select_key}), got {fields}")
+        positions = tuple(fields.index(str(c)) for c in wanted)
+        return TableFormat(path, sep, quote, comments, first_number, tuple(columns), positions)
+    positions = tuple(int(c) for c in wanted)
+    fmt_args = dict(path=path, delimiter=sep, quote=quote, comments=comments, columns=tuple(columns),
+                    positions=positions)
     if mode == "true":
         return TableFormat(header_line=first_number, **fmt_args)
     if mode == "false":
         return TableFormat(header_line=None, **fmt_args)
     rows = [split_fields(line, sep, quote, comments) for line in texts]
-    reason = _header_reason(rows, columns)
-    name = path.name
+    reason = _header_reason(rows, columns, positions)
     if reason is not None:
-        log.info("%s: line %d %s read as a header: %s (dataset.header=false reads it as data)",
-                 name, first_number, _short(first_text), reason)
+        log.info("%s: line %d %s read as a header: %s (%s=false reads it as data)",
+                 name, first_number, _short(first_text), reason, header_key)
         return TableFormat(header_line=first_number, **fmt_args)
-    log.info("%s: no header line (line %d parses like the lines after it; dataset.header=true skips it)",
-             name, first_number)
+    log.info("%s: no header line (line %d parses like the lines after it; %s=true skips it)",
+             name, first_number, header_key)
     return TableFormat(header_line=None, **fmt_args)
 
 
@@ -232,7 +277,7 @@ def _loadtxt(fmt: TableFormat, dtype: object, usecols: Sequence[int]) -> np.ndar
 def rescan(fmt: TableFormat, key_hint: str) -> None:
     """Name the first line with fewer fields than the columns read (raises ``DataFormatError``); returns when
     every line has them."""
-    need = len(fmt.columns)
+    need = max(fmt.usecols) + 1
     for number, line in data_lines(fmt.path, fmt.comments, fmt.skiprows):
         fields = split_fields(line, fmt.delimiter, fmt.quote, fmt.comments)
         if len(fields) < need:
@@ -241,7 +286,7 @@ def rescan(fmt: TableFormat, key_hint: str) -> None:
                 hint += f"; a {fmt.comments!r} starts a comment (dataset.comments=null if it is data)"
             raise DataFormatError(
                 fmt.path, number,
-                f"expected {need} fields '{' '.join(fmt.columns)}' ({fmt.describe()}), got {len(fields)}: "
+                f"expected {need} fields {fmt.where()} ({fmt.describe()}), got {len(fields)}: "
                 f"{_short(line)}; {hint}",
             )
 
