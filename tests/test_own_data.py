@@ -57,7 +57,8 @@ def info_logged():
 
     handler = Keep(logging.INFO)
     loggers = [logging.getLogger(n) for n in ("spikenet.data.table", "spikenet.data.edgelist",
-                                               "spikenet.data.hygiene", "spikenet.data.registry")]
+                                               "spikenet.data.snapshot_plan", "spikenet.data.hygiene",
+                                               "spikenet.data.registry")]
     saved = [(lg.level, lg.disabled) for lg in loggers]
     for lg in loggers:
         lg.addHandler(handler)

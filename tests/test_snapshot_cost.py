@@ -33,15 +33,17 @@ def logged():
             records.append((record.levelno, record.getMessage()))
 
     handler = Keep(logging.INFO)
-    logger = logging.getLogger("spikenet.data.edgelist")
-    saved = (logger.level, logger.disabled)
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.disabled = False
+    loggers = [logging.getLogger(n) for n in ("spikenet.data.edgelist", "spikenet.data.snapshot_plan")]
+    saved = [(lg.level, lg.disabled) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+        lg.disabled = False
     yield records
-    logger.removeHandler(handler)
-    logger.setLevel(saved[0])
-    logger.disabled = saved[1]
+    for lg, (level, disabled) in zip(loggers, saved, strict=True):
+        lg.removeHandler(handler)
+        lg.setLevel(level)
+        lg.disabled = disabled
 
 
 def stamped_graph(root: Path, stamps: np.ndarray, nodes: int = 60, name: str = "g", seed: int = 0) -> Path:
