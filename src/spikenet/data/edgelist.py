@@ -172,21 +172,27 @@ def _comments(cfg: Any) -> str | None:
 
 
 def index_edges(edges: EdgeColumns, cfg: Any) -> NodeIndex:
-    """Compact ids per ``dataset.compact``; with ``false`` every id must be a non-negative integer."""
-    choice = compact_choice(cfg.get("compact", "auto"))
+    """Compact ids per ``dataset.compact`` (``index_ids``)."""
+    return index_ids(edges.src, edges.dst, edges.fmt, compact_choice(cfg.get("compact", "auto")), "interactions")
+
+
+def index_ids(src: np.ndarray, dst: np.ndarray, fmt: table.TableFormat, choice: str, what: str = "edges",
+              why_false: str = "") -> NodeIndex:
+    """Compact ids (``node_ids.index_nodes``); with ``choice`` false every id must be a non-negative integer
+    (the error names the line and ``dataset.compact``, or ``why_false`` when something else forces it)."""
+    fix = why_false or "dataset.compact=auto renumbers them"
     if choice == "false":
-        for column, values in (("src", edges.src), ("dst", edges.dst)):
+        for column, values in (("src", src), ("dst", dst)):
             ints = as_int_ids(values)
             if ints is None:
                 row = next(i for i, t in enumerate(values.tolist()) if not _is_int(t))
-                raise _fail_at(edges.fmt, row, f"expected an integer node id as {column}, got {str(values[row])!r} "
-                                               "(dataset.compact=auto renumbers string ids)")
+                raise _fail_at(fmt, row, f"expected an integer node id as {column}, got {str(values[row])!r} ({fix})")
             bad = np.flatnonzero(ints < 0)
             if bad.size:
-                raise _fail_at(edges.fmt, int(bad[0]), f"expected a non-negative node id as {column}, got "
-                                                       f"{ints[bad[0]]} (dataset.compact=auto renumbers them)")
-    index = index_nodes(edges.src, edges.dst, choice)
-    log.info("%s: %d interactions, %d nodes: %s", edges.fmt.path.name, edges.src.size, index.num_nodes, index.reason)
+                raise _fail_at(fmt, int(bad[0]), f"expected a non-negative node id as {column}, got "
+                                                 f"{ints[bad[0]]} ({fix})")
+    index = index_nodes(src, dst, choice)
+    log.info("%s: %d %s, %d nodes: %s", fmt.path.name, src.size, what, index.num_nodes, index.reason)
     return index
 
 
