@@ -99,7 +99,7 @@ def fit(rows: list[dict]) -> dict:
 
     a_t, b_t, a_m, b_m, eval_ratios = [], [], [], [], []
     for r in rows:
-        shape = sc.TrainShape(feature_dim=r["features"])
+        shape = sc.TrainShape.from_cfg(feature_dim=r["features"])
         units = sc.work_units(r["steps"], r["nodes"], r["train"], r["val"], shape)
         a_t.append([units["batches"], units["train_rows"] + sc.EVAL_ROW_SHARE * units["eval_rows"]])
         b_t.append(r["train_cpu"] + r["eval_cpu"])
@@ -125,8 +125,8 @@ def table(rows: list[dict]) -> None:
           f"{'test':>6}")
     for r in rows:
         labelled = round((r["train"] + r["val"]) / 0.4)  # the default split: train_size 0.4 of the labelled
-        est = sc.estimate(r["steps"], r["nodes"], r["interactions"], labelled, sc.TrainShape(feature_dim=r["features"]),
-                          threads=r["threads"])
+        shape = sc.TrainShape.from_cfg(feature_dim=r["features"])
+        est = sc.estimate(r["steps"], r["nodes"], r["interactions"], labelled, shape, threads=r["threads"])
         cpu = r["train_cpu"] + r["eval_cpu"]
         print(f"{r['shape']:<22}{r['steps']:>5}{r['train_wall'] + r['eval_wall']:>8.2f}{cpu:>8.2f}"
               f"{est.epoch_seconds * sc.LOAD:>9.2f}{est.epoch_seconds:>11.2f}{r['peak_rss_mb']:>9.0f}"

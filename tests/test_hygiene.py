@@ -122,15 +122,17 @@ def test_temporaries_by_name_and_age(tmp_path: Path):
         alive = make(f".c.npz.{hygiene.HOST}-{child.pid}.abc.tmp", 0)  # written after that process started
         foreign_new = make(".d.npz.otherhost-1.abc.tmp", 60)  # another machine's, recent
         foreign_old = make(".e.npz.otherhost-1.abc.tmp", 2 * hygiene.FOREIGN_AGE)
-        legacy_old = make(".f.npz.k2j3h4.tmp", now - hygiene.START + 60)  # before this process started
-        legacy_new = make(".g.npz.k2j3h4.tmp", 0)
-        synthetic_dead = make("s-0123456789ab.npy.tmp999999999", 0)  # the generator's own naming, PID gone
+        legacy_old = make(".f.npz.k2j3h4ab.tmp", now - hygiene.START + 60)  # before this process started
+        legacy_new = make(".g.npz.k2j3h4ab.tmp", 0)
+        users = make(".notes.tmp", 3600), make("draft.npy.tmp999999999", 3600)  # not our names here
         data = make("edges.txt", 3600)
         gone = hygiene.remove_stale_temporaries([tmp_path])
-        assert sorted(p.name for p in gone) == sorted(p.name for p in (reused, foreign_old, legacy_old,
-                                                                      synthetic_dead))
-        for kept in (ours, alive, foreign_new, legacy_new, data):
+        assert sorted(p.name for p in gone) == sorted(p.name for p in (reused, foreign_old, legacy_old))
+        for kept in (ours, alive, foreign_new, legacy_new, data, *users):
             assert kept.is_file(), kept.name
+        synthetic_dead = make("s-0123456789ab.npy.tmp999999999", 0)  # the generator's own naming, PID gone
+        gone = hygiene.remove_stale_temporaries([tmp_path], synthetic=True)  # in the generator's folder only
+        assert sorted(p.name for p in gone) == sorted([synthetic_dead.name, users[1].name])
     finally:
         child.kill()
         child.wait()

@@ -75,7 +75,7 @@ def set_ram(monkeypatch: pytest.MonkeyPatch, total: float, available: float | No
 
 
 def test_estimate_terms_follow_the_shapes():
-    shape = TrainShape()
+    shape = TrainShape.from_cfg()
     assert shape.rows_per_target == 1 + 5 + 5 * 2
     e = estimate(100, 3219, 40_000, 3219, shape, threads=2)
     n_val = round(0.05 * 3219)
@@ -99,15 +99,15 @@ def test_estimate_terms_follow_the_shapes():
     assert estimate(200, 3219, 40_000, 3219, shape, 2).epoch_seconds > e.epoch_seconds
     assert estimate(100, 30_000, 40_000, 30_000, shape, 2).epoch_seconds > e.epoch_seconds
     assert estimate(100, 3219, 40_000, 3219, shape, 8).epoch_seconds < e.epoch_seconds
-    small_batch = TrainShape(batch_size=256)
+    small_batch = TrainShape.from_cfg(batch_size=256)
     assert estimate(100, 3219, 40_000, 3219, small_batch, 2).parts["train_batch"] == e.parts["train_batch"] // 4
 
 
 def test_dblp_and_tmall_anchor_the_time_model():
     """The two idle-machine figures of the README the constants are scaled to and checked against."""
-    dblp = estimate(25, 25_387, 185_480, 25_387, TrainShape(), threads=2)
+    dblp = estimate(25, 25_387, 185_480, 25_387, TrainShape.from_cfg(), threads=2)
     assert dblp.epoch_seconds == pytest.approx(2.89, rel=0.05)
-    tmall = estimate(19, 577_314, 4_807_545, 577_314, TrainShape(), threads=2)
+    tmall = estimate(19, 577_314, 4_807_545, 577_314, TrainShape.from_cfg(), threads=2)
     assert 45 < tmall.epoch_seconds < 65  # README: 55-60 s (0.28-0.30 s per batch, 198 batches)
 
 
@@ -118,13 +118,22 @@ def test_the_shape_comes_from_the_run_config():
     shape = TrainShape.from_cfg(c.dataset)
     assert (shape.batch_size, shape.sizes, shape.hids, shape.feature_dim) == (256, (3, 3), (64, 8), 128)
     assert shape.rows_per_target == 1 + 3 + 9
+    # src/features.py composes no trainer/sampler/model: the groups' own defaults (read from their YAML files)
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONF_DIR
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        features = compose("features", overrides=["dataset=edgelist"])
+    assert features.dataset.cost.batch_size is None
+    assert TrainShape.from_cfg(features.dataset) == TrainShape.from_cfg(compose_config(["dataset=edgelist"]).dataset)
 
 
 # ---------------------------------------------------------------- the choice
 
 
 def test_choice_keeps_the_stamps_when_they_fit_and_bins_to_the_largest_ladder_count_that_does():
-    shape = TrainShape()
+    shape = TrainShape.from_cfg()
     args = (3219, 40_000, 3219, shape)
     raw = choose_steps(900, *args, Budget(1e15, 1e9), 1000, threads=2)
     assert (raw.steps, raw.changed, raw.fits) == (900, False, True)
@@ -195,9 +204,8 @@ def test_refusal_carries_a_command_that_fits(tmp_path: Path, monkeypatch: pytest
                                "dataset.labels=labels.csv", "dataset.cache=false", "dataset.feature_dim=8",
                                "dataset.compact=false"])
     every = load_graph(cfg(root, auto_bins=False))
-    shape = TrainShape.from_cfg(composed.dataset)
     args = (2000, every.meta["structure_interactions"], 2000)
-    full, half = (estimate(1, *args, TrainShape(**{**shape.__dict__, "batch_size": b, "eval_batch_size": b})).peak_bytes
+    full, half = (estimate(1, *args, TrainShape.from_cfg(composed.dataset, batch_size=b, eval_batch_size=b)).peak_bytes
                   for b in (1024, 512))
     share = composed.dataset.memory_share
     set_ram(monkeypatch, (full + half) / 2 / share)  # one snapshot fits at batch 512, not at 1024

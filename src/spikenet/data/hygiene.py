@@ -9,7 +9,7 @@ temporary is never touched. Older names without a PID (``.<target>.<random>.tmp`
 they were last written before this process started; another host's, when a day old.
 
 Pruning. Cache entries (``<name>-graph-<key>.npz``, ``<name>-<kind>-<key>.npy``) are touched when
-used; per dataset and kind only the ``dataset.cache_keep`` most recently used stay (entries of other
+used (access time); per dataset and kind only the ``dataset.cache_keep`` most recently used stay (entries of other
 configurations or of source files that have since changed are the ones that go).
 
 Both log one line when they remove something.
@@ -27,14 +27,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from spikenet.data.guards import fmt_bytes
+
 log = logging.getLogger(__name__)
 
 DEFAULT_KEEP = 4  # dataset.cache_keep: entries kept per dataset and kind
 FOREIGN_AGE = 86400.0  # another host's temporary is removed once it is this old (seconds)
 HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
 _TMP_PID = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
-_TMP_OLD = re.compile(r"^\..+\.tmp$")
-_TMP_SUFFIX_PID = re.compile(r"^.+\.tmp(?P<pid>\d+)$")  # the synthetic generator's feature files
+_TMP_OLD = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # mkstemp's 8 random characters, before PIDs were added
+_TMP_SUFFIX_PID = re.compile(r"^.+\.npy\.tmp(?P<pid>\d+)$")  # the synthetic generator's feature files
 _ENTRY = re.compile(r"^(?P<name>.+)-(?P<kind>graph|features|fastrp|deepwalk)-(?P<key>[0-9a-f]{10,})\.(?:npz|npy)$")
 _SYNTHETIC = re.compile(r"^(?P<name>.+)-(?P<key>[0-9a-f]{12})\.npy$")
 
@@ -84,8 +86,9 @@ def pid_alive(pid: int) -> bool:
 START = process_start(os.getpid()) or time.time()  # this process's start
 
 
-def stale_temporary(path: Path, now: float | None = None) -> bool:
-    """Whether ``path`` is a temporary left by a writer that is gone (see the module docstring)."""
+def stale_temporary(path: Path, now: float | None = None, synthetic: bool = False) -> bool:
+    """Whether ``path`` is a temporary left by a writer that is gone (see the module docstring);
+    ``synthetic``: the folder of the synthetic generator's feature files (``<name>.npy.tmp<pid>``)."""
     name = path.name
     try:
         mtime = path.stat().st_mtime
@@ -98,7 +101,7 @@ def stale_temporary(path: Path, now: float | None = None) -> bool:
             return (now or time.time()) - mtime > FOREIGN_AGE
         pid = int(m.group("pid"))
     else:
-        m2 = _TMP_SUFFIX_PID.match(name)
+        m2 = _TMP_SUFFIX_PID.match(name) if synthetic else None
         if m2:
             pid = int(m2.group("pid"))
         elif not _TMP_OLD.match(name):
@@ -113,7 +116,7 @@ def stale_temporary(path: Path, now: float | None = None) -> bool:
     return started is not None and started > mtime + 1.0  # the PID now belongs to a later process
 
 
-def remove_stale_temporaries(folders: list[Path]) -> list[Path]:
+def remove_stale_temporaries(folders: list[Path], synthetic: bool = False) -> list[Path]:
     """Delete the stale temporaries directly inside ``folders``; log one line per folder; return them."""
     removed: list[Path] = []
     for folder in folders:
@@ -121,7 +124,7 @@ def remove_stale_temporaries(folders: list[Path]) -> list[Path]:
             continue
         gone = []
         for path in folder.iterdir():
-            if path.is_file() and stale_temporary(path):
+            if path.is_file() and stale_temporary(path, synthetic=synthetic):
                 size = path.stat().st_size
                 with contextlib.suppress(OSError):
                     path.unlink()
@@ -129,15 +132,22 @@ def remove_stale_temporaries(folders: list[Path]) -> list[Path]:
         if gone:
             total = sum(s for _, s in gone)
             log.info("removed %d temporary file(s) of killed writes in %s (%s): %s", len(gone), folder,
-                     _fmt(total), ", ".join(p.name for p, _ in gone[:5]) + (" ..." if len(gone) > 5 else ""))
+                     fmt_bytes(total), ", ".join(p.name for p, _ in gone[:5]) + (" ..." if len(gone) > 5 else ""))
             removed += [p for p, _ in gone]
     return removed
 
 
 def touch(path: Path) -> None:
-    """Mark a cache entry as just used (pruning keeps the most recently used)."""
+    """Mark a cache entry as just used (its access time; pruning keeps the most recently used). The
+    modification time stays that of the content."""
     with contextlib.suppress(OSError):
-        os.utime(path)
+        os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))
+
+
+def last_used(path: Path) -> float:
+    """When an entry was last written or used (``touch``)."""
+    st = path.stat()
+    return max(st.st_atime, st.st_mtime)
 
 
 def prune(folder: Path, keep: int, synthetic: bool = False) -> list[Path]:
@@ -153,7 +163,7 @@ def prune(folder: Path, keep: int, synthetic: bool = False) -> list[Path]:
             continue
         kind = "synthetic" if synthetic else m.group("kind")
         with contextlib.suppress(OSError):
-            groups[(m.group("name"), kind)].append((path.stat().st_mtime, path))
+            groups[(m.group("name"), kind)].append((last_used(path), path))
     removed = []
     for (name, kind), entries in groups.items():
         entries.sort(reverse=True)
@@ -165,7 +175,7 @@ def prune(folder: Path, keep: int, synthetic: bool = False) -> list[Path]:
     if removed:
         total = sum(r[1] for r in removed)
         log.info("pruned %d cache entr%s in %s (%s; dataset.cache_keep=%d per dataset and kind): %s", len(removed),
-                 "y" if len(removed) == 1 else "ies", folder, _fmt(total), keep,
+                 "y" if len(removed) == 1 else "ies", folder, fmt_bytes(total), keep,
                  ", ".join(r[0].name for r in removed[:4]) + (" ..." if len(removed) > 4 else ""))
     return [r[0] for r in removed]
 
@@ -177,16 +187,3 @@ def cache_keep(cfg: Any) -> int:
     if keep < 1:
         raise ValueError(f"dataset.cache_keep must be >= 1, got {value}")
     return keep
-
-
-def tidy(cfg: Any, folder: Path) -> None:
-    """Before a dataset is read: remove stale temporaries in its folder and cache folders."""
-    from spikenet.data.cache import cache_dirs  # cache imports this module
-
-    remove_stale_temporaries([folder, *cache_dirs(cfg, folder)])
-
-
-def _fmt(nbytes: float) -> str:
-    from spikenet.data.guards import fmt_bytes
-
-    return fmt_bytes(nbytes)

@@ -105,7 +105,8 @@ def load_graph(cfg: Any) -> TemporalGraph:
     if sources is None:
         return READERS[reader](cfg)
     folder = dataset_dir(cfg)
-    hygiene.tidy(cfg, folder)  # temporaries of killed writes, whether or not this run caches
+    # temporaries of killed writes, whether or not this run caches
+    hygiene.remove_stale_temporaries([folder, *cache.cache_dirs(cfg, folder)])
     if not cache.enabled(cfg):
         return READERS[reader](cfg)
     graph = cache.load_graph(cfg, reader, folder, sources)

@@ -28,6 +28,8 @@ for time alone), else a refusal.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -83,50 +85,51 @@ DEFAULT_EPOCH_SECONDS = 20.0  # dataset.epoch_seconds
 DEFAULT_MEMORY_SHARE = 0.2  # dataset.memory_share: of the machine's memory (MemTotal), within what is available
 
 
+# Where a run's settings come from when the dataset config does not carry them (``dataset.cost`` null, e.g.
+# in ``src/features.py``, which composes no trainer): the groups' own defaults, read from their YAML files.
+DEFAULT_GROUPS = {"batch_size": ("trainer/default", "batch_size"),
+                  "eval_batch_size": ("trainer/default", "eval_batch_size"),
+                  "train_size": ("trainer/default", "train_size"), "val_size": ("trainer/default", "val_size"),
+                  "eval_cache_mb": ("trainer/default", "eval_cache_mb"), "sizes": ("sampler/sage", "sizes"),
+                  "hids": ("model/spikenet", "hids"), "device": ("config", "device")}
+
+
 @dataclass(frozen=True)
 class TrainShape:
-    """What the estimate needs from the run's other groups (``dataset.cost``, interpolated from
-    ``trainer``, ``sampler``, ``model`` and ``device``), defaults being the reference setting."""
+    """What the estimate needs from the run's other groups: ``dataset.cost``, interpolated from ``trainer``,
+    ``sampler``, ``model`` and ``device`` (conf/dataset/edgelist.yaml), else those groups' defaults."""
 
-    batch_size: int = 1024
-    eval_batch_size: int = 4096
-    sizes: tuple[int, ...] = (5, 2)
-    hids: tuple[int, ...] = (128, 10)
-    train_size: float = 0.4
-    val_size: float = 0.05
-    eval_cache_mb: float = 2048.0
-    feature_dim: int = 128
+    batch_size: int
+    eval_batch_size: int
+    sizes: tuple[int, ...]
+    hids: tuple[int, ...]
+    train_size: float
+    val_size: float
+    eval_cache_mb: float
+    feature_dim: int
     feature_itemsize: int = 4
     cuda: bool = False
 
     @classmethod
-    def from_cfg(cls, dataset: Any, root: Any = None) -> TrainShape:
-        """From ``dataset.cost`` (see conf/dataset/edgelist.yaml), else from a whole run config ``root``,
-        else the defaults; feature width from ``dataset.feature_dim`` (or ``num_features``)."""
-        src = dataset.get("cost") if dataset is not None else None
-        if src is None and root is not None:
-            src = {"batch_size": root.trainer.batch_size, "eval_batch_size": root.trainer.eval_batch_size,
-                   "sizes": root.sampler.sizes, "hids": root.model.hids,
-                   "train_size": root.trainer.train_size, "val_size": root.trainer.val_size,
-                   "eval_cache_mb": root.trainer.eval_cache_mb, "device": root.device}
-        src = dict(src or {})
-        d = cls()
-        dim = dataset.get("feature_dim") or dataset.get("num_features") if dataset is not None else None
+    def from_cfg(cls, dataset: Any = None, **overrides: Any) -> TrainShape:
+        """From ``dataset.cost`` (missing or null values: the groups' YAML defaults); feature width from
+        ``dataset.feature_dim`` (or ``num_features``, else the FastRP default); ``overrides`` replace fields."""
+        given = dict(dataset.get("cost") or {}) if dataset is not None else {}
+        values = {k: given.get(k) if given.get(k) is not None else _group_default(*where)
+                  for k, where in DEFAULT_GROUPS.items()}
+        dim = (dataset.get("feature_dim") or dataset.get("num_features")) if dataset is not None else None
         dtype = str(dataset.get("feature_dtype", "float32")) if dataset is not None else "float32"
-        device = str(src.get("device", "cpu"))
-        cuda = device.startswith("cuda") or (device == "auto" and _cuda_available())
-        return cls(
-            batch_size=int(src.get("batch_size", d.batch_size)),
-            eval_batch_size=int(src.get("eval_batch_size", d.eval_batch_size)),
-            sizes=tuple(int(s) for s in src.get("sizes", d.sizes)),
-            hids=tuple(int(h) for h in src.get("hids", d.hids)),
-            train_size=float(src.get("train_size", d.train_size)),
-            val_size=float(src.get("val_size", d.val_size)),
-            eval_cache_mb=float(src.get("eval_cache_mb", d.eval_cache_mb)),
-            feature_dim=int(dim or d.feature_dim),
+        device = str(values.pop("device"))
+        shape = cls(
+            batch_size=int(values["batch_size"]), eval_batch_size=int(values["eval_batch_size"]),
+            sizes=tuple(int(x) for x in values["sizes"]), hids=tuple(int(h) for h in values["hids"]),
+            train_size=float(values["train_size"]), val_size=float(values["val_size"]),
+            eval_cache_mb=float(values["eval_cache_mb"]),
+            feature_dim=int(dim or _group_default("dataset/edgelist", "feature_dim")),
             feature_itemsize=2 if dtype == "float16" else 4,
-            cuda=cuda,
+            cuda=device.startswith("cuda") or (device == "auto" and _cuda_available()),
         )
+        return dataclasses.replace(shape, **overrides) if overrides else shape
 
     @property
     def rows_per_target(self) -> int:
@@ -137,6 +140,23 @@ class TrainShape:
     def width(self) -> float:
         """Per-row cost relative to the calibration (``_width``)."""
         return _width(self.feature_dim, self.hids[0])
+
+
+@functools.cache
+def _group_file(group: str) -> dict:
+    from omegaconf import OmegaConf
+
+    from spikenet.data.paths import PROJECT_ROOT
+
+    path = PROJECT_ROOT / "conf" / f"{group}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: dataset.cost needs the run's trainer, sampler and model settings")
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=False)  # type: ignore[return-value]
+
+
+def _group_default(group: str, key: str) -> Any:
+    """``key`` of ``conf/<group>.yaml``: the one place its default lives."""
+    return _group_file(group)[key]
 
 
 def _cuda_available() -> bool:

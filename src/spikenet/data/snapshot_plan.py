@@ -12,6 +12,7 @@ cached graph is checked against it again (``plan_holds``), and hints printed aft
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from typing import Any
@@ -78,8 +79,7 @@ def refuse(cfg: Any, plan: snapshot_cost.Plan, nodes: int, interactions: int, la
     shape = snapshot_cost.TrainShape.from_cfg(cfg)
     batch = shape.batch_size // 2
     while batch >= 16:
-        smaller = snapshot_cost.TrainShape(**{**shape.__dict__, "batch_size": batch,
-                                              "eval_batch_size": min(batch, shape.eval_batch_size)})
+        smaller = dataclasses.replace(shape, batch_size=batch, eval_batch_size=min(batch, shape.eval_batch_size))
         trial = snapshot_cost.choose_steps(plan.raw_steps, nodes, interactions, labelled, smaller, budget,
                                            guards.max_steps(cfg))
         if trial.fits:
@@ -187,7 +187,10 @@ def choose_steps(cfg: Any, stamps: Stamps, keep: np.ndarray, nodes: int, labelle
                 how = f"dataset.merge={merge} (every {merge} consecutive distinct stamps merged)"
                 meta["auto_merge"] = merge
             pin_choice(cfg, meta)
-            why = {"memory": "above the memory budget", "time": "above dataset.epoch_seconds",
+            budget = _budget(cfg)
+            why = {"memory": f"above the memory budget of {guards.fmt_bytes(budget.memory_bytes)}, "
+                             "dataset.memory_share of the machine's",
+                   "time": f"above dataset.epoch_seconds={budget.epoch_seconds:g}",
                    "max_steps": f"above dataset.max_steps={guards.max_steps(cfg)}"}[plan.binding]
             note = (f"{cfg.name}: {meta['distinct_stamps']} distinct time stamps would make {merged} snapshots, "
                     f"{_fmt_estimate(plan.raw_estimate)} ({why}); using {how}: {_fmt_estimate(estimate)}. Override "

@@ -142,7 +142,7 @@ def make_synthetic(
         path = root / "synthetic" / f"{name}-{key}.npy"
     feature_rng = np.random.default_rng([seed, 1])
     if path is not None:
-        hygiene.remove_stale_temporaries([path.parent])  # of a generation killed mid-write
+        hygiene.remove_stale_temporaries([path.parent], synthetic=True)  # of a generation killed mid-write
         if path.exists():
             hygiene.touch(path)
     if path is None or not path.exists():
