@@ -152,6 +152,16 @@ def test_other_delimiters_are_detected(tmp_path: Path, sep: str):
     assert g.meta["node_ids"].tolist() == ["a b", "c", "d"]  # a space inside a field is not a separator
 
 
+def test_byte_order_mark_and_windows_line_ends(tmp_path: Path):
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "edges.csv").write_bytes("\ufeff1,2,5\r\n2,3,6\r\n3,1,x\r\n".encode())  # an Excel export
+    with pytest.raises(DataFormatError, match=r"edges\.csv:3: expected a numeric time stamp"):
+        load_graph(cfg(tmp_path, edges="edges.csv", labels=None))
+    (tmp_path / "g" / "edges.csv").write_bytes("\ufeff1,2,5\r\n2,3,6\r\n".encode())
+    g = load_graph(cfg(tmp_path, edges="edges.csv", labels=None))
+    assert g.num_nodes == 4 and "node_ids" not in g.meta and edges_of(g) == {(0, 1, 2), (1, 2, 3)}
+
+
 def test_iso_dates_are_stamps_that_can_be_binned(tmp_path: Path):
     write(tmp_path / "g" / "edges.csv", "0,1,2021-01-01\n1,2,2021-01-02 12:00:00\n2,3,2021-01-11\n")
     g = load_graph(cfg(tmp_path, edges="edges.csv", labels=None, time_bins=2))

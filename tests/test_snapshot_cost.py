@@ -119,9 +119,8 @@ def test_the_shape_comes_from_the_run_config():
     assert (shape.batch_size, shape.sizes, shape.hids, shape.feature_dim) == (256, (3, 3), (64, 8), 128)
     assert shape.rows_per_target == 1 + 3 + 9
     # src/features.py composes no trainer/sampler/model: the groups' own defaults (read from their YAML files)
-    from hydra import compose, initialize_config_dir
-
     from conftest import CONF_DIR
+    from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         features = compose("features", overrides=["dataset=edgelist"])

@@ -93,7 +93,7 @@ def header_choice(value: object) -> str:
 def data_lines(path: Path, comments: str | None = "#", start: int = 0) -> Iterator[tuple[int, str]]:
     """(1-based physical line number, text) of every line that holds data: not blank once a comment is cut
     off, and after physical line ``start`` (a header)."""
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
         for number, line in enumerate(f, start=1):
             if number <= start:
                 continue
@@ -271,7 +271,7 @@ def _loadtxt(fmt: TableFormat, dtype: object, usecols: Sequence[int]) -> np.ndar
         warnings.simplefilter("ignore", UserWarning)  # "input contained no data": emptiness is reported by us
         return np.loadtxt(fmt.path, dtype=dtype, delimiter=fmt.delimiter, quotechar=fmt.quote,
                           comments=fmt.comments, skiprows=fmt.skiprows, usecols=tuple(usecols), ndmin=1,
-                          encoding="utf-8")
+                          encoding="utf-8-sig")
 
 
 def rescan(fmt: TableFormat, key_hint: str) -> None:
