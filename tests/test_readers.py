@@ -106,7 +106,7 @@ def test_tmall_renumbers_labelled_first_and_merges(tmall_root: Path):
     g = load_graph(cfg(tmall_root, "tmall"))
     assert (g.num_nodes, g.num_steps, g.num_classes) == (7, 3, 2)
     # new ids: 5->0, 2->1, 6->2, then 0->3, 1->4, 3->5, 4->6
-    assert g.meta["original_ids"].tolist() == [5, 2, 6, 0, 1, 3, 4]
+    assert g.meta["node_ids"].tolist() == [5, 2, 6, 0, 1, 3, 4]
     assert g.labels.tolist() == [1, 0, 1, -1, -1, -1, -1]
     assert g.labelled_nodes.tolist() == [0, 1, 2]
     assert nbrs(g, 0, 3) == [3, 0, 4]  # old 0: old 1 (step 0) and old 5 (stamp 10, still step 0)
@@ -171,7 +171,7 @@ def test_edgelist_csv_header_string_times_partial_labels(tmp_path: Path):
     )
     assert (g.num_nodes, g.num_steps, g.num_classes) == (4, 3, 2)  # ISO dates sorted as strings
     assert g.labels.tolist() == [0, -1, 1, -1]
-    assert g.meta["original_ids"].tolist() == [10, 11, 12, 13]
+    assert g.meta["node_ids"].tolist() == [10, 11, 12, 13]
     assert nbrs(g, 0, 1, delta=True) == [1, 2]  # 2021-01-15: 11 -- 12
     assert nbrs(g, 1, 0, delta=True) == [0, 1, 2]
     assert nbrs(g, 2, 0) == [0, 1, 2, 3]
@@ -264,7 +264,8 @@ def test_non_numeric_time_with_time_bins(tmp_path: Path):
 def test_label_file_unknown_node(tmp_path: Path):
     write(tmp_path / "e" / "edges.txt", "0 1 1\n1 2 2\n")
     write(tmp_path / "e" / "labels.txt", "0 a\n\n7 b\n")
-    raises_at(cfg(tmp_path, "e", reader="edgelist"), tmp_path / "e" / "labels.txt", 3, "unknown node 7")
+    raises_at(cfg(tmp_path, "e", reader="edgelist"), tmp_path / "e" / "labels.txt", 3,
+              "unknown node '7'.*drop_unknown_labels=true")
 
 
 def test_label_file_duplicated_node(tmp_path: Path):

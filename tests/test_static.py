@@ -95,8 +95,15 @@ def test_each_step_draws_a_fresh_sample_of_the_graph(tmp_path):
 def test_bad_inputs_name_the_problem(tmp_path):
     write_graph(tmp_path / "toy")
     (tmp_path / "toy" / "edges.txt").write_text("0 1\n1 -2\n")
-    with pytest.raises(DataFormatError, match="non-negative"):
+    with pytest.raises(DataFormatError, match=r"edges\.txt:2: expected a non-negative node id as dst, got -2 "
+                                              r"\(dataset\.compact=auto renumbers them\)"):
+        load_dataset(cfg(tmp_path, compact=False))
+    (tmp_path / "toy" / "labels.txt").write_text("0 a\n1 b\n-2 a\n1 b\n")  # negative ids: renumbered
+    with pytest.raises(DataFormatError, match=r"labels\.txt:4: expected each node once, got node '1' again"):
         load_dataset(cfg(tmp_path))
+    (tmp_path / "toy" / "labels.txt").write_text("0 a\n1 b\n-2 a\n")
+    graph = load_dataset(cfg(tmp_path))
+    assert graph.meta["node_ids"].tolist() == [-2, 0, 1] and graph.labels.tolist() == [0, 0, 1]
     with pytest.raises(FileNotFoundError):
         load_dataset(cfg(tmp_path, labels="missing.txt"))
     with pytest.raises(ValueError, match="dataset.source"):
@@ -126,3 +133,15 @@ def test_trains_on_a_static_graph(compose, tmp_path):
     assert exp.graph.num_steps == 15 and exp.trainer.model.encoder.embedding_dim == 15 * 4
     assert 0.0 <= result["test_micro_f1"] <= 1.0
     assert len(result["firing_rates"]) == 2 and len(result["firing_rates"][0]) == 15
+
+
+def test_string_ids_and_quoted_csv(tmp_path):
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    (folder / "edges.csv").write_text('from,to\n"Doe, A.",bob\nbob,carol\ncarol,"Doe, A."\n')
+    (folder / "labels.csv").write_text("name,group\ncarol,x\nbob,y\n")
+    # text ids under a text header: line 1 parses like the others, so the header is named (dataset.header=true)
+    graph = load_dataset(cfg(tmp_path, edges="edges.csv", labels="labels.csv", min_class_size=1, header=True))
+    assert graph.meta["node_ids"].tolist() == ["Doe, A.", "bob", "carol"]
+    assert graph.labels.tolist() == [-1, 1, 0]
+    assert sorted(graph.neighbours(0, 0).tolist()) == [0, 1, 2]

@@ -133,14 +133,14 @@ STRUCTURE = ("cum_indptr", "cum_indices", "cum_degree", "delta_indptr", "delta_i
 def test_to_cpu_round_trip_keeps_everything():
     g = _graph()
     g.features = torch.arange(N * 2, dtype=torch.float32).view(N, 2)
-    g.meta = {"interactions": 8, "original_ids": np.arange(N)}
+    g.meta = {"interactions": 8, "node_ids": np.arange(N)}
     same = g.to("cpu")
     assert same is g  # nothing to move: the graph itself, as torch's .to does
     moved = g.to(torch.device("cpu"))
     for name in (*STRUCTURE, "features"):
         assert torch.equal(getattr(moved, name), getattr(g, name)), name
     assert (moved.name, moved.num_nodes, moved.num_steps, moved.num_classes) == ("hand", N, T, 1)
-    assert moved.meta["interactions"] == 8 and moved.meta["original_ids"] is g.meta["original_ids"]
+    assert moved.meta["interactions"] == 8 and moved.meta["node_ids"] is g.meta["node_ids"]
 
 
 def test_to_copies_memory_mapped_features_into_memory(tmp_path):

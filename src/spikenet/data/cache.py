@@ -8,8 +8,10 @@ What: one file per reader configuration (a hash of every dataset key that change
 plus the folder's absolute path and ``CACHE_VERSION``). Inside it, the size and mtime of every source
 file; a mismatch means the source changed and the entry is rebuilt and overwritten.
 
-How: written to a temporary file in the same folder, then ``os.replace``: a crash or an error never
-leaves a partial cache file. ``dataset.cache=false`` turns all of it off.
+How: written to a temporary file in the same folder (its name carries the writer's host and PID), then
+``os.replace``: a crash or an error never leaves a partial cache file, and a temporary left by a killed
+writer is removed by the next run (``hygiene``). Entries are touched when used and each folder keeps the
+``dataset.cache_keep`` most recently used per dataset and kind. ``dataset.cache=false`` turns all of it off.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikenet.data import guards, hints
+from spikenet.data import guards, hints, hygiene
 from spikenet.data.temporal_graph import TemporalGraph
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,14 @@ NON_STRUCTURE_KEYS = frozenset(
         "max_steps",
         "cache",
         "cache_dir",
+        "cache_keep",
         "deepwalk",
+        # the automatic snapshot choice's inputs: a cached graph is checked against them instead
+        # (``ReaderSpec.check_cached``), so that a run with other settings reuses the parse when the choice holds
+        "auto_bins",
+        "epoch_seconds",
+        "memory_share",
+        "cost",
     }
 )
 STRUCTURE_ARRAYS = ("cum_indptr", "cum_indices", "cum_degree", "delta_indptr", "delta_indices", "labels")
@@ -141,7 +150,7 @@ def source_signature(paths: list[Path]) -> list[list]:
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success move it over ``target``, on error delete it."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=hygiene.tmp_name(target), suffix=".tmp")
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
@@ -180,6 +189,7 @@ def load_graph(cfg: Any, reader: str, folder: Path, sources: list[Path]) -> Temp
             log.warning("ignoring unreadable cache %s (%s)", path, err)
             continue
         labels = arrays.pop("labels")
+        hygiene.touch(path)
         meta["cache_file"] = str(path)
         meta["cache_key"] = key
         meta["cache_sources"] = signature
@@ -232,6 +242,7 @@ def save_graph(graph: TemporalGraph, cfg: Any, reader: str, folder: Path, source
     graph.meta["cache_file"] = str(target)
     graph.meta["cache_key"] = key
     graph.meta["cache_sources"] = header["sources"]
+    hygiene.prune(directory, hygiene.cache_keep(cfg))
     return target
 
 
@@ -245,5 +256,6 @@ def feature_cache_path(cfg: Any, folder: Path, kind: str, key_obj: Any, write: b
         return None if directory is None else directory / name
     for directory in dirs:
         if (directory / name).is_file():
+            hygiene.touch(directory / name)
             return directory / name
     return None

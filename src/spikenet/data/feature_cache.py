@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from spikenet.data import cache, guards
+from spikenet.data import cache, guards, hygiene
 from spikenet.data.features import check_feature_shape, fastrp, feature_dtype, standardize_file
 from spikenet.data.paths import dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph
@@ -49,14 +49,16 @@ def cached_features(cfg: Any, kind: str, key: list, shape: tuple[int, int, int],
     guards.check_features(cfg, f"{kind} feature cache", shape, itemsize, target.parent)
     with cache.atomic_path(target) as tmp:
         build(tmp)
+    hygiene.prune(target.parent, hygiene.cache_keep(cfg))
     return open_features(target, cfg)
 
 
 def structure_key(graph: TemporalGraph) -> Any | None:
-    """What identifies a cached graph for feature caches: its structure cache key and source signature."""
+    """What identifies a cached graph for feature caches: its structure cache key, source signature and
+    shape (one configuration can give several snapshot counts: automatic time bins follow the machine)."""
     if "cache_key" not in graph.meta or "cache_sources" not in graph.meta:
         return None
-    return [graph.meta["cache_key"], graph.meta["cache_sources"]]
+    return [graph.meta["cache_key"], graph.meta["cache_sources"], graph.num_steps, graph.num_nodes]
 
 
 def load_feature_file(path: Path, graph: TemporalGraph, cfg: Any) -> np.ndarray:

@@ -46,6 +46,21 @@ def available_ram() -> int:
         return 1 << 62  # unknown: do not refuse
 
 
+def total_ram() -> int:
+    """Bytes of memory of the machine (``MemTotal``), or what is available where that is unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return available_ram()
+
+
 def free_disk(path: Path) -> int:
     """Bytes free on the file system that holds ``path`` (or its nearest existing parent)."""
     p = Path(path).expanduser().absolute()

@@ -22,6 +22,7 @@ _PLAIN = re.compile(r"[A-Za-z_/~.][A-Za-z0-9_./~\-+:@]*")  # a string Hydra read
 _WORDS = {"null", "true", "false", "nan", "inf", "none", "yes", "no", "on", "off"}
 
 
+DERIVED = frozenset({"cost"})  # dataset keys interpolated from the run's other groups: never written in a hint
 FALLBACK_GROUP = "dblp"  # a reader without a config file of its own is selected on top of a real-data group
 
 
@@ -77,9 +78,31 @@ def hydra_value(v: Any) -> str:
     return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+_PINNED: dict[tuple, dict[str, Any]] = {}
+
+
+def _identity(current: Mapping) -> tuple:
+    return tuple(str(current.get(k)) for k in ("name", "reader", "root", "folder", "edges", "labels"))
+
+
+def pin(cfg: Any, key: str, value: Any) -> None:
+    """Record a choice a reader made for this dataset on its own (e.g. automatic ``time_bins``), so that every
+    hint printed for it afterwards in this process pins the same value: a features command then builds the
+    same snapshots as the run that printed it, whatever that command's other settings."""
+    _PINNED.setdefault(_identity(_plain(cfg)), {})[key] = value
+
+
+def unpin(cfg: Any) -> None:
+    """Forget the choices recorded for this dataset (it was read again)."""
+    _PINNED.pop(_identity(_plain(cfg)), None)
+
+
 def dataset_overrides(cfg: Any, *fixes: str) -> list[str]:
-    """Overrides that select and reproduce this dataset (``dataset=<group>`` first), then ``fixes``."""
+    """Overrides that select and reproduce this dataset (``dataset=<group>`` first, choices a reader made on
+    its own pinned), then ``fixes``."""
     current = _plain(cfg)
+    pinned = {k: v for k, v in _PINNED.get(_identity(current), {}).items() if current.get(k) in (None, "auto")}
+    current = {**current, **pinned}
     group = dataset_group(cfg)
     defaults = group_defaults(group) if group else {}
     fixed = {f.split("=", 1)[0].lstrip("+~") for f in fixes}
@@ -91,6 +114,8 @@ def dataset_overrides(cfg: Any, *fixes: str) -> list[str]:
         full = f"dataset.{key}"
         value = items[key]
         if full in fixed or (key in flat_defaults and flat_defaults[key] == value):
+            continue
+        if key.split(".", 1)[0] in DERIVED:
             continue
         if key == "root" and value is None:
             continue

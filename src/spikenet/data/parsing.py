@@ -108,18 +108,6 @@ class EdgeTable:
         return line_of_row(self.path, row, self.skip_header)
 
 
-def sniff_edge_file(path: Path) -> tuple[str | None, bool]:
-    """(delimiter, has_header) from the first line: ',' if it has a comma; a header if its ids aren't ints."""
-    first = next(data_lines(path), None)
-    if first is None:
-        raise DataFormatError(path, None, "empty edge file; expected lines 'src dst time'")
-    number, line = first
-    delimiter = "," if "," in line else None
-    fields = _split(line, delimiter)
-    header = number == 1 and len(fields) >= 2 and not (_is_int(fields[0]) and _is_int(fields[1]))
-    return delimiter, header
-
-
 def _rescan_edges(
     path: Path, delimiter: str | None, skip_header: bool, exact: bool, numeric_time: bool
 ) -> None:
@@ -205,17 +193,11 @@ def _rescan_labels(path: Path, delimiter: str | None, skip_header: bool) -> None
             )
 
 
-def read_label_file(path: Path, sniff: bool = False) -> tuple[np.ndarray, np.ndarray, bool]:
-    """``node label`` rows -> (int64 node ids, raw label strings, header skipped). Checks fields and ids only.
-
-    ``sniff``: accept a comma delimiter and a header line (generic input); else whitespace, no header.
-    """
+def read_label_file(path: Path) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``node label`` rows (whitespace, no header: the reference layouts) -> (int64 node ids, raw label
+    strings, header skipped: always False here). Checks fields and ids only; own label files are read by
+    ``edgelist.read_labels``."""
     delimiter, skip_header = None, False
-    if sniff:
-        first = next(data_lines(path), None)
-        if first is not None:
-            delimiter = "," if "," in first[1] else None
-            skip_header = first[0] == 1 and not _is_int(_split(first[1], delimiter)[0])
     try:
         table = _loadtxt(
             path, dtype=[("n", "i8"), ("l", "U64")], delimiter=delimiter, skiprows=1 if skip_header else 0

@@ -1,8 +1,9 @@
-"""Readers for the reference layouts (docs/data.md), generic edge lists and the built-in synthetic graph.
+"""Readers for the reference layouts (docs/data.md) and the built-in synthetic graph (own edge lists:
+``edgelist.py``).
 
 Each reader parses its files (``parsing``: vectorised, strict, errors naming file and line), maps
-time stamps to steps (sorted distinct stamps, ``dataset.merge`` consecutive steps merged, or
-``dataset.time_bins`` equal-width bins) and returns a ``TemporalGraph`` with empty features;
+time stamps to steps (sorted distinct stamps, ``dataset.merge`` consecutive steps merged) and returns a
+``TemporalGraph`` with empty features;
 ``load_dataset`` caches the result and attaches features.
 """
 
@@ -25,7 +26,6 @@ from spikenet.data.parsing import (
     read_label_file,
     require_all_labelled,
     require_files,
-    sniff_edge_file,
 )
 from spikenet.data.paths import dataset_dir
 from spikenet.data.registry import register_reader
@@ -50,6 +50,7 @@ _FRAMEWORK_KEYS = frozenset(
         "deepwalk",
         "merge",
         "bench_batches",
+        "cache_keep",
     }
 )
 
@@ -161,7 +162,7 @@ def read_tmall(cfg: Any) -> TemporalGraph:
 
     As in the reference: labelled nodes are renumbered first (in label-file order, the rest by id), every
     10 consecutive steps are merged (``dataset.merge``), and unlabelled nodes get label -1 (no split).
-    ``meta['original_ids'][new] = old``.
+    ``meta['node_ids'][new] = old``.
     """
     folder = dataset_dir(cfg)
     require_files(folder, "tmall", ["tmall.txt", "node2label.txt"], ("tmall.npy",))
@@ -183,7 +184,7 @@ def read_tmall(cfg: Any) -> TemporalGraph:
         "interactions": int(edges.src.size),
         "raw_steps": raw_steps,
         "merge": merge,
-        "original_ids": original,
+        "node_ids": original,
     }
     return _make_graph(
         cfg, mapping[edges.src], mapping[edges.dst], step, num_steps, num_nodes, labels, num_classes, meta,
@@ -228,85 +229,3 @@ def read_patent(cfg: Any) -> TemporalGraph:
     meta = {"interactions": int(src.size), "raw_steps": raw_steps, "merge": merge}
     return _make_graph(cfg, src, dst, step, num_steps, num_nodes, labels, int(labels.max()) + 1, meta,
                        name="patent")
-
-
-def _edgelist_files(cfg: Any) -> list[str]:
-    files = [str(cfg.get("edges", "edges.txt"))]
-    labels = cfg.get("labels", "labels.txt")  # an explicit null: an unlabelled graph
-    if labels:
-        files.append(str(labels))
-    return files
-
-
-def bin_stamps(stamps: np.ndarray, bins: int) -> np.ndarray:
-    """Equal-width bins 0..bins-1 over [min, max] of numeric stamps (the maximum goes into the last bin)."""
-    if bins < 1:
-        raise ValueError(f"dataset.time_bins must be >= 1, got {bins}")
-    lo, hi = float(stamps.min()), float(stamps.max())
-    if hi == lo:
-        return np.zeros(stamps.size, dtype=np.int64)
-    out = np.floor((stamps - lo) / (hi - lo) * bins).astype(np.int64)
-    return np.minimum(out, bins - 1)
-
-
-@register_reader("edgelist", files=_edgelist_files)
-def read_edgelist(cfg: Any) -> TemporalGraph:
-    """A generic edge list ``src dst time [more columns]`` (whitespace or CSV, optional header line) plus an
-    optional ``node label`` file; nodes without a label get -1 (excluded from the splits).
-
-    Keys: ``edges`` / ``labels`` (file names in the dataset folder), ``delimiter`` (auto | whitespace | a
-    character), ``time_bins`` (K equal-width snapshots over numeric stamps; else each distinct stamp, numeric
-    or sortable string, is a step), ``merge``, ``compact`` (renumber the ids that occur to 0..N-1).
-    """
-    folder = dataset_dir(cfg)
-    names = _edgelist_files(cfg)
-    require_files(folder, str(cfg.name), names)
-    edges_path = folder / names[0]
-    delimiter, header = sniff_edge_file(edges_path)
-    choice = str(cfg.get("delimiter", "auto"))
-    if choice != "auto":
-        delimiter = None if choice in ("whitespace", "space", "") else choice
-    time_bins = _positive(cfg, "time_bins", None)
-    edges = read_edge_file(
-        edges_path,
-        exact=False,
-        time_kind="numeric" if time_bins else "auto",
-        delimiter=delimiter,
-        skip_header=header,
-    )
-    src, dst = edges.src, edges.dst
-    meta: dict = {"interactions": int(src.size)}
-    if cfg.get("compact", False):
-        original, inverse = np.unique(np.concatenate([src, dst]), return_inverse=True)
-        src, dst = inverse[: src.size], inverse[src.size :]
-        meta["original_ids"] = original
-        num_nodes = int(original.size)
-    else:
-        original = None
-        num_nodes = int(max(src.max(), dst.max())) + 1
-    labels = np.full(num_nodes, -1, dtype=np.int64)
-    num_classes = 0
-    if len(names) > 1:
-        labels_path = folder / names[1]
-        nodes, raw, skipped = read_label_file(labels_path, sniff=True)
-        known = None
-        if original is not None:  # compact ids: a label must name an id that occurs in the edge file
-            pos = np.minimum(np.searchsorted(original, nodes), original.size - 1)
-            known = original[pos] == nodes
-            check_label_nodes(labels_path, nodes, np.iinfo(np.int64).max, known, skipped)
-            nodes = pos
-        else:
-            check_label_nodes(labels_path, nodes, num_nodes, None, skipped)
-        dense, num_classes = encode_labels(raw)
-        labels[nodes] = dense
-    merge = _merge(cfg, 1)
-    if time_bins:
-        step = bin_stamps(edges.time, time_bins) // merge
-        num_steps = -(-time_bins // merge)
-        raw_steps = time_bins
-    else:
-        step, num_steps, raw_steps = _steps(edges.time, merge)
-    kind = "numeric" if edges.time.dtype.kind == "f" else "string"
-    meta.update({"raw_steps": raw_steps, "merge": merge, "time": kind})
-    numeric = kind == "numeric"
-    return _make_graph(cfg, src, dst, step, num_steps, num_nodes, labels, num_classes, meta, can_bin=numeric)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spikenet.data import cache
+from spikenet.data import cache, hygiene
 from spikenet.data.feature_choice import resolve_features
 from spikenet.data.features import attach_features
 from spikenet.data.parsing import require_files
@@ -37,6 +37,8 @@ class ReaderSpec:
     fn: Reader
     files: Callable[[Any], list[str]] | None = None
     optional: Callable[[Any], list[str]] | None = None
+    missing: Callable[[Any, Path], None] | None = None  # raises the reader's own missing-file message
+    check_cached: Callable[[TemporalGraph, Any], bool] | None = None  # is a cached graph still what it would build
 
 
 SPECS: dict[str, ReaderSpec] = {}
@@ -46,14 +48,18 @@ def register_reader(
     name: str,
     files: Callable[[Any], list[str]] | None = None,
     optional: Callable[[Any], list[str]] | None = None,
+    missing: Callable[[Any, Path], None] | None = None,
+    check_cached: Callable[[TemporalGraph, Any], bool] | None = None,
 ) -> Callable[[Reader], Reader]:
     """Decorator: make a reader available as ``dataset.name=<name>`` (or ``dataset.reader=<name>``).
     ``files(cfg)`` lists the source files (enables the cache and the missing-file message);
-    ``optional(cfg)`` the optional ones."""
+    ``optional(cfg)`` the optional ones; ``missing(cfg, folder)`` raises the reader's own message when one is
+    absent (default: ``parsing.require_files``); ``check_cached(graph, cfg)`` says whether a cached graph is
+    still what the reader would build (decisions that depend on the machine, e.g. automatic time bins)."""
 
     def wrap(fn: Reader) -> Reader:
         READERS[name] = fn
-        SPECS[name] = ReaderSpec(fn, files, optional)
+        SPECS[name] = ReaderSpec(fn, files, optional, missing, check_cached)
         return fn
 
     return wrap
@@ -83,8 +89,11 @@ def source_files(cfg: Any) -> list[Path] | None:
     if spec.files is None:
         return None
     folder, names = dataset_dir(cfg), spec.files(cfg)
-    optional = tuple(spec.optional(cfg)) if spec.optional else ()
-    require_files(folder, str(cfg.name), names, optional)
+    if spec.missing is not None:
+        spec.missing(cfg, folder)
+    else:
+        optional = tuple(spec.optional(cfg)) if spec.optional else ()
+        require_files(folder, str(cfg.name), names, optional)
     return [folder / n for n in names]
 
 
@@ -93,10 +102,18 @@ def load_graph(cfg: Any) -> TemporalGraph:
     cfg = _as_config(cfg)
     reader = reader_name(cfg)
     sources = source_files(cfg)
-    if sources is None or not cache.enabled(cfg):
+    if sources is None:
         return READERS[reader](cfg)
     folder = dataset_dir(cfg)
+    # temporaries of killed writes, whether or not this run caches
+    hygiene.remove_stale_temporaries([folder, *cache.cache_dirs(cfg, folder)])
+    if not cache.enabled(cfg):
+        return READERS[reader](cfg)
     graph = cache.load_graph(cfg, reader, folder, sources)
+    check = SPECS[reader].check_cached
+    if graph is not None and check is not None and not check(graph, cfg):
+        log.info("%s: the cached graph's snapshot choice no longer fits this run's settings; rebuilding", cfg.name)
+        graph = None
     if graph is None:
         graph = READERS[reader](cfg)
         cache.save_graph(graph, cfg, reader, folder, sources)

@@ -7,10 +7,12 @@ T sampled subgraphs as a sequence. (With p < 1 the ΔG_t share of steps t > 0 fa
 node itself.) Features are one [N, F] table shared by all steps.
 
 Sources (``dataset.source``):
-- ``files``: ``<root>/<name>/<edges>`` (``src dst`` per line, whitespace or CSV, optional header,
-  more columns ignored), ``<labels>`` (``node label``; nodes without a line get -1 and stay out of
-  the splits) and optionally ``<node_features>`` (``.npy`` [N, F]); without features, FastRP
-  embeddings of the graph.
+- ``files``: ``<root>/<name>/<edges>`` (``src dst`` per line, more columns ignored) and ``<labels>``
+  (``node label``; nodes without a line get -1 and stay out of the splits), read as the edge-list
+  reader reads them (any separator, quotes, header, string ids renumbered: ``graph.meta['node_ids']``;
+  ``dataset.delimiter``, ``header``, ``columns``, ``compact``, ``drop_unknown_labels``), and
+  optionally ``<node_features>`` (``.npy`` [N, F], row u = node u, so ids are kept as they are);
+  without features, FastRP embeddings of the graph.
 - ``pyg``: a PyTorch Geometric dataset (``pyg_name``: Flickr, Reddit, Cora, CiteSeer, PubMed),
   downloaded to ``<root>/<name>`` on first use; needs ``pip install -e ".[pyg]"``.
 
@@ -27,16 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikenet.data import register_reader
+from spikenet.data import register_reader, table
+from spikenet.data.edgelist import index_ids, read_labels
 from spikenet.data.features import fastrp, standardize_per_step
-from spikenet.data.parsing import (
-    DataFormatError,
-    check_label_nodes,
-    encode_labels,
-    read_label_file,
-    require_files,
-    sniff_edge_file,
-)
+from spikenet.data.node_ids import compact_choice
+from spikenet.data.parsing import DataFormatError, require_files
 from spikenet.data.paths import dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph, build_structure
 
@@ -44,20 +41,21 @@ PYG_DATASETS = ("Flickr", "Reddit", "Cora", "CiteSeer", "PubMed")
 NORMALIZE = ("l2", "standardize", "none")
 
 
-def read_static_edges(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``src dst [more columns]`` rows -> two int64 arrays; whitespace or CSV, optional header line."""
-    delimiter, header = sniff_edge_file(path)
-    try:
-        table = np.loadtxt(path, dtype=np.int64, delimiter=delimiter, skiprows=1 if header else 0,
-                           usecols=(0, 1), ndmin=2, comments="#")
-    except ValueError as err:
-        raise DataFormatError(path, None, f"could not parse 'src dst' rows: {err}") from err
-    if table.size == 0:
+def read_static_edges(path: Path, cfg: Any) -> tuple[np.ndarray, np.ndarray, table.TableFormat]:
+    """``src dst [more columns]`` rows -> ids (int64, or string tokens) as the edge-list reader reads them:
+    any separator, quotes, header (``dataset.delimiter``, ``dataset.header``, ``dataset.columns``)."""
+    fmt = table.sniff(path, "edge", ("src", "dst"), cfg.get("delimiter", "auto"), cfg.get("header", "auto"),
+                      cfg.get("comments", "#"), select=cfg.get("columns"), select_key="dataset.columns")
+    typed = table.read_typed_columns(fmt, [("s", "i8"), ("d", "i8")], fmt.usecols)
+    if typed is not None:
+        src, dst = typed["s"], typed["d"]
+    else:
+        ids = table.read_text_columns(fmt, fmt.usecols, "dataset.delimiter sets the separator, dataset.header "
+                                                        "whether line 1 is a header")
+        src, dst = ids[:, 0], ids[:, 1]
+    if src.size == 0:
         raise DataFormatError(path, None, "empty edge file; expected lines 'src dst'")
-    if (table < 0).any():
-        row = int(np.flatnonzero((table < 0).any(axis=1))[0])
-        raise DataFormatError(path, None, f"expected non-negative node ids, got {table[row].tolist()} (row {row + 1})")
-    return table[:, 0], table[:, 1]
+    return src, dst, fmt
 
 
 def static_graph(name: str, src: np.ndarray, dst: np.ndarray, num_nodes: int, num_steps: int, labels: np.ndarray,
@@ -97,23 +95,24 @@ def _read_files(cfg: Any) -> tuple[TemporalGraph, np.ndarray | None]:
     edges_name, labels_name = str(cfg.get("edges", "edges.txt")), str(cfg.get("labels", "labels.txt"))
     feats_name = cfg.get("node_features")
     require_files(folder, str(cfg.name), [edges_name, labels_name] + ([str(feats_name)] if feats_name else []))
-    src, dst = read_static_edges(folder / edges_name)
-    nodes, raw, skipped = read_label_file(folder / labels_name, sniff=True)
+    src, dst, fmt = read_static_edges(folder / edges_name, cfg)
     features = np.load(folder / str(feats_name), allow_pickle=False) if feats_name else None
     if features is not None and features.ndim != 2:
         raise DataFormatError(folder / str(feats_name), None, f"expected features [N, F], got shape {features.shape}")
-    num_nodes = int(max(src.max(), dst.max(), nodes.max())) + 1
+    # a feature file's row u is node u: its ids are kept as they are
+    choice = "false" if features is not None else compact_choice(cfg.get("compact", "auto"))
+    index = index_ids(src, dst, fmt, choice, "edges", "dataset.node_features: row u is node u" if feats_name else "")
     if features is not None:
-        if features.shape[0] < num_nodes:
+        if features.shape[0] < index.num_nodes:
             raise DataFormatError(folder / str(feats_name), None,
-                                  f"{features.shape[0]} feature rows, but node ids go up to {num_nodes - 1}")
-        num_nodes = int(features.shape[0])
-    check_label_nodes(folder / labels_name, nodes, num_nodes, None, skipped)
-    dense, num_classes = encode_labels(raw)
-    labels = np.full(num_nodes, -1, dtype=np.int64)
-    labels[nodes] = dense
-    graph = static_graph(str(cfg.name), src, dst, num_nodes, int(cfg.get("num_steps", 15)), labels, num_classes,
-                         {"source": "files", "edges": int(src.size)})
+                                  f"{features.shape[0]} feature rows, but node ids go up to {index.num_nodes - 1}")
+        index.num_nodes = int(features.shape[0])
+    labels, num_classes, _ = read_labels(folder / labels_name, cfg, index)
+    meta = {"source": "files", "edges": int(src.size)}
+    if index.node_ids is not None:
+        meta["node_ids"] = index.node_ids
+    graph = static_graph(str(cfg.name), index.src, index.dst, index.num_nodes, int(cfg.get("num_steps", 15)), labels,
+                         num_classes, meta)
     return graph, features
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikenet.data import guards, hints
+from spikenet.data import guards, hints, hygiene
 from spikenet.data.temporal_graph import TemporalGraph, build_structure
 
 
@@ -141,6 +141,10 @@ def make_synthetic(
         root = Path(cache_dir or os.environ.get("SPIKENET_CACHE", "~/.cache/spikenet")).expanduser()
         path = root / "synthetic" / f"{name}-{key}.npy"
     feature_rng = np.random.default_rng([seed, 1])
+    if path is not None:
+        hygiene.remove_stale_temporaries([path.parent], synthetic=True)  # of a generation killed mid-write
+        if path.exists():
+            hygiene.touch(path)
     if path is None or not path.exists():
         where = None if path is None else path.parent
         free = guards.available_ram() if where is None else guards.free_disk(where)
@@ -148,6 +152,8 @@ def make_synthetic(
         fix = f"`{hints.command({'name': name}, 'run', f'dataset.num_features={fits}')}`"
         guards.require(f"{name}: synthetic features {[num_steps, num_nodes, num_features]}", nbytes, where, fix)
         feats = _features(feature_rng, labels, num_steps, num_features, feature_noise, feature_dtype, path)
+        if path is not None:
+            hygiene.prune(path.parent, hygiene.DEFAULT_KEEP, synthetic=True)
     mapped = path is not None and guards.mmap_choice({"name": name, "mmap": mmap, "mmap_share": mmap_share},
                                                      nbytes)
     if path is not None and not mapped:
