@@ -12,12 +12,13 @@ and the other jobs go on. The logger is closed either way.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import hydra
 import torch
@@ -165,6 +166,8 @@ def train(cfg: DictConfig, run_dir: Path, dist: distributed.Distributed, logger:
         "overrides": [o for o in HydraConfig.get().overrides.task if not o.lstrip("+~").startswith("trainer.resume=")],
         "history": result["history"],
     }
+    metrics["data"] = data_decisions(exp.graph)
+    write_node_ids(exp.graph, run_dir)
     write_json(run_dir / "metrics.json", metrics)
     logger.log_summary({k: v for k, v in metrics.items() if k != "history"})
     logger.finish()
@@ -172,6 +175,30 @@ def train(cfg: DictConfig, run_dir: Path, dist: distributed.Distributed, logger:
         log.warning(warning)
     print(summary_line(metrics, exp.task.summary(metrics), run_dir), flush=True)
     return objective(metrics, metrics["select_metric"] if cfg.optimized_metric is None else str(cfg.optimized_metric))
+
+
+DATA_DECISIONS = ("raw_steps", "distinct_stamps", "auto_bins", "auto_merge", "empty_dropped", "empty_steps",
+                  "estimate", "labels_dropped", "labels_dropped_rare", "classes_dropped")
+
+
+def data_decisions(graph: Any) -> dict:
+    """What the reader decided for this run's data (snapshot binning, dropped labels, its cost estimate), from
+    ``graph.meta``: the choices a user did not make on the command line, kept with the results."""
+    out = {key: graph.meta[key] for key in DATA_DECISIONS if graph.meta.get(key) is not None}
+    return json.loads(json.dumps(out, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+
+
+def write_node_ids(graph: Any, run_dir: Path) -> Path | None:
+    """``node_ids.txt`` beside the outputs when the reader renumbered the nodes: line u holds node u's original
+    id (predictions, embeddings and checkpoints index nodes by u)."""
+    ids = graph.meta.get("node_ids")
+    if ids is None:
+        return None
+    path = run_dir / "node_ids.txt"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(f"{i}\n" for i in ids))
+    tmp.replace(path)
+    return path
 
 
 def objective(metrics: dict, key: str) -> float:

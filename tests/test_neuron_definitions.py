@@ -496,9 +496,10 @@ def test_a_new_neuron_is_one_definition_and_one_config(monkeypatch):
 
     # and SpikeNet trains with it (the layer width is its channel count)
     torch.manual_seed(0)
-    model = SpikeNet(6, [C, 3], 3, 4, [2, 2], lambda width: build_neuron(cfg, sg, "torch", width), dropout=0.5)
+    model = SpikeNet(6, [C, 3], 4, [2, 2], lambda width: build_neuron(cfg, sg, "torch", width), dropout=0.5)
     gen = torch.Generator().manual_seed(1)
     x_self, x_agg = torch.randn(4, 4 + 8, 6, generator=gen), torch.randn(4, 4 + 8, 6, generator=gen)
-    model(x_self, x_agg).square().sum().backward()
+    out = model(x_self, x_agg)  # the spike trains of the last layer: weight them as a head would
+    (out * torch.randn(out.shape, generator=gen)).sum().backward()
     assert all(p.grad is not None for p in model.parameters())
     assert model.neurons[0].gain.grad.abs().sum() > 0

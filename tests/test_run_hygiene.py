@@ -23,7 +23,7 @@ def _start(args: list[str], run_dir: Path) -> subprocess.Popen:
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300.0) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
         assert proc.poll() is None, f"the run ended before {path.name} appeared: {proc.communicate()}"
@@ -59,7 +59,7 @@ def test_ctrl_c_prints_one_line_with_the_resume_command_which_continues_the_run(
 def test_a_failed_start_leaves_no_run_directory(tmp_path):
     run_dir = tmp_path / "bad"
     proc = _start([*TINY, "sampler.p=3"], run_dir)
-    out, err = proc.communicate(timeout=120)
+    out, err = proc.communicate(timeout=300)
     assert proc.returncode == 2 and err.strip().splitlines() == ["error: sampler.p must be in [0, 1], got 3.0"]
     assert not run_dir.exists()
 
@@ -79,3 +79,29 @@ def test_run_log_has_a_line_per_epoch_and_dense_runs_are_named_by_model(tmp_path
     assert last.startswith("[synthetic/ann node_classification]") and "adaptive_lif" not in last
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["model"] == "ann" and metrics["neuron"] is None
+
+
+def test_renumbered_node_ids_and_the_data_decisions_are_kept_beside_the_results(tmp_path):
+    """String node ids are renumbered by the reader; the run writes node_ids.txt (line u: node u's original id)
+    and records the reader's snapshot choice in metrics.json."""
+    import random
+
+    rng = random.Random(0)
+    folder = tmp_path / "data" / "mine"
+    folder.mkdir(parents=True)
+    users = [f"user_{i}" for i in range(60)]
+    lines = [f"{rng.choice(users)},{rng.choice(users)},{rng.random() * 100:.3f}" for _ in range(600)]
+    (folder / "edges.csv").write_text("src,dst,time\n" + "\n".join(lines) + "\n")
+    (folder / "labels.csv").write_text("".join(f"{u},{i % 3}\n" for i, u in enumerate(users)))
+    run_dir = tmp_path / "run"
+    env = dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="disabled")
+    proc = subprocess.run([sys.executable, str(RUN_SCRIPT), "dataset=edgelist", "dataset.name=mine",
+                           f"dataset.root={tmp_path / 'data'}", "dataset.edges=edges.csv", "dataset.labels=labels.csv",
+                           "dataset.time_bins=4", "model.hids=[8,4]", "trainer.epochs=1", "trainer.progress=false",
+                           "device=cpu", f"hydra.run.dir={run_dir}"], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ids = (run_dir / "node_ids.txt").read_text().split()
+    assert sorted(ids) == sorted({u for line in lines for u in line.split(",")[:2]})
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["data"]["raw_steps"] == 4 and "distinct_stamps" in metrics["data"]
