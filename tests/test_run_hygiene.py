@@ -10,23 +10,27 @@ import sys
 import time
 from pathlib import Path
 
+import processes
 from conftest import PROJECT_ROOT, RUN_SCRIPT, TINY_OVERRIDES
 
 TINY = [o for o in TINY_OVERRIDES if not o.startswith("trainer.epochs=")]
+# ``src/run.py`` as a user's terminal starts it: Ctrl-C raises KeyboardInterrupt (a shell's background job, which
+# may be running this suite, would hand the child SIGINT ignored; the wrapper takes it back)
+AS_TERMINAL = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+               "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
 
 
 def _start(args: list[str], run_dir: Path) -> subprocess.Popen:
-    """``src/run.py`` in its own process group, with SIGINT at its default (a shell's background job ignores it)."""
+    """``src/run.py`` in its own process group (``tests/processes.py``), Ctrl-C as from a terminal."""
     env = dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="disabled")
-    return subprocess.Popen([sys.executable, str(RUN_SCRIPT), *args, f"hydra.run.dir={run_dir}"], cwd=PROJECT_ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return processes.start([sys.executable, "-c", AS_TERMINAL, str(RUN_SCRIPT), *args, f"hydra.run.dir={run_dir}"],
+                           cwd=PROJECT_ROOT, env=env)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 300.0) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
-        assert proc.poll() is None, f"the run ended before {path.name} appeared: {proc.communicate()}"
+        assert proc.poll() is None, f"the run ended before {path.name} appeared: {processes.stop(proc).explain()}"
         assert time.monotonic() < deadline, f"no {path.name} after {timeout} s"
         time.sleep(0.2)
 
@@ -37,20 +41,19 @@ def test_ctrl_c_prints_one_line_with_the_resume_command_which_continues_the_run(
     try:
         _wait_for(run_dir / "last.pt", proc)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err[-2000:]
+        done = processes.wait(proc, timeout=120)
+    err = done.stderr
+    assert done.returncode == 130 and not done.stopped, done.explain()
     lines = [line for line in err.splitlines() if "interrupted" in line or "Traceback" in line]
     assert len(lines) == 1 and lines[0].startswith("interrupted; continue with: python src/run.py"), err[-2000:]
     command = lines[0].split("continue with: ", 1)[1].split()
     assert f"hydra.run.dir={run_dir}" in command and command[-1] == "trainer.resume=auto"
     # the printed command continues the run (shortened to end soon: the epochs are the user's to keep)
     args = [a if not a.startswith("trainer.epochs=") else "trainer.epochs=3" for a in command[2:]]
-    done = subprocess.run([sys.executable, str(RUN_SCRIPT), *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                          timeout=240, env=dict(os.environ, WANDB_MODE="disabled"))
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = processes.run([sys.executable, str(RUN_SCRIPT), *args], cwd=PROJECT_ROOT, timeout=300,
+                         env=dict(os.environ, WANDB_MODE="disabled"))
+    assert done.returncode == 0, done.explain()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert [h["epoch"] for h in metrics["history"]] == [1, 2, 3]
     assert "resumed from" in (run_dir / "run.log").read_text()
@@ -58,19 +61,19 @@ def test_ctrl_c_prints_one_line_with_the_resume_command_which_continues_the_run(
 
 def test_a_failed_start_leaves_no_run_directory(tmp_path):
     run_dir = tmp_path / "bad"
-    proc = _start([*TINY, "sampler.p=3"], run_dir)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 2 and err.strip().splitlines() == ["error: sampler.p must be in [0, 1], got 3.0"]
+    done = processes.wait(_start([*TINY, "sampler.p=3"], run_dir), timeout=300)
+    assert done.returncode == 2, done.explain()
+    assert done.stderr.strip().splitlines() == ["error: sampler.p must be in [0, 1], got 3.0"]
     assert not run_dir.exists()
 
 
 def test_run_log_has_a_line_per_epoch_and_dense_runs_are_named_by_model(tmp_path):
     out_root = tmp_path / "outputs"
     env = dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="disabled")
-    proc = subprocess.run([sys.executable, str(RUN_SCRIPT), *TINY, "trainer.epochs=2", "model=ann",
-                           f"hydra.run.dir={out_root}/${{now:%H-%M-%S}}_${{run_label:}}"], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = processes.run([sys.executable, str(RUN_SCRIPT), *TINY, "trainer.epochs=2", "model=ann",
+                          f"hydra.run.dir={out_root}/${{now:%H-%M-%S}}_${{run_label:}}"], cwd=PROJECT_ROOT, env=env,
+                         timeout=300)
+    assert proc.returncode == 0, proc.explain()
     (run_dir,) = list(out_root.iterdir())
     assert run_dir.name.endswith("_synthetic_ann"), run_dir.name  # no neuron in a dense model's name
     epochs = [line for line in (run_dir / "run.log").read_text().splitlines() if "] - epoch " in line]
@@ -95,12 +98,11 @@ def test_renumbered_node_ids_and_the_data_decisions_are_kept_beside_the_results(
     (folder / "labels.csv").write_text("".join(f"{u},{i % 3}\n" for i, u in enumerate(users)))
     run_dir = tmp_path / "run"
     env = dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="disabled")
-    proc = subprocess.run([sys.executable, str(RUN_SCRIPT), "dataset=edgelist", "dataset.name=mine",
-                           f"dataset.root={tmp_path / 'data'}", "dataset.edges=edges.csv", "dataset.labels=labels.csv",
-                           "dataset.time_bins=4", "model.hids=[8,4]", "trainer.epochs=1", "trainer.progress=false",
-                           "device=cpu", f"hydra.run.dir={run_dir}"], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                          text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = processes.run([sys.executable, str(RUN_SCRIPT), "dataset=edgelist", "dataset.name=mine",
+                          f"dataset.root={tmp_path / 'data'}", "dataset.edges=edges.csv", "dataset.labels=labels.csv",
+                          "dataset.time_bins=4", "model.hids=[8,4]", "trainer.epochs=1", "trainer.progress=false",
+                          "device=cpu", f"hydra.run.dir={run_dir}"], cwd=PROJECT_ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.explain()
     ids = (run_dir / "node_ids.txt").read_text().split()
     assert sorted(ids) == sorted({u for line in lines for u in line.split(",")[:2]})
     metrics = json.loads((run_dir / "metrics.json").read_text())

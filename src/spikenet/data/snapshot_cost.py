@@ -89,7 +89,8 @@ DEFAULT_MEMORY_SHARE = 0.2  # dataset.memory_share: of the machine's memory (Mem
 # in ``src/features.py``, which composes no trainer): the groups' own defaults, read from their YAML files.
 DEFAULT_GROUPS = {"batch_size": ("trainer/default", "batch_size"),
                   "eval_batch_size": ("trainer/default", "eval_batch_size"),
-                  "train_size": ("trainer/default", "train_size"), "val_size": ("trainer/default", "val_size"),
+                  "train_size": ("task/node_classification", "train_size"),
+                  "val_size": ("task/node_classification", "val_size"),
                   "eval_cache_mb": ("trainer/default", "eval_cache_mb"), "sizes": ("sampler/sage", "sizes"),
                   "hids": ("model/spikenet", "hids"), "device": ("config", "device")}
 
@@ -182,7 +183,7 @@ class Estimate:
 
 
 def split_counts(labelled: int, shape: TrainShape) -> tuple[int, int, int]:
-    """(training, validation, test) targets of ``labelled`` nodes under ``trainer.train_size``/``val_size``."""
+    """(training, validation, test) targets of ``labelled`` nodes under ``task.train_size``/``val_size``."""
     n_val = int(round(shape.val_size * labelled))
     n_train = max(0, int(round(shape.train_size * labelled)) - n_val)
     return n_train, n_val, max(0, labelled - n_train - n_val)
