@@ -29,6 +29,7 @@ from spikenet.data.parsing import (
 )
 from spikenet.data.paths import dataset_dir
 from spikenet.data.registry import register_reader
+from spikenet.data.snapshot_plan import positive_key
 from spikenet.data.synthetic import make_synthetic
 from spikenet.data.temporal_graph import TemporalGraph, build_structure, steps_from_stamps
 
@@ -70,22 +71,8 @@ def read_synthetic(cfg: Any) -> TemporalGraph:
                           mmap_share=float(cfg.get("mmap_share", guards.DEFAULT_MMAP_SHARE)), **kwargs)
 
 
-def _positive(cfg: Any, key: str, default: int | None) -> int | None:
-    """``dataset.<key>`` as an integer >= 1 (``default`` when unset), else a one-line error naming the key."""
-    value = cfg.get(key)
-    if value is None:
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"dataset.{key} must be an integer >= 1, got '{value}'") from None
-    if number < 1 or float(value) != number:
-        raise ValueError(f"dataset.{key} must be an integer >= 1, got {value}")
-    return number
-
-
 def _merge(cfg: Any, default: int) -> int:
-    merge = _positive(cfg, "merge", default)
+    merge = positive_key(cfg, "merge", default)
     return default if merge is None else merge
 
 

@@ -38,10 +38,11 @@ def _budget(cfg: Any) -> snapshot_cost.Budget:
     return snapshot_cost.Budget(min(share * guards.total_ram(), guards.HEADROOM * guards.available_ram()), seconds)
 
 
-def _positive(cfg: Any, key: str) -> int | None:
+def positive_key(cfg: Any, key: str, default: int | None = None) -> int | None:
+    """``dataset.<key>`` as an integer >= 1 (``default`` when unset), else a one-line error naming the key."""
     value = cfg.get(key)
     if value is None:
-        return None
+        return default
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -146,8 +147,8 @@ def choose_steps(cfg: Any, stamps: Stamps, keep: np.ndarray, nodes: int, labelle
                  ) -> tuple[np.ndarray, int, dict]:
     """(step of every interaction, snapshot count, meta) per ``dataset.time_bins``, ``merge``, ``auto_bins``
     and ``empty_bins``; one info line when the count was chosen automatically, one warning for empty steps."""
-    merge = _positive(cfg, "merge") or 1
-    time_bins = _positive(cfg, "time_bins")
+    merge = positive_key(cfg, "merge") or 1
+    time_bins = positive_key(cfg, "time_bins")
     interactions = int(keep.sum())
     mode = empty_mode(cfg)
     meta: dict = {"merge": merge, "time": stamps.kind}
@@ -234,7 +235,7 @@ def plan_holds(graph: TemporalGraph, cfg: Any) -> bool:
     if cfg.get("time_bins") is not None or not auto_bins(cfg):
         return "auto_bins" not in graph.meta and "auto_merge" not in graph.meta
     meta = graph.meta
-    merge = _positive(cfg, "merge") or 1
+    merge = positive_key(cfg, "merge") or 1
     if "distinct_stamps" not in meta:
         return False
     merged = -(-int(meta["distinct_stamps"]) // merge)
