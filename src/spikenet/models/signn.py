@@ -164,7 +164,7 @@ class SiGNN(Encoder):
 
     def _layer(self, layer: GatedLayer, x_self: Any, x_neigh: Any, channel: int) -> torch.Tensor:
         """dropout(sigmoid(gate) * BLIF(spike)), [T_k, n, H]."""
-        gate = layer.gate(x_self, x_neigh).sigmoid_()
+        gate = torch.sigmoid(layer.gate(x_self, x_neigh))  # not in place: the map's output is a view
         return gate * self._fire(layer, layer.spike(x_self, x_neigh), channel)
 
     def _pool(self, channel: int, out: torch.Tensor) -> torch.Tensor:
