@@ -84,10 +84,6 @@ class GatedLayer(nn.Module):
         self.spike = SAGEAggregator(in_features, out_features, aggr=aggr, bias=bias, chunk_rows=chunk_rows)
         self.neuron = neuron
 
-    @property
-    def out_features(self) -> int:
-        return self.gate.out_features
-
 
 class SiGNN(Encoder):
     """SiGNN encoder: C temporal channels of spike-gated SAGE layers, each pooled over its steps by a
@@ -144,13 +140,9 @@ class SiGNN(Encoder):
     def num_layers(self) -> int:
         return len(self.sizes)
 
-    def hop_rows(self, batch_size: int) -> list[int]:
-        """n_h for hops 0..L-1."""
-        return [batch_size * m for m in hop_multiplicities(self.sizes, self.num_layers)]
-
     # --- one layer, one channel --------------------------------------------------------------------
     def _fire(self, layer: GatedLayer, z: torch.Tensor, channel: int) -> torch.Tensor:
-        """dropout(BLIF(z)) over the channel's steps, in one kernel pass where the neuron has one; records
+        """dropout(neuron(z)) over the channel's steps, in one kernel pass where the neuron has one; records
         the spikes' rate per step (scattered to the full T axis, 0 at steps the channel does not read)."""
         neuron = layer.neuron
         if not self.record_spikes and isinstance(neuron, FusedFiring):
@@ -163,7 +155,7 @@ class SiGNN(Encoder):
         return self.dropout(spikes)
 
     def _layer(self, layer: GatedLayer, x_self: Any, x_neigh: Any, channel: int) -> torch.Tensor:
-        """dropout(sigmoid(gate) * BLIF(spike)), [T_k, n, H]."""
+        """dropout(sigmoid(gate map) * neuron(spike map)), [T_k, n, H]."""
         gate = torch.sigmoid(layer.gate(x_self, x_neigh))  # not in place: the map's output is a view
         return gate * self._fire(layer, layer.spike(x_self, x_neigh), channel)
 
