@@ -46,10 +46,10 @@ def channel_steps(num_steps: int, granularity: int) -> list[int]:
 
     t % k == (T - 1) % k. The official code reads t % k == 0, except for channel 3 on its 27-step DBLP,
     where it reads (t + 1) % 3 == 0: both are this rule on the official datasets (DBLP 25 and 27 steps,
-    Tmall 19, Patent 13), and the exception exists so that the newest snapshot is read (t % 3 == 0
-    would stop at step 24 of 0..26). The official pooling kernel, T // k + T % k, is the number of
-    steps read only when T % k < 2 (T = 26: 10 for channel 3's 9 steps, and the official code fails);
-    ours is the count of the steps read.
+    Tmall 19, Patent 13). What the exception changes is that the newest snapshot is read (t % 3 == 0
+    would stop at step 24 of 0..26; both read 9 steps, so it is not a shape fix). The official pooling
+    kernel, T // k + T % k, is the number of steps read only when T % k < 2 (T = 26: 10 for channel 3's
+    9 steps, and the official code fails); ours is the count of the steps read.
     """
     if num_steps < 1 or granularity < 1:
         raise ValueError(f"channel steps need num_steps >= 1 and granularity >= 1, got {num_steps}, {granularity}")
