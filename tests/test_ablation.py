@@ -23,7 +23,7 @@ PRESETS = {
     "tau_alpha": {"neuron.tau": ["1.0", "1.5", "2.0", "3.0"], "surrogate.alpha": ["0.5", "1.0", "2.0", "5.0"]},
     "p": {"sampler.p": ["0.0", "0.25", "0.5", "0.75", "1.0"]},
     "sampler": {"sampler": ["sage", "rw"]},
-    "model": {"model": ["spikenet", "ann", "gru"]},
+    "model": {"model": ["spikenet", "ann", "gru", "signn"]},
 }
 # the tiny run: 1 epoch, 2 seeds, one thread (two threads on a shared two-core machine cost 10x), no checkpoint
 TINY = ["seed=1,2", "trainer.epochs=1", "dataset.num_nodes=200", "dataset.num_steps=3", "model.hids=[8,4]",
@@ -93,7 +93,7 @@ RUN_SUBSET = {
     "sampler": ["sampler=rw"],
     "model": ["++model.hidden=8"],
 }
-VARIANTS = {"tau_alpha": 4, "p": 2, "model": 3}  # 1 for the others
+VARIANTS = {"tau_alpha": 4, "p": 2, "model": 4}  # 1 for the others
 FIGURES = ("tau_alpha", "p", "model")  # the presets whose own figures are checked (each figure costs ~0.6 s)
 
 
@@ -132,7 +132,7 @@ def test_each_preset_runs_and_reports(tmp_path, monkeypatch):
         if job.name.isdigit():
             metrics = json.loads((job / "metrics.json").read_text())
             by_model[metrics["model"]] = metrics
-    assert set(by_model) == {"spikenet", "ann", "gru"}
+    assert set(by_model) == {"spikenet", "ann", "gru", "signn"}
     for m in by_model.values():
         for key in ("params", "epoch_seconds", "peak_rss_mb", "test_macro_f1", "test_micro_f1", "macs", "ann_macs",
                     "energy_uj"):
@@ -143,4 +143,6 @@ def test_each_preset_runs_and_reports(tmp_path, monkeypatch):
     # SpikeNet's dense first layer alone is cheaper than its ANN twin's whole network
     assert spiking["macs"] < by_model["ann"]["macs"] == spiking["ann_macs"]
     assert by_model["gru"]["params"] != by_model["ann"]["params"]
+    # SiGNN: one rate row per (channel, layer); its maps read real values (gate times spikes): MACs, no SOPs
+    assert len(by_model["signn"]["firing_rates"]) == 3 * 2 and by_model["signn"]["sops"] == 0
 

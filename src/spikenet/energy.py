@@ -7,7 +7,9 @@ are spikes). This module turns those counts into
 - SOPs (synaptic operations): every input spike adds one weight column into ``fan_out`` outputs,
   so a map over spiking inputs costs ``rate_t * rows * fan_in * fan_out`` accumulates at step t;
 - MACs: a map over real-valued inputs costs ``rows * fan_in * fan_out`` multiply-accumulates per
-  step, whatever the values (the model's own dense work, e.g. SpikeNet's first layer);
+  step, whatever the values (the model's own dense work, e.g. SpikeNet's first layer); a map over
+  sparse real-valued inputs (``valued``: e.g. SiGNN's spikes times a gate, zero where no spike) costs
+  one multiply-accumulate per input event and output, ``rate_t * rows * fan_in * fan_out`` at step t;
 - ANN MACs: what an ANN of the same shape needs, every map dense; an ANN aggregates neighbours
   before the map, so its rows are ``ann_rows`` where the spiking model feeds each neighbour's
   spikes in directly;
@@ -33,7 +35,9 @@ class LayerOps:
     """One linear map's work per target node: ``rows`` input rows of ``fan_in`` values at each of ``steps`` steps.
 
     ``rates`` (one per step) marks spiking inputs with their firing rate; None marks real-valued
-    inputs. ``ann_rows``: the rows an ANN of the same shape multiplies (default ``rows``).
+    inputs. ``valued``: the inputs are events (at ``rates``) that carry a real value, so each costs
+    multiply-accumulates, not accumulates. ``ann_rows``: the rows an ANN of the same shape multiplies
+    (default ``rows``).
     """
 
     name: str
@@ -43,10 +47,13 @@ class LayerOps:
     steps: int
     rates: tuple[float, ...] | None = None
     ann_rows: int | None = None
+    valued: bool = False
 
     def __post_init__(self) -> None:
         if self.rates is not None and len(self.rates) != self.steps:
             raise ValueError(f"{self.name}: {len(self.rates)} firing rates for {self.steps} steps")
+        if self.valued and self.rates is None:
+            raise ValueError(f"{self.name}: valued inputs need their event rates")
 
     @property
     def dense_ops(self) -> int:
@@ -55,15 +62,18 @@ class LayerOps:
 
     @property
     def sops(self) -> float:
-        """Spike-driven accumulates over all steps (0 for real-valued inputs)."""
-        if self.rates is None:
+        """Spike-driven accumulates over all steps (0 for real-valued inputs, sparse or not)."""
+        if self.rates is None or self.valued:
             return 0.0
         return float(sum(self.rates)) * self.dense_ops
 
     @property
-    def macs(self) -> int:
-        """Multiply-accumulates the model itself performs over all steps (0 for spiking inputs)."""
-        return 0 if self.rates is not None else self.steps * self.dense_ops
+    def macs(self) -> float:
+        """Multiply-accumulates the model itself performs over all steps (0 for spiking inputs; rate-weighted
+        for ``valued`` events)."""
+        if self.rates is None:
+            return self.steps * self.dense_ops
+        return float(sum(self.rates)) * self.dense_ops if self.valued else 0
 
     @property
     def ann_macs(self) -> int:

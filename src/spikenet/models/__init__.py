@@ -1,4 +1,4 @@
-"""Encoders: SpikeNet and its dense baselines; ``build_model`` maps the ``model`` config to one.
+"""Encoders: SpikeNet, SiGNN and the dense baselines; ``build_model`` maps the ``model`` config to one.
 
 Every model is a ``spikenet.contracts.Encoder``: ``forward(x_self, x_agg, projected=False)`` takes
 layer 0's inputs [T, M, F] of a batch's nodes and returns their embeddings [B, D]; heads, losses
@@ -18,6 +18,7 @@ from spikenet.contracts import Encoder
 from spikenet.models.aggregators import SAGEAggregator
 from spikenet.models.ann import ANN
 from spikenet.models.gru import GRUNet
+from spikenet.models.signn import SiGNN
 from spikenet.models.spikenet import SpikeNet
 
 # (cfg, in_features, num_steps, sizes, make_neuron) -> encoder
@@ -71,9 +72,17 @@ def _gru(cfg: Any, in_features: int, num_steps: int, sizes: list[int],
                   **_common(cfg))
 
 
+@register_model("signn", spiking=True)
+def _signn(cfg: Any, in_features: int, num_steps: int, sizes: list[int],
+           make_neuron: Callable[[int], nn.Module]) -> Encoder:
+    return SiGNN(in_features=in_features, hids=[int(h) for h in cfg.hids], num_steps=num_steps, sizes=sizes,
+                 make_neuron=make_neuron, channels=cfg.channels, dropout=float(cfg.dropout), aggr=str(cfg.aggr),
+                 bias=bool(cfg.bias), chunk_rows=int(cfg.chunk_rows))
+
+
 MODELS = tuple(BUILDERS)
 
-__all__ = ["ANN", "BUILDERS", "MODELS", "SPIKING", "GRUNet", "SAGEAggregator", "SpikeNet", "build_model",
+__all__ = ["ANN", "BUILDERS", "MODELS", "SPIKING", "GRUNet", "SAGEAggregator", "SiGNN", "SpikeNet", "build_model",
            "is_spiking", "register_model"]
 
 
