@@ -67,6 +67,11 @@ def remove_if_unused(run_dir: Path) -> bool:
     log_file = run_dir / "run.log"
     if log_file.is_file() and log_file.stat().st_size > 0:
         return False
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        if Path(handler.baseFilename).resolve().parent == run_dir.resolve():  # Hydra's run.log: nothing to log now
+            root.removeHandler(handler)
+            handler.close()
     shutil.rmtree(run_dir, ignore_errors=True)
     return True
 
