@@ -18,7 +18,7 @@ from spikenet.config import validate
 from spikenet.reporting import make_report
 
 PRESETS = {
-    "neuron": {"neuron": ["if", "lif", "plif", "adaptive_lif"]},
+    "neuron": {"neuron": ["if", "lif", "plif", "adaptive_lif", "blif"]},
     "surrogate": {"surrogate": ["sigmoid", "triangle", "arctan", "super_spike", "multi_gauss"]},
     "tau_alpha": {"neuron.tau": ["1.0", "1.5", "2.0", "3.0"], "surrogate.alpha": ["0.5", "1.0", "2.0", "5.0"]},
     "p": {"sampler.p": ["0.0", "0.25", "0.5", "0.75", "1.0"]},
