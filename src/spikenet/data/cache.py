@@ -47,6 +47,7 @@ NON_STRUCTURE_KEYS = frozenset(
         "cache",
         "cache_dir",
         "deepwalk",
+        "smf",
     }
 )
 STRUCTURE_ARRAYS = ("cum_indptr", "cum_indices", "cum_degree", "delta_indptr", "delta_indices", "labels")

@@ -48,6 +48,7 @@ _FRAMEWORK_KEYS = frozenset(
         "cache",
         "cache_dir",
         "deepwalk",
+        "smf",
         "merge",
         "bench_batches",
     }
