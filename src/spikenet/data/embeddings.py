@@ -22,6 +22,7 @@ depends on G_0..G_t only, and a seed fixes the result. Every product is a sparse
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -95,11 +96,13 @@ class SMFConfig:
 
 @dataclass
 class Snapshot:
-    """G_t restricted to its active nodes (degree > 0), as local CSR rows and columns."""
+    """G_t restricted to its active nodes (degree > 0): the CSR pattern of its symmetric adjacency."""
 
     nodes: torch.Tensor  # [n] global ids of the active nodes, ascending
-    rows: torch.Tensor  # [nnz] local row of every directed edge (sorted)
+    crow: torch.Tensor  # [n + 1] CSR row pointers
+    rows: torch.Tensor  # [nnz] local row of every directed edge, sorted by (row, column)
     cols: torch.Tensor  # [nnz] local column
+    reverse: torch.Tensor  # [nnz] position of the edge (col, row): M^T has M's pattern, values[reverse]
     degree: torch.Tensor  # [n] float degrees
 
 
@@ -111,54 +114,68 @@ def snapshot_edges(graph: TemporalGraph, t: int, device: torch.device) -> Snapsh
     owner = torch.repeat_interleave(torch.arange(graph.num_nodes), lengths)
     pos = torch.arange(indices.numel()) - indptr[owner]
     keep = pos < deg[owner]  # G_t is the prefix of every neighbour list
-    src, dst = owner[keep], indices[keep]
     nodes = torch.nonzero(deg > 0).flatten()
     local = torch.full((graph.num_nodes,), -1, dtype=torch.int64)
     local[nodes] = torch.arange(nodes.numel())
-    return Snapshot(
-        nodes=nodes.to(device),
-        rows=local[src].to(device),
-        cols=local[dst].to(device),
-        degree=deg[nodes].to(device=device, dtype=torch.float32),
-    )
-
-
-def _csr(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
-    """An [n, n] sparse CSR tensor from COO triplets (any order)."""
+    rows, cols = local[owner[keep]].to(device), local[indices[keep]].to(device)
+    n = nodes.numel()
     order = torch.argsort(rows * n + cols)
-    rows, cols, values = rows[order], cols[order], values[order]
-    crow = torch.zeros(n + 1, dtype=torch.int64, device=rows.device)
+    rows, cols = rows[order], cols[order]
+    crow = torch.zeros(n + 1, dtype=torch.int64, device=device)
     crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
+    # the adjacency is symmetric, so the edges sorted by (col, row) are the same pairs as by (row, col)
+    reverse = torch.argsort(cols * n + rows)
+    return Snapshot(nodes=nodes.to(device), crow=crow, rows=rows, cols=cols, reverse=reverse,
+                    degree=deg[nodes].to(device=device, dtype=torch.float32))
+
+
+def _csr(snap: Snapshot, values: torch.Tensor) -> torch.Tensor:
+    """The [n, n] sparse CSR matrix with the snapshot's pattern and ``values`` (in edge order)."""
+    n = snap.nodes.numel()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(crow, cols, values, size=(n, n), check_invariants=False)
+        return torch.sparse_csr_tensor(snap.crow, snap.cols, values, size=(n, n), check_invariants=False)
 
 
 def log_transition_matrix(snap: Snapshot, neg_power: float) -> tuple[torch.Tensor, torch.Tensor]:
     """M and M^T (sparse CSR, float32) with M_ij = log(1/d_i) - log(neg_j) on the edges of G_t,
     neg_j = c_j^neg_power / Σ c^neg_power and c_j = Σ_i A_ij / d_i."""
-    n = snap.nodes.numel()
     inv_deg = 1.0 / snap.degree
-    mass = torch.zeros(n, dtype=torch.float32, device=inv_deg.device).index_add_(0, snap.cols, inv_deg[snap.rows])
+    mass = torch.zeros_like(inv_deg).index_add_(0, snap.cols, inv_deg[snap.rows])
     neg = mass.pow(neg_power)
     neg = neg / neg.sum()
     values = torch.log(inv_deg[snap.rows]) - torch.log(neg[snap.cols])
-    return _csr(snap.rows, snap.cols, values, n), _csr(snap.cols, snap.rows, values, n)
+    return _csr(snap, values), _csr(snap, values[snap.reverse])
 
 
 def transition_matrix(snap: Snapshot) -> torch.Tensor:
     """P = D^-1 A of G_t (sparse CSR, float32)."""
-    values = (1.0 / snap.degree)[snap.rows]
-    return _csr(snap.rows, snap.cols, values, snap.nodes.numel())
+    return _csr(snap, (1.0 / snap.degree)[snap.rows])
+
+
+@contextlib.contextmanager
+def small_ops(device: torch.device) -> Iterator[None]:
+    """One CPU thread for decompositions of [l, l] matrices: with several, LAPACK's thread start-up costs
+    100x the work at l ~ 144 (and far more on a loaded machine)."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def orthonormalize(y: torch.Tensor) -> torch.Tensor:
-    """An orthonormal basis of the columns of ``y`` [n, l] (n >= l): CholeskyQR2 (two Cholesky passes over the
-    float64 Gram matrix: a GEMM instead of Householder QR, ~3x faster on a CPU), Householder QR when ``y``
-    is rank-deficient."""
+    """An orthonormal basis of the columns of ``y`` [n, l] (n >= l): CholeskyQR2 (two passes of a Gram matrix
+    GEMM, its Cholesky factor in float64 and a triangular solve: ~3x faster than Householder QR on a CPU),
+    Householder QR when ``y`` is numerically rank-deficient."""
     for _ in range(2):
-        gram = y.T.to(torch.float64) @ y.to(torch.float64)
-        chol, info = torch.linalg.cholesky_ex(gram)
+        gram = (y.T @ y).to(torch.float64)
+        with small_ops(y.device):
+            chol, info = torch.linalg.cholesky_ex(gram)
         if int(info) != 0 or not bool(torch.isfinite(chol).all()):
             return torch.linalg.qr(y).Q
         y = torch.linalg.solve_triangular(chol.to(y.dtype), y.T, upper=False).T
@@ -175,7 +192,8 @@ def randomized_svd(
         q = orthonormalize(mt @ q)
         q = orthonormalize(m @ q)
     b_t = (mt @ q).to(torch.float64)  # B^T for B = Q^T M [l, n]
-    evals, evecs = torch.linalg.eigh(b_t.T @ b_t)  # B B^T = U_b S^2 U_b^T, ascending
+    with small_ops(q.device):
+        evals, evecs = torch.linalg.eigh(b_t.T @ b_t)  # B B^T = U_b S^2 U_b^T, ascending
     order = torch.argsort(evals, descending=True)[:rank]
     u = q @ evecs[:, order].to(q.dtype)  # M's left singular vectors Q U_b
     peak = u.abs().argmax(dim=0)  # each vector's sign fixed by its largest entry: the same on any backend
@@ -196,7 +214,9 @@ def window_propagate(p: torch.Tensor, x: torch.Tensor, window: int) -> torch.Ten
 
 def procrustes(x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The orthogonal R minimising ||x R - target||_F (Schönemann 1966): R = U V^T for x^T target = U S V^T."""
-    u, _, vh = torch.linalg.svd(x.T @ target, full_matrices=False)
+    cross = x.T @ target
+    with small_ops(cross.device):
+        u, _, vh = torch.linalg.svd(cross, full_matrices=False)
     return u @ vh
 
 
