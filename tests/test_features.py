@@ -1,4 +1,7 @@
-"""Features: validation, per-step standardisation, dtype and mmap, FastRP, DeepWalk and its entry point."""
+"""Features: validation, per-step standardisation, dtype and mmap, FastRP, DeepWalk and its entry point.
+
+SMF features (``dataset.features=smf``, the default without a file) are tested in test_embeddings.py.
+"""
 
 from __future__ import annotations
 
@@ -154,7 +157,7 @@ def test_fastrp_shape_determinism_and_cache(tmp_path: Path):
     assert not np.allclose(a, feats.fastrp(g, dim=16, seed=4))
     np.testing.assert_allclose(a.reshape(g.num_steps, -1).mean(1), 0, atol=1e-5)
     np.testing.assert_allclose(a.reshape(g.num_steps, -1).std(1), 1, atol=1e-4)
-    auto = load_dataset(cfg(root, features="auto", feature_dim=16, feature_seed=3))  # no file: FastRP, cached
+    auto = load_dataset(cfg(root, features="fastrp", feature_dim=16, feature_seed=3))  # cached
     np.testing.assert_allclose(auto.features.numpy(), a, atol=1e-6)
     assert len(list((root / "g" / ".cache").glob("g-fastrp-*.npy"))) == 1
 

@@ -56,6 +56,7 @@ NON_STRUCTURE_KEYS = frozenset(
         "epoch_seconds",
         "memory_share",
         "cost",
+        "smf",
     }
 )
 STRUCTURE_ARRAYS = ("cum_indptr", "cum_indices", "cum_degree", "delta_indptr", "delta_indices", "labels")

@@ -1,4 +1,4 @@
-"""Standardised features, cached: a feature file standardised per step, or FastRP, stored as ``.npy``.
+"""Standardised features, cached: a feature file standardised per step, SMF or FastRP, stored as ``.npy``.
 
 Each kind is keyed by what determines it (the source file's size and mtime, or the graph's structure
 key and source signature, plus dimension, seed and dtype). A build goes to a temporary file renamed
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from spikenet.data import cache, guards, hygiene
+from spikenet.data.embeddings import SMFConfig, smf_features
 from spikenet.data.features import check_feature_shape, fastrp, feature_dtype, standardize_file
 from spikenet.data.paths import dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph
@@ -120,3 +121,27 @@ def fastrp_features(graph: TemporalGraph, cfg: Any) -> np.ndarray:
         return out
 
     return cached_features(cfg, "fastrp", key, shape, dtype, build)
+
+
+def smf_cached(graph: TemporalGraph, cfg: Any) -> np.ndarray:
+    """SMF features (``spikenet.data.embeddings``) per ``dataset.smf`` (dim and seed default to
+    ``dataset.feature_dim`` / ``feature_seed``) and ``feature_dtype``, standardised per step and cached."""
+    smf = SMFConfig.from_cfg(cfg.get("smf"), dim=int(cfg.get("feature_dim", 128)),
+                             seed=int(cfg.get("feature_seed", 0)))
+    dtype = feature_dtype(cfg.get("feature_dtype", "float32"))
+    shape = (graph.num_steps, graph.num_nodes, smf.dim)
+    skey = structure_key(graph) if cache.enabled(cfg) else None
+    if skey is None:
+        guards.check_features(cfg, "SMF features in memory", shape, np.dtype(dtype).itemsize, None)
+        return smf_features(graph, smf, dtype=dtype)
+    key = ["smf", skey, smf.key(), np.dtype(dtype).name]
+
+    def build(tmp: Path | None) -> np.ndarray:
+        if tmp is None:
+            return smf_features(graph, smf, dtype=dtype)
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        smf_features(graph, smf, out=out)
+        out.flush()
+        return out
+
+    return cached_features(cfg, "smf", key, shape, dtype, build)

@@ -1,4 +1,4 @@
-"""Which node features a dataset gets (``dataset.features``): its own file, DeepWalk or FastRP."""
+"""Which node features a dataset gets (``dataset.features``): its own file, SMF, DeepWalk or FastRP."""
 
 from __future__ import annotations
 
@@ -8,24 +8,27 @@ from typing import Any
 import numpy as np
 
 from spikenet.data import hints
-from spikenet.data.feature_cache import fastrp_features, load_feature_file
+from spikenet.data.feature_cache import fastrp_features, load_feature_file, smf_cached
 from spikenet.data.feature_files import feature_file_candidates, find_feature_file, generate_deepwalk
 from spikenet.data.parsing import REFERENCE_HINT, DatasetNotFoundError
 from spikenet.data.temporal_graph import TemporalGraph
 
 log = logging.getLogger(__name__)
 
-FEATURE_CHOICES = ("auto", "file", "deepwalk", "fastrp")
+FEATURE_CHOICES = ("auto", "file", "smf", "deepwalk", "fastrp")
 
 
 def resolve_features(graph: TemporalGraph, cfg: Any) -> np.ndarray:
-    """Features per ``dataset.features``: ``auto`` (the .npy file if present, else FastRP with a warning),
-    ``file`` (the file, else an error), ``deepwalk`` (the file, generated first if absent), ``fastrp``."""
+    """Features per ``dataset.features``: ``auto`` (the .npy file if present, else SMF), ``file`` (the file,
+    else an error), ``smf`` (DeepWalk-grade in seconds, ``spikenet.data.embeddings``), ``deepwalk`` (the file,
+    generated first with gensim if absent: the reference recipe, minutes), ``fastrp``."""
     choice = str(cfg.get("features", "auto"))
     if choice not in FEATURE_CHOICES:
         raise ValueError(f"dataset.features must be one of {', '.join(FEATURE_CHOICES)}, got '{choice}'")
     if choice == "fastrp":
         return fastrp_features(graph, cfg)
+    if choice == "smf":
+        return smf_cached(graph, cfg)
     path = find_feature_file(cfg)
     if path is None and choice == "deepwalk":
         path, _ = generate_deepwalk(graph, cfg)
@@ -36,12 +39,11 @@ def resolve_features(graph: TemporalGraph, cfg: Any) -> np.ndarray:
             f"{cfg.name}: feature file {feature_file_candidates(cfg)[0]} not found (dataset.features=file); "
             f"generate it with `{hints.command(cfg, 'features')}`; {REFERENCE_HINT}"
         )
-    log.warning(
-        "%s: no feature file %s; using FastRP structural features (dim %d). "
-        "For the reference recipe generate DeepWalk features with `%s`.",
+    log.info(
+        "%s: no feature file %s; using SMF features (DeepWalk-grade, cached). For the reference recipe "
+        "generate DeepWalk features with `%s`.",
         graph.name,
         feature_file_candidates(cfg)[0],
-        int(cfg.get("feature_dim", 128)),
         hints.command(cfg, "features"),
     )
-    return fastrp_features(graph, cfg)
+    return smf_cached(graph, cfg)

@@ -49,6 +49,7 @@ _FRAMEWORK_KEYS = frozenset(
         "cache",
         "cache_dir",
         "deepwalk",
+        "smf",
         "merge",
         "bench_batches",
         "cache_keep",
