@@ -54,10 +54,10 @@ def printed_command(text: str, script: str) -> list[str]:
 
 
 class Records(logging.Handler):
-    """The feature choice's log records, whatever logging setup earlier tests (Hydra runs) left behind."""
+    """The feature choice's log records (info and up), whatever logging setup earlier tests (Hydra runs) left behind."""
 
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(logging.INFO)
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -65,11 +65,11 @@ class Records(logging.Handler):
 
 
 @pytest.fixture
-def warnings_logged():
+def records_logged():
     logger = logging.getLogger("spikenet.data.feature_choice")
     handler, level, disabled = Records(), logger.level, logger.disabled
     logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)
+    logger.setLevel(logging.INFO)
     logger.disabled = False
     yield handler.messages
     logger.removeHandler(handler)
@@ -77,11 +77,11 @@ def warnings_logged():
     logger.disabled = disabled
 
 
-def test_missing_features_warning_gives_a_working_features_command(tmp_path: Path, warnings_logged: list[str]):
+def test_missing_features_note_gives_a_working_features_command(tmp_path: Path, records_logged: list[str]):
     user = composed("config", yelp(tmp_path))
     load_dataset(user.dataset)
-    (warning,) = [m for m in warnings_logged if "no feature file" in m]
-    overrides = printed_command(warning, "features")
+    (note,) = [m for m in records_logged if "no feature file" in m]  # info: SMF is used, DeepWalk offered
+    overrides = printed_command(note, "features")
     assert overrides[:3] == ["dataset=edgelist", "dataset.name=yelp", f"dataset.root={tmp_path}"]
     assert "dataset=yelp" not in overrides  # the invalid hint of issue 13
     cfg = composed("features", overrides)  # what `python src/features.py ...` composes
@@ -90,9 +90,9 @@ def test_missing_features_warning_gives_a_working_features_command(tmp_path: Pat
     assert same[0] == same[1]
     path, generated = generate_deepwalk(load_graph(cfg.dataset), cfg.dataset, progress=False)  # and runs
     assert generated and path == tmp_path / "yelp" / "yelp.npy"
-    warnings_logged.clear()
+    records_logged.clear()
     g = load_dataset(user.dataset)  # the user's own command now finds the features
-    assert not [m for m in warnings_logged if "no feature file" in m]
+    assert not [m for m in records_logged if "no feature file" in m]
     assert g.num_features == TINY_DW["dim"]
 
 
