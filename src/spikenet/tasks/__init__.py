@@ -74,6 +74,7 @@ def model_op_counts(task: Task, model: TaskModel, rates: list[list[float]] | Non
     return None if ops is None else [*ops, *task.head_ops(model.encoder, model.head, rates)]
 
 
+from spikenet.tasks import link_prediction as _link_prediction  # noqa: E402, F401  (registers it)
 from spikenet.tasks import node_classification as _node_classification  # noqa: E402, F401  (registers it)
 from spikenet.tasks import node_property as _node_property  # noqa: E402, F401  (registers it)
 
