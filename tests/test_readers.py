@@ -265,7 +265,7 @@ def test_label_file_unknown_node(tmp_path: Path):
     write(tmp_path / "e" / "edges.txt", "0 1 1\n1 2 2\n")
     write(tmp_path / "e" / "labels.txt", "0 a\n\n7 b\n")
     raises_at(cfg(tmp_path, "e", reader="edgelist"), tmp_path / "e" / "labels.txt", 3,
-              "unknown node '7'.*drop_unknown_labels=true")
+              "unknown node '7'.*misread.*dataset.columns.*drop_unknown_labels=true")
 
 
 def test_label_file_duplicated_node(tmp_path: Path):

@@ -240,8 +240,10 @@ def read_labels(path: Path, cfg: Any, index: NodeIndex) -> tuple[np.ndarray, int
         row = int(unknown[0])
         if not cfg.get("drop_unknown_labels", False):
             raise _fail_at(fmt, row, f"expected a node of the edge file, got unknown node {str(nodes[row])!r} "
-                                     f"(no interaction; {unknown.size} such label line(s)); "
-                                     "dataset.drop_unknown_labels=true skips them")
+                                     f"(no interaction; {unknown.size} such label line(s)); if the edge "
+                                     "file's fields were misread (its 'read as src=... dst=... time=...' line "
+                                     "above), dataset.columns fixes that; else dataset.drop_unknown_labels=true "
+                                     "skips them")
         log.warning("%s: dropped %d label line(s) of nodes without interactions (first: line %s, node %r; "
                     "dataset.drop_unknown_labels=true)", path.name, unknown.size, table.row_line(fmt, row),
                     str(nodes[row]))
