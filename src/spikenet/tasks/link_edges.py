@@ -98,9 +98,9 @@ class EdgeHistory:
     def seen_before(self, u: np.ndarray, v: np.ndarray, step: np.ndarray) -> np.ndarray:
         """Whether each (u, v) was an edge at some step before ``step`` (same shapes, broadcast)."""
         keys = np.asarray(u, dtype=np.int64) * self.num_nodes + np.asarray(v, dtype=np.int64)
-        at = np.searchsorted(self.keys, keys).clip(max=max(self.keys.size - 1, 0))
         if self.keys.size == 0:
             return np.zeros(keys.shape, dtype=bool)
+        at = np.searchsorted(self.keys, keys).clip(max=self.keys.size - 1)
         return (self.keys[at] == keys) & (self.first[at] < step)
 
     def history_size(self, u: np.ndarray, step: np.ndarray) -> np.ndarray:

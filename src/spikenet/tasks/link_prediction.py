@@ -42,7 +42,7 @@ from spikenet.tasks.link_edges import (
     step_splits,
 )
 from spikenet.tasks.link_metrics import LINK_METRICS, link_scores
-from spikenet.tasks.windows import step_batches, window_steps
+from spikenet.tasks.windows import check_window_and_ratios, step_batches, window_steps
 
 
 class LinkHead(nn.Module):
@@ -67,11 +67,7 @@ class LinkHead(nn.Module):
 
 
 def _check(cfg: Any) -> None:
-    if int(cfg.window) < 1:
-        raise ValueError(f"task.window must be >= 1, got {cfg.window}")
-    val, test = float(cfg.val_ratio), float(cfg.test_ratio)
-    if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
-        raise ValueError(f"task.val_ratio and task.test_ratio must be in (0, 1) with a sum below 1, got {val}, {test}")
+    check_window_and_ratios(cfg)
     if str(cfg.negatives) not in NEGATIVE_SETTINGS:
         raise ValueError(f"task.negatives must be one of {', '.join(NEGATIVE_SETTINGS)}, got '{cfg.negatives}'")
     if int(cfg.num_negatives) < 1:
@@ -157,9 +153,10 @@ class LinkPrediction(Task):
             nodes, index = torch.unique(torch.cat([self.src[chunk], candidates.flatten()]), return_inverse=True)
             src, dst = index[: chunk.numel()], index[chunk.numel():].view_as(candidates)
             steps = window_steps(step - 1, self.window, self.data_device)
-            inputs = loader.inputs(nodes.to(self.data_device), generator, tables, steps)
+            nodes = nodes.to(self.data_device)
+            inputs = loader.inputs(nodes, generator, tables, steps)
             extra = {"src": src.to(self.model_device), "dst": dst.to(self.model_device)}
-            yield Batch(nodes.to(self.data_device), inputs, tables is not None, examples=chunk, extra=extra)
+            yield Batch(nodes, inputs, tables is not None, examples=chunk, extra=extra)
 
     def loss(self, output: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Binary cross-entropy, the true destination (column 0) against 1 and the negatives against 0, each side

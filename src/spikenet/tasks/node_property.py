@@ -32,7 +32,7 @@ from spikenet.energy import LayerOps
 from spikenet.tasks import register_task
 from spikenet.tasks.forecasts import forecast_scores
 from spikenet.tasks.ndcg import block_ndcg, check_evaluator, mean_over_times, scorer
-from spikenet.tasks.windows import step_batches, window_steps
+from spikenet.tasks.windows import check_window_and_ratios, step_batches, window_steps
 
 SPLITS = ("train", "val", "test")
 METRIC = "ndcg@10"
@@ -69,11 +69,7 @@ def label_time_splits(step_events: np.ndarray, num_times: int, val_ratio: float,
 
 
 def _check(cfg: Any) -> None:
-    if int(cfg.window) < 1:
-        raise ValueError(f"task.window must be >= 1, got {cfg.window}")
-    val, test = float(cfg.val_ratio), float(cfg.test_ratio)
-    if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
-        raise ValueError(f"task.val_ratio and task.test_ratio must be in (0, 1) with a sum below 1, got {val}, {test}")
+    check_window_and_ratios(cfg)
     if int(cfg.moving_average_window) < 1:
         raise ValueError(f"task.moving_average_window must be >= 1, got {cfg.moving_average_window}")
     check_evaluator(str(cfg.evaluator))

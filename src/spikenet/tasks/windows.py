@@ -11,8 +11,19 @@ nodes are sampled and gathered once for that step's window.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
+
+
+def check_window_and_ratios(cfg: Any) -> None:
+    """``task.window`` >= 1 and chronological ``task.val_ratio`` / ``task.test_ratio`` in (0, 1) with a sum below 1
+    (one line naming the key), for the tasks whose examples happen at a step."""
+    if int(cfg.window) < 1:
+        raise ValueError(f"task.window must be >= 1, got {cfg.window}")
+    val, test = float(cfg.val_ratio), float(cfg.test_ratio)
+    if not (0 < val < 1 and 0 < test < 1 and val + test < 1):
+        raise ValueError(f"task.val_ratio and task.test_ratio must be in (0, 1) with a sum below 1, got {val}, {test}")
 
 
 def window_steps(last: int, width: int, device: torch.device | None = None) -> torch.Tensor:
