@@ -51,7 +51,9 @@ class LinkHead(nn.Module):
     A symmetric bilinear form (the graph is undirected) through a learned projection P of width H.
     Measured on the default synthetic graph, it learns in a few epochs where TGB's summed-maps MLP
     (ReLU(A h_src + B h_dst), also with a product term) sat at chance for the first five. Each embedded
-    node is projected once, then pairs are gathered.
+    node is projected once, then pairs are gathered with ``index_select``: its backward sums repeated rows
+    in a fixed order, where ``z[idx]``'s (``index_put_`` with accumulate, atomic adds over threads on the
+    CPU) does not, so runs would not repeat bit for bit.
     """
 
     def __init__(self, in_features: int, hidden: int) -> None:
@@ -63,7 +65,10 @@ class LinkHead(nn.Module):
     def forward(self, embeddings: torch.Tensor, extra: dict[str, torch.Tensor]) -> torch.Tensor:
         """``extra["src"]`` [B] and ``extra["dst"]`` [B, C] index embedding rows -> [B, C] logits."""
         z = self.project(embeddings)
-        return (z[extra["src"]].unsqueeze(1) * z[extra["dst"]]).sum(-1) * self.scale + self.bias
+        src, dst = extra["src"], extra["dst"]
+        z_src = z.index_select(0, src).unsqueeze(1)
+        z_dst = z.index_select(0, dst.reshape(-1)).view(*dst.shape, -1)
+        return (z_src * z_dst).sum(-1) * self.scale + self.bias
 
 
 def _check(cfg: Any) -> None:
