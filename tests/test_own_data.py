@@ -118,10 +118,12 @@ def test_negative_ids_are_renumbered_in_numeric_order(tmp_path: Path):
     assert g.labels.tolist() == [-1, 0, 1]
 
 
-def test_dense_integer_ids_are_kept(tmp_path: Path):
+def test_dense_integer_ids_are_kept_and_the_isolated_ones_counted(tmp_path: Path, info_logged: list[str]):
     write(tmp_path / "g" / "edges.txt", "1 2 0\n2 3 1\n")
     g = load_graph(cfg(tmp_path, labels=None))
     assert g.num_nodes == 4 and "node_ids" not in g.meta  # node u is id u (0 is isolated)
+    assert any("1 of ids 0..3 in no edge, isolated nodes (dataset.compact=true drops them)" in m
+               for m in info_logged)
 
 
 def test_compact_false_refuses_string_ids_naming_line_and_key(tmp_path: Path):
@@ -175,9 +177,9 @@ def test_columns_by_number_and_by_header_name(tmp_path: Path, info_logged: list[
     write(tmp_path / "g" / "contacts.tsv", text)
     write(tmp_path / "g" / "meta.tsv", "gender\tid\tclass\nF\t7\t1A\nM\t3\t2A\n")
     g = load_graph(cfg(tmp_path, edges="contacts.tsv", labels=None))  # read as src=t: the file is sorted by it
-    assert any("src field (1) is sorted like time stamps" in m and "dataset.columns=[1,2,0]" in m
+    assert any("src field (field 0) is sorted like time stamps" in m and "dataset.columns=[1,2,0]" in m
                for m in info_logged)
-    assert any("line 2 read as src=20 dst=7 time=9 (fields 1, 2, 3" in m for m in info_logged)
+    assert any("line 2 read as src=20 dst=7 time=9 (dataset.columns=[0,1,2], 0-based" in m for m in info_logged)
     for columns in ([1, 2, 0], ["i", "j", "t"]):
         g = load_graph(cfg(tmp_path, edges="contacts.tsv", labels="meta.tsv", columns=columns,
                            label_columns=[1, 2] if columns[0] == 1 else ["id", "class"], min_class_size=1))

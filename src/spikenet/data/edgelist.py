@@ -134,15 +134,15 @@ def _explain_columns(edges: EdgeColumns) -> None:
     if edges.stamps.kind == "numeric" and float(stamp).is_integer():
         stamp = int(stamp)
     first = (str(edges.src[0]), str(edges.dst[0]), str(stamp))
-    log.info("%s: line %s read as src=%s dst=%s time=%s (fields %s; dataset.columns sets them)", fmt.path.name,
-             table.row_line(fmt, 0), *first, ", ".join(str(c + 1) for c in fmt.usecols))
+    log.info("%s: line %s read as src=%s dst=%s time=%s (dataset.columns=[%s], 0-based field numbers)",
+             fmt.path.name, table.row_line(fmt, 0), *first, ",".join(str(c) for c in fmt.usecols))
     if edges.src.size < 3 or edges.src.dtype.kind not in "iu" or not edges.stamps.numeric:
         return
     if bool(np.all(np.diff(edges.src) >= 0)) and not bool(np.all(np.diff(edges.stamps.values) >= 0)):
         c = fmt.usecols
-        log.warning("%s: the src field (%d) is sorted like time stamps and the time field (%d) is not: if field %d "
-                    "holds the stamps, set dataset.columns=[%d,%d,%d] (0-based src, dst, time)", fmt.path.name,
-                    c[0] + 1, c[2] + 1, c[0] + 1, c[1], c[2], c[0])
+        log.warning("%s: the src field (field %d) is sorted like time stamps and the time field (field %d) is not: if "
+                    "field %d holds the stamps, set dataset.columns=[%d,%d,%d] (0-based src, dst, time)", fmt.path.name,
+                    c[0], c[2], c[0], c[1], c[2], c[0])
 
 
 def _check_mixed_stamps(fmt: table.TableFormat, tokens: np.ndarray) -> None:

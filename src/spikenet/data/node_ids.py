@@ -75,7 +75,10 @@ def index_nodes(src: np.ndarray, dst: np.ndarray, compact: str = "auto") -> Node
         if compact == "auto" and lo >= 0:
             used = int(np.count_nonzero(np.bincount(both))) if hi < 8 * both.size + 1024 else np.unique(both).size
             if used >= SPARSE_SHARE * (hi + 1):
-                return NodeIndex(ints_src, ints_dst, hi + 1, None, "integer ids kept (node u is id u)")
+                unused = hi + 1 - used
+                note = (f"; {unused} of ids 0..{hi} in no edge, isolated nodes (dataset.compact=true drops them)"
+                        if unused else "")
+                return NodeIndex(ints_src, ints_dst, hi + 1, None, f"integer ids kept (node u is id u{note})")
         distinct, inverse = np.unique(both, return_inverse=True)
         why = "negative ids occur" if lo < 0 else (
             "dataset.compact=true" if compact == "true" else f"sparse: {distinct.size} of 0..{hi} occur")
