@@ -61,6 +61,11 @@ def per_epoch_seconds(cumulative: list[float], skip: int = 1) -> list[float]:
     return steps[skip:]
 
 
+def mean_std(values: list[float]) -> str:
+    """``mean ± std`` at 4 decimals (std 0 for one value), for the side-by-side tables."""
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
+
+
 def parse_ours(stdout: str) -> dict:
     """The JSON line ``benchmarks/epoch_time.py`` prints last."""
     for line in reversed(stdout.strip().splitlines()):
@@ -95,10 +100,12 @@ def check_setup(official: Path, python: Path, data_root: Path) -> Path:
     return features
 
 
-def _run(cmd: list[str], cwd: Path, timeout: float, what: str) -> tuple[str, float]:
+def run_command(cmd: list[str], cwd: Path, timeout: float, what: str, env: dict[str, str] | None = None
+                ) -> tuple[str, float]:
+    """Run ``cmd`` in ``cwd`` (echoed first); its stdout and wall seconds, or an error with its stderr's tail."""
     print(f"$ (cd {cwd} && {' '.join(cmd)})", flush=True)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -109,13 +116,13 @@ def run_official(official: Path, python: Path, epochs: int, seed: int | None, ti
     cmd = [str(python), "main.py", *OFFICIAL_ARGS, "--epochs", str(epochs)]
     if seed is not None:
         cmd += ["--seed", str(seed)]
-    return _run(cmd, official, timeout, "the official main.py")
+    return run_command(cmd, official, timeout, "the official main.py")
 
 
 def run_ours(data_root: Path, epochs: int, skip: int, extra: list[str], timeout: float) -> tuple[str, float]:
     cmd = [sys.executable, str(PROJECT_ROOT / "benchmarks" / "epoch_time.py"), *OURS_OVERRIDES,
            f"dataset.root={data_root}", f"bench.warmup={skip}", f"bench.epochs={epochs - skip}", *extra]
-    return _run(cmd, PROJECT_ROOT, timeout, "benchmarks/epoch_time.py")
+    return run_command(cmd, PROJECT_ROOT, timeout, "benchmarks/epoch_time.py")
 
 
 def main(argv: list[str] | None = None) -> int:

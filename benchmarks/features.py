@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ import numpy as np
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "src"))
 
+from compare_reference import mean_std  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from spikenet.data.deepwalk import DeepWalkConfig, deepwalk_features  # noqa: E402
@@ -100,10 +100,6 @@ def train(root: Path, dataset: str, seed: int, epochs: int, out: Path, extra: li
     if done.returncode != 0:
         raise SystemExit(f"error: {' '.join(cmd)} failed: {done.stderr.strip().splitlines()[-1:]}")
     return json.loads((out / "metrics.json").read_text())
-
-
-def mean_std(values: list[float]) -> str:
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
 
 
 def main() -> None:

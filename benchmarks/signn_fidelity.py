@@ -22,17 +22,21 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from compare_reference import SetupError, per_epoch_seconds
+from compare_reference import SetupError, mean_std, per_epoch_seconds, run_command
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _LINE = re.compile(r"Epoch:\s*(\d+),\s*Val:\s*([0-9.]+),\s*Test:\s*([0-9.]+),\s*Best:\s*Macro-([0-9.]+),\s*"
                    r"Micro-([0-9.]+),\s*Time elapsed\s+([0-9.]+)\s*s")
+
+
+def last_best(values: list[float]) -> int:
+    """Index of the last occurrence of the maximum: the official ``>=`` rule (a tie moves to the later epoch)."""
+    top = max(values)
+    return max(i for i, v in enumerate(values) if v == top)
 
 
 def parse_official(text: str) -> dict:
@@ -44,15 +48,14 @@ def parse_official(text: str) -> dict:
     val = [float(rows[e][0]) for e in epochs]
     test = [float(rows[e][1]) for e in epochs]
     last = rows[epochs[-1]]
-    best = max(i for i, v in enumerate(val) if v == max(val))  # >=: the last epoch holding the best value
+    best = last_best(val)
     return {"macro_f1": float(last[2]), "micro_f1": float(last[3]), "best_epoch": best + 1, "val": val,
             "test": test, "epoch_seconds": per_epoch_seconds([float(rows[e][4]) for e in epochs], 0)}
 
 
 def select_like_official(history: list[dict]) -> dict:
     """Test Macro/Micro at the last epoch with the best validation Micro-F1 (the official ``>=`` rule)."""
-    val = [h["val_micro_f1"] for h in history]
-    best = max(i for i, v in enumerate(val) if v == max(val))
+    best = last_best([h["val_micro_f1"] for h in history])
     h = history[best]
     if h.get("test_micro_f1") is None:
         raise ValueError("the run has no test scores per epoch: run it with trainer.test_schedule=every")
@@ -73,18 +76,6 @@ def check_setup(official: Path, python: Path, data_root: Path) -> None:
             raise SetupError(f"the official code needs {theirs}: link the three files of {data_root / 'dblp'} there")
         if not (os.path.samefile(ours, theirs) or filecmp.cmp(ours, theirs, shallow=False)):
             raise SetupError(f"{ours} and {theirs} differ: both sides must read the same files")
-
-
-def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float, what: str) -> str:
-    print(f"$ (cd {cwd} && {' '.join(cmd)})", flush=True)
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return proc.stdout
-
-
-def _mean_std(values: list[float]) -> str:
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,19 +103,17 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out or Path(tempfile.mkdtemp(prefix="signn_fidelity_"))
     rows = []
     for seed in args.seeds:
-        start = time.perf_counter()
-        text = _run([str(args.official_python), "main.py", "--dataset", "dblp", "--cuda", "cpu", "--epochs",
-                     str(args.epochs), "--seed", str(seed)], official, env, args.timeout, "the official main.py")
-        theirs = parse_official(text)
-        theirs["wall_seconds"] = time.perf_counter() - start
+        text, wall = run_command([str(args.official_python), "main.py", "--dataset", "dblp", "--cuda", "cpu",
+                                  "--epochs", str(args.epochs), "--seed", str(seed)], official, args.timeout,
+                                 "the official main.py", env)
+        theirs = {**parse_official(text), "wall_seconds": wall}
         run_dir = out_dir / f"signn_{seed}"
-        start = time.perf_counter()
-        _run([sys.executable, str(PROJECT_ROOT / "src" / "run.py"), "experiment=signn_dblp", f"seed={seed}",
-              f"trainer.epochs={args.epochs}", f"dataset.root={data_root}", "dataset.features=file",
-              "trainer.test_schedule=every", "trainer.progress=false", *threads, f"hydra.run.dir={run_dir}"],
-             PROJECT_ROOT, env, args.timeout, "src/run.py")
+        _, wall = run_command([sys.executable, str(PROJECT_ROOT / "src" / "run.py"), "experiment=signn_dblp",
+                               f"seed={seed}", f"trainer.epochs={args.epochs}", f"dataset.root={data_root}",
+                               "dataset.features=file", "trainer.test_schedule=every", "trainer.progress=false",
+                               *threads, f"hydra.run.dir={run_dir}"], PROJECT_ROOT, args.timeout, "src/run.py", env)
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        ours = {**select_like_official(metrics["history"]), "wall_seconds": time.perf_counter() - start,
+        ours = {**select_like_official(metrics["history"]), "wall_seconds": wall,
                 "epoch_seconds": [h["seconds"] for h in metrics["history"]],
                 "val": [h["val_micro_f1"] for h in metrics["history"]]}
         rows.append({"seed": seed, "official": theirs, "ours": ours})
@@ -139,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         micro = [r[side]["micro_f1"] for r in rows]
         secs = [s for r in rows for s in r[side]["epoch_seconds"]]
         summary[side] = {"macro_f1": macro, "micro_f1": micro, "epoch_seconds_mean": statistics.mean(secs)}
-        print(f"{side:8s} Ma-F1 {_mean_std(macro)}  Mi-F1 {_mean_std(micro)}  "
+        print(f"{side:8s} Ma-F1 {mean_std(macro)}  Mi-F1 {mean_std(micro)}  "
               f"{statistics.mean(secs):.1f} s/epoch  ({len(rows)} seeds, {args.epochs} epochs)")
     print(json.dumps({"epochs": args.epochs, "seeds": args.seeds, "threads": args.threads, "summary": summary,
                       "runs": rows}), flush=True)
