@@ -99,3 +99,37 @@ def test_no_accumulating_index_backward_in_training_graph(case: str, tmp_path: P
     found = _backward_names(_loss(trainer, batch)) & set(ACCUMULATING_INDEX)
     assert not found, (f"{case}: {sorted(found)} in the training graph; gather with index_select (its backward, "
                        "index_add_, sums repeated rows in a fixed order)")
+
+
+def test_vector_math_is_set_up_before_the_data_is_read(monkeypatch):
+    """MKL's VML must first run on one thread (see ``settle_vector_math``): ``build_experiment`` does it
+    before loading, since loading may split sqrt/exp over threads."""
+    import spikenet.experiment as experiment
+
+    calls: list[str] = []
+
+    def stop_at_load(cfg):
+        calls.append("load")
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(experiment, "settle_vector_math", lambda: calls.append("settle"))
+    monkeypatch.setattr(experiment, "load_dataset", stop_at_load)
+    with pytest.raises(RuntimeError, match="stop"):
+        build_experiment(compose_config(TINY_OVERRIDES))
+    assert calls == ["settle", "load"]
+
+
+def test_vml_race_tally_names_the_outliers_and_their_elements():
+    import importlib.util
+
+    from conftest import PROJECT_ROOT
+
+    spec = importlib.util.spec_from_file_location("vml_race", PROJECT_ROOT / "benchmarks" / "vml_race.py")
+    vml_race = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vml_race)
+    common = torch.arange(8, dtype=torch.float32).numpy().tobytes()
+    outlier = torch.tensor([0, 1, 2, 3, 4, 5.5, 6, 7.5]).numpy().tobytes()
+    result = vml_race.tally([common, outlier, common, common])
+    assert (result["agree"], result["differ"], result["distinct"]) == (3, 1, 2)
+    assert result["changed_elements"] == [5, 7, 2]
+    assert vml_race.tally([common] * 3)["changed_elements"] == []

@@ -21,7 +21,7 @@ from spikenet.contracts import Task
 from spikenet.data import TemporalGraph, load_dataset
 from spikenet.models import build_model, is_spiking
 from spikenet.neurons import build_neuron, build_surrogate, resolve_backend
-from spikenet.runtime import keep_freed_memory
+from spikenet.runtime import keep_freed_memory, settle_vector_math
 from spikenet.sampling import TemporalSampler
 from spikenet.tasks import TaskModel, build_task
 from spikenet.training import Logger, Trainer
@@ -59,6 +59,7 @@ def build_experiment(cfg: Any, graph: TemporalGraph | None = None, logger: Logge
     """
     validate(cfg)
     keep_freed_memory()
+    settle_vector_math()  # before the data: loading may already split sqrt/exp over threads
     if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
     device = resolve_device(str(cfg.device))
