@@ -7,7 +7,7 @@ Each probe is a fresh Python process: it sets the torch threads, optionally call
 2048 elements, so ATen hands them to two threads) and prints the result's bytes as hex. Per mode it prints
 how many processes gave the most common result, how many gave another, and which elements differed. A
 difference means the process's VML kernels depend on how it first used them (see ``settle_vector_math``).
-It is a measurement, not a test: the race is rare (about 1 process in 25 here), so a count needs many
+It is a measurement, not a test: the race is rare (2 to 5 processes in 120 here), so a count needs many
 processes, and it shows more on a loaded machine than on an idle one. Last line: one JSON object.
 """
 

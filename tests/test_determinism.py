@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_OVERRIDES, compose_config
+from conftest import TINY_OVERRIDES, compose_config, load_benchmark
 
 from spikenet.experiment import build_experiment
 
@@ -120,13 +120,7 @@ def test_vector_math_is_set_up_before_the_data_is_read(monkeypatch):
 
 
 def test_vml_race_tally_names_the_outliers_and_their_elements():
-    import importlib.util
-
-    from conftest import PROJECT_ROOT
-
-    spec = importlib.util.spec_from_file_location("vml_race", PROJECT_ROOT / "benchmarks" / "vml_race.py")
-    vml_race = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(vml_race)
+    vml_race = load_benchmark("vml_race")
     common = torch.arange(8, dtype=torch.float32).numpy().tobytes()
     outlier = torch.tensor([0, 1, 2, 3, 4, 5.5, 6, 7.5]).numpy().tobytes()
     result = vml_race.tally([common, outlier, common, common])
