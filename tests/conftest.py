@@ -1,4 +1,5 @@
-"""Shared fixtures: project paths, tiny run overrides, a Hydra ``compose`` helper and a CLI runner.
+"""Shared fixtures: project paths, tiny run overrides, a Hydra ``compose`` helper, a CLI runner and timing-free
+summaries (``without_timings``) for comparing runs.
 
 The suite's session rules (CI skips fail, GPU tests deselected without CUDA, per-test time limits, no fork
 after torch, children killed with the session) are the hooks of ``guards.py``, imported here; every child
@@ -10,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 import os
 import re
 import subprocess
@@ -149,6 +151,32 @@ def compose_config(overrides: Sequence[str] = ()):
 def compose() -> Callable:
     """``compose(["neuron=lif", ...])`` -> DictConfig, as ``src/run.py`` would see it."""
     return compose_config
+
+
+@pytest.fixture
+def keep_threads() -> Iterator[None]:
+    """Restore torch's thread count after a test that builds an experiment in this process (it sets them)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+# Keys of metrics.json and its per-epoch records that measure the machine, not the run.
+TIMING_KEYS = frozenset({"epoch_seconds", "train_seconds", "wall_seconds", "peak_rss_mb", "rank_peak_rss_mb",
+                         "seconds", "eval_seconds", "final_test_seconds", "peak_device_mb"})
+
+
+def without_timings(value):
+    """``value`` (a summary, history or record) without timings, NaN as None: comparable across runs."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k not in TIMING_KEYS}
+    if isinstance(value, list | tuple):
+        return [without_timings(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 @dataclass

@@ -3,16 +3,12 @@ the test scores of its best epoch, and trains exactly as the same seed would wit
 
 from __future__ import annotations
 
-import math
-
 import pytest
-import torch
-from conftest import TINY_OVERRIDES, compose_config
+from conftest import TINY_OVERRIDES, compose_config, without_timings
 
 from spikenet.experiment import build_experiment
 
 ARGS = [*TINY_OVERRIDES, "trainer.lr=0.01", "trainer.batch_size=64", "trainer.num_threads=1", "logger=none"]
-TIMING_KEYS = {"seconds", "train_seconds", "eval_seconds"}
 
 # Scripted validation Micro-F1 per epoch: best 0.61 at epoch 4; epoch 7 only ties it (not an improvement);
 # the jump at epoch 9 comes after a patience of 3 has run out.
@@ -21,13 +17,6 @@ VAL = [0.50, 0.60, 0.55, 0.61, 0.58, 0.60, 0.61, 0.59, 0.70, 0.52]
 
 def _experiment(overrides: list[str]):
     return build_experiment(compose_config(overrides), run_dir=None)
-
-
-@pytest.fixture
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def _scripted_fit(patience: int | None) -> tuple[dict, list[int]]:
@@ -51,7 +40,7 @@ def _scripted_fit(patience: int | None) -> tuple[dict, list[int]]:
     return trainer.fit(), trained
 
 
-@pytest.mark.usefixtures("restore_threads")
+@pytest.mark.usefixtures("keep_threads")
 def test_stops_after_patience_epochs_without_improvement():
     summary, trained = _scripted_fit(patience=3)
     assert trained == [1, 2, 3, 4, 5, 6, 7]  # best at 4, then 5, 6, 7 without improvement (7 only ties)
@@ -63,7 +52,7 @@ def test_stops_after_patience_epochs_without_improvement():
     assert summary["test_micro_f1"] == pytest.approx(0.71)  # the best epoch's test score, not the last one's
 
 
-@pytest.mark.usefixtures("restore_threads")
+@pytest.mark.usefixtures("keep_threads")
 def test_without_patience_every_epoch_runs():
     summary, trained = _scripted_fit(patience=None)
     assert trained == list(range(1, len(VAL) + 1))
@@ -72,20 +61,14 @@ def test_without_patience_every_epoch_runs():
     assert summary["test_micro_f1"] == pytest.approx(0.80)
 
 
-@pytest.mark.usefixtures("restore_threads")
+@pytest.mark.usefixtures("keep_threads")
 def test_patience_longer_than_the_run_changes_nothing():
     summary, trained = _scripted_fit(patience=len(VAL))
     assert trained == list(range(1, len(VAL) + 1))
     assert summary["early_stopped_at"] is None
 
 
-def _strip(history: list[dict]) -> list[dict]:
-    """Per-epoch records without timings, NaN as None (comparable across runs)."""
-    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in rec.items()
-             if k not in TIMING_KEYS} for rec in history]
-
-
-@pytest.mark.usefixtures("restore_threads")
+@pytest.mark.usefixtures("keep_threads")
 def test_early_stopped_run_trains_like_the_full_run():
     """Real training: the stopped run's epochs repeat the uninterrupted run's first epochs bit for bit, and its
     result is the best of those epochs."""
@@ -97,7 +80,7 @@ def test_early_stopped_run_trains_like_the_full_run():
     assert end is not None and end < epochs, "the tiny run never went an epoch without improving"
     assert end == stopped["best_epoch"] + 1
     unscored = [{**rec, "test_macro_f1": None, "test_micro_f1": None} for rec in full["history"][:end]]
-    assert _strip(stopped["history"]) == _strip(unscored)
+    assert without_timings(stopped["history"]) == without_timings(unscored)
     vals = [h["val_micro_f1"] for h in full["history"][:end]]
     assert stopped["best_epoch"] == 1 + vals.index(max(vals))
     assert stopped["test_micro_f1"] == full["history"][stopped["best_epoch"] - 1]["test_micro_f1"]

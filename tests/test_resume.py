@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
-from conftest import compose_config, finish, run_cli_async
+from conftest import compose_config, finish, run_cli_async, without_timings
 
 from spikenet.experiment import build_experiment
 from spikenet.training.checkpoint import LAST
@@ -17,8 +16,6 @@ EPOCHS = 10
 ARGS = [f"trainer.epochs={EPOCHS}", "dataset.num_nodes=300", "dataset.num_steps=4", "model.hids=[16,4]",
         "model.dropout=0.3", "trainer.lr=0.01", "trainer.batch_size=64", "trainer.progress=false", "device=cpu",
         "trainer.num_threads=1", "logger=none"]
-TIMING_KEYS = {"epoch_seconds", "train_seconds", "wall_seconds", "peak_rss_mb", "rank_peak_rss_mb", "seconds",
-               "eval_seconds", "final_test_seconds", "peak_device_mb"}
 
 
 def _epoch_of(path) -> int:
@@ -26,17 +23,6 @@ def _epoch_of(path) -> int:
         return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
     except (FileNotFoundError, RuntimeError, EOFError, KeyError):
         return 0
-
-
-def _strip(value):
-    """``value`` without timings, NaN as None (as in metrics.json)."""
-    if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items() if k not in TIMING_KEYS}
-    if isinstance(value, list | tuple):
-        return [_strip(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _kill_after_epoch(run_dir, min_epoch: int = 2, timeout: float = 240) -> int:
@@ -78,4 +64,4 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, caplog):
     reference = _fit(ARGS)  # uninterrupted, no run directory
     losses = [h["loss"] for h in reference["history"]]
     assert len(set(losses)) == EPOCHS  # the loss moves every epoch: a wrong random stream would show
-    assert _strip(resumed) == _strip(reference)
+    assert without_timings(resumed) == without_timings(reference)
