@@ -26,7 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from spikenet.cli import check_command_line, register_resolvers
+from spikenet.cli import check_command_line, register_resolvers, with_plugins
 from spikenet.config import ConfigError
 from spikenet.energy import EnergyCosts, summarize
 from spikenet.experiment import Experiment, build_experiment, count_parameters
@@ -218,6 +218,7 @@ def objective(metrics: dict, key: str) -> float:
 register_resolvers()  # ${run_label:...} in hydra.run.dir
 
 if __name__ == "__main__":
+    sys.argv[1:] = with_plugins(sys.argv[1:])  # plugins=[mylab]: import it, its conf/ on Hydra's search path
     check_command_line(sys.argv[1:], CONF_DIR)
     sys.argv = distributed.pin_run_dir(sys.argv, CONF_DIR)  # torchrun/srun: one run dir for all ranks
     main()

@@ -13,7 +13,7 @@ from spikenet.data.synthetic import make_synthetic
 from spikenet.energy import EnergyCosts, summarize
 from spikenet.experiment import build_experiment
 from spikenet.gather import layer0_inputs
-from spikenet.models import ANN, BUILDERS, GRUNet, SpikeNet, build_model
+from spikenet.models import ANN, ENCODERS, GRUNet, SpikeNet, build_model
 from spikenet.sampling import TemporalSampler
 from spikenet.tasks import model_op_counts
 
@@ -87,7 +87,7 @@ def test_projected_inputs_give_the_same_logits(cls):
 
 
 def test_registry():
-    assert {"spikenet", "ann", "gru"} <= set(BUILDERS)
+    assert {"spikenet", "ann", "gru"} <= set(ENCODERS)
     cfg = OmegaConf.create(dict(name="gru", hids=[8, 4], hidden=7, dropout=0.5, aggr="sum", concat=False))
     model = build_model(cfg, F, T, [3, 2], lambda channels: nn.ReLU())
     assert isinstance(model, GRUNet) and model.gru.hidden_size == 7 and model.aggr == "sum"

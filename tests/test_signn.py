@@ -16,7 +16,7 @@ from spikenet.config import ConfigError, validate
 from spikenet.data.synthetic import make_synthetic
 from spikenet.energy import EnergyCosts, LayerOps, summarize
 from spikenet.gather import layer0_inputs, layer0_unique_inputs
-from spikenet.models import BUILDERS, SiGNN, build_model, is_spiking
+from spikenet.models import ENCODERS, SiGNN, build_model, is_spiking
 from spikenet.models.signn import channel_steps, select_steps
 from spikenet.neurons import BLIFNode, build_neuron, build_surrogate, cpu_kernel
 from spikenet.sampling import TemporalSampler
@@ -325,7 +325,7 @@ def test_valued_events_cost_macs():
 
 # --- registry and configs -----------------------------------------------------------------------------------
 def test_registry_and_default_config(compose):
-    assert "signn" in BUILDERS and is_spiking("signn")
+    assert "signn" in ENCODERS and is_spiking("signn")
     cfg = compose(["model=signn"])
     validate(cfg)
     assert list(cfg.model.hids) == [128, 64] and cfg.model.channels == 3 and cfg.model.dropout == 0.6

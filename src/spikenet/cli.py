@@ -35,21 +35,74 @@ class ConfigKeyError(ValueError):
     """A command-line override names a key the config does not have, or gives it a value of the wrong type."""
 
 
+def _list_value(value: str) -> list[str]:
+    """``[a,b]``, ``a,b`` or ``a`` -> ``['a', 'b']`` (a command-line list, quotes dropped)."""
+    return [v.strip().strip("'\"") for v in value.strip().strip("[]").split(",") if v.strip().strip("'\"")]
+
+
+def search_dirs(args: Sequence[str]) -> list[Path]:
+    """The config folders a ``hydra.searchpath=[...]`` override adds (``file://`` paths and ``pkg://`` packages)."""
+    import importlib.util
+
+    dirs: list[Path] = []
+    for arg in args:
+        if not arg.lstrip("+").startswith("hydra.searchpath="):
+            continue
+        for entry in _list_value(arg.split("=", 1)[1]):
+            if entry.startswith("file://"):
+                dirs.append(Path(entry[len("file://"):]))
+            elif entry.startswith("pkg://"):
+                spec = importlib.util.find_spec(entry[len("pkg://"):].replace("/", "."))
+                dirs += [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    return [d for d in dirs if d.is_dir()]
+
+
+def plugin_config_dirs(modules: Sequence[Any]) -> list[Path]:
+    """The ``conf/`` folder beside each plugin module's file (its group options: ``model/myenc.yaml``, ...)."""
+    dirs = [Path(m.__file__).resolve().parent / "conf" for m in modules if getattr(m, "__file__", None)]
+    return list(dict.fromkeys(d for d in dirs if d.is_dir()))
+
+
+def with_plugins(args: Sequence[str]) -> list[str]:
+    """Import the plugins that ``plugins=[...]`` on the command line (and ``$SPIKENET_PLUGINS``) name, so their
+    parts register, and put their ``conf/`` folders on Hydra's search path (``hydra.searchpath``), so that
+    ``model=myenc`` composes. Exits with one ``error:`` line when a plugin does not import."""
+    from spikenet.registry import PluginError, load_plugins
+
+    named = [v for a in args if a.lstrip("+").startswith("plugins=") for v in _list_value(a.split("=", 1)[1])]
+    try:
+        modules = load_plugins(named)
+    except PluginError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    dirs = [f"file://{d}" for d in plugin_config_dirs(modules)]
+    if not dirs:
+        return list(args)
+    out, merged = [], False
+    for arg in args:
+        if arg.lstrip("+").startswith("hydra.searchpath="):
+            key, value = arg.split("=", 1)
+            arg, merged = f"{key}=[{','.join([*_list_value(value), *dirs])}]", True
+        out.append(arg)
+    return out if merged else [*out, f"hydra.searchpath=[{','.join(dirs)}]"]
+
+
 def check_group_overrides(args: list[str], conf_dir: Path) -> None:
     """Exit with a one-line message when ``group=option`` names an option that has no config file.
 
     Hydra's own message for this spans several lines; a researcher mistyping ``neuron=lfi``
     should see one line with the choices.
     """
+    dirs = [conf_dir, *search_dirs(args)]
     for arg in args:
         if "=" not in arg or arg.startswith("-"):
             continue
         key, value = arg.split("=", 1)
         key = key.lstrip("+~")
-        group = conf_dir / key
-        if "." in key or not group.is_dir() or "(" in value or not value:
+        groups = [d / key for d in dirs if (d / key).is_dir()]
+        if "." in key or not groups or "(" in value or not value:
             continue
-        choices = sorted(p.stem for p in group.glob("*.yaml"))
+        choices = sorted({p.stem for group in groups for p in group.glob("*.yaml")})
         for option in value.split(","):
             if option not in choices and option != "null":
                 print(f"error: unknown {key} '{option}'; choose one of: {', '.join(choices)}", file=sys.stderr)
@@ -60,7 +113,9 @@ def _run_label(*, _root_: Any) -> str:
     """``task_dataset_model`` for a dense encoder, ``task_dataset_model_neuron`` for a spiking one (run
     directory names; the task is left out for node classification, the default)."""
     from spikenet.models import is_spiking
+    from spikenet.registry import load_plugins
 
+    load_plugins(list(_root_.plugins))  # a launcher's job process: the plugin's encoder must be known here too
     task, model = str(_root_.task.name), str(_root_.model.name)
     parts = [*([task] if task != "node_classification" else []), str(_root_.dataset.name), model]
     return "_".join([*parts, *([str(_root_.neuron.name)] if is_spiking(model) else [])])
@@ -138,18 +193,21 @@ def _reference_configs(parsed: list, conf_dir: Path, config_name: str) -> list[D
     value overrides: what the value overrides are checked against."""
     from hydra import compose, initialize_config_dir
 
+    dirs = [conf_dir, *search_dirs([o.input_line for o in parsed])]
     choices, swept = [], []
     for o in parsed:
         key = o.key_or_group
-        if "/" in key or ("." not in key and (conf_dir / key).is_dir()):
+        if "/" in key or ("." not in key and any((d / key).is_dir() for d in dirs)):
             value = o.value()
             options = list(value.list) if o.is_sweep_override() and hasattr(value, "list") else [value]
             choices.append((o, [str(v) for v in options]))
-    base = [_choice_line(o, opts[0]) for o, opts in choices]
+    base = [o.input_line for o in parsed if o.key_or_group == "hydra.searchpath"]
+    base += [_choice_line(o, opts[0]) for o, opts in choices]
     variants = [base]
+    offset = len(base) - len(choices)
     for i, (o, opts) in enumerate(choices):
         for opt in opts[1:]:
-            swept.append(base[:i] + [_choice_line(o, opt)] + base[i + 1:])
+            swept.append(base[:offset + i] + [_choice_line(o, opt)] + base[offset + i + 1:])
     configs = []
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         for overrides in variants + swept:
@@ -179,8 +237,9 @@ def check_value_overrides(args: Sequence[str], conf_dir: Path, config_name: str 
         return  # Hydra reports its own grammar errors
     values = [o for o in parsed if "." in o.key_or_group and "/" not in o.key_or_group
               and not o.key_or_group.startswith("hydra.") and o.package is None]
+    dirs = [conf_dir, *search_dirs(lines)]
     values += [o for o in parsed if "." not in o.key_or_group and "/" not in o.key_or_group
-               and not (conf_dir / o.key_or_group).is_dir()]
+               and not any((d / o.key_or_group).is_dir() for d in dirs)]
     if not values:
         return
     references = _reference_configs(parsed, conf_dir, config_name)

@@ -19,7 +19,7 @@ The trainer runs any task over any encoder through these methods alone.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from spikenet.energy import LayerOps
+from spikenet.registry import Registry
 
 Tables = tuple[Any, Any]  # layer 0's (self rows, neighbour aggregates): tensors [T, M, F] or ``UniqueRows``
 
@@ -82,6 +83,25 @@ class Encoder(nn.Module, ABC):
         super().__init__()
         self.record_spikes = False
         self.spike_rates: list[torch.Tensor] = []
+
+    @classmethod
+    def check_config(cls, cfg: Any, sizes: list[int]) -> None:
+        """Range checks of the ``model`` config that need no data; ``config.validate`` runs them before any data
+        is read, and the constructor makes the same checks (through the same functions). None by default."""
+
+    @classmethod
+    def from_config(cls, cfg: Any, in_features: int, num_steps: int, sizes: list[int],
+                    make_neuron: Callable[[int], nn.Module]) -> Encoder:
+        """The encoder for the ``model`` config ``cfg``: its keys but ``name`` are the constructor's keyword
+        arguments, beside ``in_features``, ``num_steps``, ``sizes`` and (spiking encoders) ``make_neuron``,
+        which builds one multi-step neuron layer of a given width. Override it when the keys differ."""
+        from omegaconf import OmegaConf
+
+        kwargs = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+        kwargs.pop("name", None)
+        if cls.spiking:
+            kwargs["make_neuron"] = make_neuron
+        return cls(in_features=in_features, num_steps=num_steps, sizes=list(sizes), **kwargs)
 
     @property
     @abstractmethod
@@ -176,6 +196,17 @@ class Task(ABC):
                         if isinstance(metrics.get(f"test_{m}"), float))
         return (f"test {test} at epoch {metrics.get('best_epoch')} "
                 f"(val {self.select} {metrics.get(f'val_{self.select}', float('nan')):.4f})")
+
+
+ENCODERS: Registry[type[Encoder]] = Registry("model", "model.name")
+"""``model=<name>`` -> an ``Encoder`` subclass, registered beside it with ``@ENCODERS.register("name")``; the class
+says whether it is ``spiking`` (then it reads the ``neuron`` and ``surrogate`` groups), ``check_config`` checks its
+config before any data is read and ``from_config`` builds it. Its keys live in ``conf/model/<name>.yaml``."""
+
+TaskBuilder = Callable[[Any, Any, int], Task]  # (task config, TemporalGraph, run seed) -> Task
+TASKS: Registry[TaskBuilder] = Registry("task", "task.name")
+"""``task=<name>`` -> a builder of the ``Task``, registered with ``@TASKS.register("name", check=fn)``; ``check(cfg)``
+validates the ``task`` config before any data is read. Its keys live in ``conf/task/<name>.yaml``."""
 
 
 class FusedFiring(ABC):

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikenet.config import resolve_device, validate
+from spikenet.config import validate
 from spikenet.contracts import Task
 from spikenet.data import TemporalGraph, load_dataset
-from spikenet.models import build_model, is_spiking
-from spikenet.neurons import build_neuron, build_surrogate, resolve_backend
+from spikenet.models import build_model
+from spikenet.neurons import build_neuron
 from spikenet.runtime import keep_freed_memory, settle_vector_math
 from spikenet.sampling import TemporalSampler
 from spikenet.tasks import TaskModel, build_task
@@ -57,12 +57,12 @@ def build_experiment(cfg: Any, graph: TemporalGraph | None = None, logger: Logge
 
     ``dist`` (from ``distributed.setup``) makes this one rank of a data-parallel run.
     """
-    validate(cfg)
+    checked = validate(cfg)  # every check, before any data is read; the parts that need no data, built once
     keep_freed_memory()
     settle_vector_math()  # before the data: loading may already split sqrt/exp over threads
     if cfg.trainer.num_threads:
         torch.set_num_threads(int(cfg.trainer.num_threads))
-    device = resolve_device(str(cfg.device))
+    device = checked.device
     start = time.perf_counter()
     graph = graph if graph is not None else load_dataset(cfg.dataset)
     loaded = time.perf_counter()
@@ -71,15 +71,15 @@ def build_experiment(cfg: Any, graph: TemporalGraph | None = None, logger: Logge
     # trainer.data_device: graph and features on the model's GPU when they fit (sampling there)
     data, _ = place_data(cfg.trainer, device, graph)
     sampler = TemporalSampler(data, list(cfg.sampler.sizes), float(cfg.sampler.p), str(cfg.sampler.name))
-    backend = resolve_backend(str(cfg.neuron.backend), device) if is_spiking(str(cfg.model.name)) else "none"
+    backend = checked.backend
 
     def make_neuron(channels: int) -> torch.nn.Module:
-        return build_neuron(cfg.neuron, build_surrogate(str(cfg.surrogate.name), float(cfg.surrogate.alpha)),
-                            backend, channels)
+        return build_neuron(cfg.neuron, checked.surrogate, backend, channels)
 
     encoder = build_model(cfg.model, graph.num_features, task.encoder_steps(), sampler.sizes, make_neuron)
     model = TaskModel(encoder, task.build_head(encoder))  # the head right after the encoder: same init draws
-    trainer = Trainer(model, task, data, sampler, cfg.trainer, device, int(cfg.seed), logger, run_dir, dist=dist)
+    trainer = Trainer(model, task, data, sampler, cfg.trainer, device, int(cfg.seed), logger, run_dir, dist=dist,
+                      precision=checked.precision)
     return Experiment(graph=graph, task=task, trainer=trainer, device=device, backend=backend,
                       load_seconds=loaded - start, build_seconds=time.perf_counter() - loaded)
 

@@ -7,6 +7,7 @@ from torch import nn
 
 from spikenet.gather import UniqueRows
 from spikenet.models.chunked_linear import chunked_linear_sum, spread_linear_sum
+from spikenet.models.dropout import check_dropout
 
 AGGREGATIONS = ("mean", "sum")
 
@@ -76,16 +77,42 @@ def hop_inputs(x: torch.Tensor, rows: list[int], sizes: list[int], aggr: str) ->
     return _HopInputs.apply(x, tuple(rows), tuple(sizes), aggr)
 
 
+def check_aggr(aggr: str) -> None:
+    """``model.aggr`` is one of ``AGGREGATIONS``."""
+    if aggr not in AGGREGATIONS:
+        raise ValueError(f"model.aggr must be one of {AGGREGATIONS}, got '{aggr}'")
+
+
+def check_hids(hids: list[int], sizes: list[int]) -> None:
+    """``model.hids``: one positive width per layer, one layer per hop of ``sampler.sizes``."""
+    if not hids:
+        raise ValueError("model.hids must name at least one layer")
+    if len(hids) != len(sizes):
+        raise ValueError(f"model.hids has {len(hids)} layers but sampler.sizes has {len(sizes)} hops")
+    for hid in hids:
+        check_width(hid)
+
+
+def check_layers(hids: list[int], sizes: list[int], aggr: str, dropout: float) -> None:
+    """The checks every SAGE-layered encoder makes of ``model.hids``, ``model.aggr`` and ``model.dropout``."""
+    check_hids(hids, sizes)
+    check_aggr(aggr)
+    check_dropout(dropout)
+
+
+def check_width(out_features: int) -> None:
+    if out_features < 1:
+        raise ValueError(f"model.hids must be positive ints, got a layer of {out_features}")
+
+
 class SAGEAggregator(nn.Module):
     """z = W_self x_self + W_neigh aggr(x_neigh), bias on both; ``concat`` stacks the two parts instead."""
 
     def __init__(self, in_features: int, out_features: int, aggr: str = "mean", concat: bool = False,
                  bias: bool = True, chunk_rows: int = 16384) -> None:
         super().__init__()
-        if aggr not in AGGREGATIONS:
-            raise ValueError(f"model.aggr must be one of {AGGREGATIONS}, got '{aggr}'")
-        if out_features < 1:
-            raise ValueError(f"model.hids must be positive ints, got a layer of {out_features}")
+        check_aggr(aggr)
+        check_width(out_features)
         self.aggr = aggr
         self.concat = concat
         self.chunk_rows = chunk_rows  # 0: one stacked matmul per part

@@ -10,13 +10,15 @@ shortcut (``project_inputs``), so the trainer and every task treat all three ali
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-from spikenet.contracts import Encoder
+from spikenet.contracts import ENCODERS, Encoder
 from spikenet.energy import LayerOps
 from spikenet.gather import rows_per_step
-from spikenet.models.aggregators import SAGEAggregator, reduce_neighbours
+from spikenet.models.aggregators import SAGEAggregator, check_layers, reduce_neighbours
 from spikenet.models.dropout import FastDropout
 from spikenet.models.op_counts import hop_multiplicities, sage_layer_ops
 
@@ -27,10 +29,7 @@ class SAGEStack(nn.Module):
     def __init__(self, in_features: int, hids: list[int], sizes: list[int], dropout: float = 0.7,
                  aggr: str = "mean", concat: bool = False, bias: bool = True, chunk_rows: int = 16384) -> None:
         super().__init__()
-        if not hids:
-            raise ValueError("model.hids must name at least one layer")
-        if len(hids) != len(sizes):
-            raise ValueError(f"model.hids has {len(hids)} layers but sampler.sizes has {len(sizes)} hops")
+        check_layers(hids, sizes, aggr, dropout)
         self.sizes = list(sizes)
         self.aggr = aggr
         self.aggregators = nn.ModuleList()
@@ -103,8 +102,13 @@ class DenseBaseline(Encoder):
         return self.stack.project_inputs(features)
 
 
+@ENCODERS.register("ann")
 class ANN(DenseBaseline):
     """SpikeNet with ReLU units: SAGE layers per step, the targets' rows flattened over T ([T * H])."""
+
+    @classmethod
+    def check_config(cls, cfg: Any, sizes: list[int]) -> None:
+        check_layers(list(cfg.hids), sizes, str(cfg.aggr), float(cfg.dropout))
 
     def __init__(self, in_features: int, hids: list[int], num_steps: int, sizes: list[int],
                  dropout: float = 0.7, aggr: str = "mean", concat: bool = False, bias: bool = True,

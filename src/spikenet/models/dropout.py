@@ -51,13 +51,18 @@ class _ScaleByMask(torch.autograd.Function):
         return grad * scaled_mask, None
 
 
+def check_dropout(p: float) -> None:
+    """``model.dropout`` is a drop probability in [0, 1)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"model.dropout must be in [0, 1), got {p}")
+
+
 class FastDropout(nn.Module, WordMaskDropout):
     """Drop-in for ``nn.Dropout(p)`` in training; identity in eval."""
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1), got {p}")
+        check_dropout(p)
         self.p = p
 
     def extra_repr(self) -> str:

@@ -8,23 +8,38 @@ state to the logits.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
+from spikenet.contracts import ENCODERS
 from spikenet.energy import LayerOps
+from spikenet.models.aggregators import check_layers
 from spikenet.models.ann import DenseBaseline, SAGEStack
 from spikenet.models.op_counts import sage_layer_ops
 
 
+def check_hidden(hidden: int) -> None:
+    """``model.hidden``: the GRU's width."""
+    if hidden < 1:
+        raise ValueError(f"model.hidden must be >= 1, got {hidden}")
+
+
+@ENCODERS.register("gru")
 class GRUNet(DenseBaseline):
     """SAGE layers per step -> GRU over the T steps -> the last hidden state."""
+
+    @classmethod
+    def check_config(cls, cfg: Any, sizes: list[int]) -> None:
+        check_layers(list(cfg.hids), sizes, str(cfg.aggr), float(cfg.dropout))
+        check_hidden(int(cfg.hidden))
 
     def __init__(self, in_features: int, hids: list[int], num_steps: int, sizes: list[int],
                  hidden: int = 128, dropout: float = 0.7, aggr: str = "mean", concat: bool = False,
                  bias: bool = True, chunk_rows: int = 16384) -> None:
         super().__init__(SAGEStack(in_features, hids, sizes, dropout, aggr, concat, bias, chunk_rows), num_steps)
-        if hidden < 1:
-            raise ValueError(f"model.hidden must be >= 1, got {hidden}")
+        check_hidden(hidden)
         self.gru = nn.GRU(self.stack.out_features, hidden, bias=bias)
 
     @property

@@ -33,10 +33,10 @@ import torch
 from spikingjelly.activation_based import functional
 from torch import nn
 
-from spikenet.contracts import Encoder, FusedFiring
+from spikenet.contracts import ENCODERS, Encoder, FusedFiring
 from spikenet.energy import LayerOps
 from spikenet.gather import UniqueRows, rows_per_step, unique_keys
-from spikenet.models.aggregators import SAGEAggregator, hop_inputs
+from spikenet.models.aggregators import SAGEAggregator, check_layers, hop_inputs
 from spikenet.models.dropout import FastDropout
 from spikenet.models.op_counts import hop_multiplicities
 
@@ -85,11 +85,23 @@ class GatedLayer(nn.Module):
         self.neuron = neuron
 
 
+def check_channels(channels: int) -> None:
+    """``model.channels``: how many temporal granularities (channel k reads every k-th step)."""
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"model.channels must be an int >= 1, got {channels!r}")
+
+
+@ENCODERS.register("signn")
 class SiGNN(Encoder):
     """SiGNN encoder: C temporal channels of spike-gated SAGE layers, each pooled over its steps by a
     depthwise Conv1d; the embedding is the channels' mean, [B, hids[-1]]."""
 
     spiking = True
+
+    @classmethod
+    def check_config(cls, cfg: Any, sizes: list[int]) -> None:
+        check_layers(list(cfg.hids), sizes, str(cfg.aggr), float(cfg.dropout))
+        check_channels(cfg.channels)
 
     def __init__(
         self,
@@ -105,12 +117,8 @@ class SiGNN(Encoder):
         chunk_rows: int = 16384,
     ) -> None:
         super().__init__()
-        if not hids:
-            raise ValueError("model.hids must name at least one layer")
-        if len(hids) != len(sizes):
-            raise ValueError(f"model.hids has {len(hids)} layers but sampler.sizes has {len(sizes)} hops")
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"model.channels must be an int >= 1, got {channels!r}")
+        check_layers(hids, sizes, aggr, dropout)
+        check_channels(channels)
         self.sizes = list(sizes)
         self.num_steps = int(num_steps)
         self.aggr = aggr
@@ -122,8 +130,6 @@ class SiGNN(Encoder):
         for _ in range(channels):
             layers, dim = nn.ModuleList(), in_features
             for hid in hids:
-                if hid < 1:
-                    raise ValueError(f"model.hids must be positive ints, got a layer of {hid}")
                 layers.append(GatedLayer(dim, hid, make_neuron(hid), aggr, bias, chunk_rows))
                 dim = hid
             self.channels.append(layers)

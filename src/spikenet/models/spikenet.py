@@ -18,24 +18,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from spikingjelly.activation_based import functional
 from torch import nn
 
-from spikenet.contracts import Encoder, FusedFiring
+from spikenet.contracts import ENCODERS, Encoder, FusedFiring
 from spikenet.energy import LayerOps
 from spikenet.gather import rows_per_step
-from spikenet.models.aggregators import SAGEAggregator, hop_inputs
+from spikenet.models.aggregators import SAGEAggregator, check_layers, hop_inputs
 from spikenet.models.dropout import FastDropout
 from spikenet.models.op_counts import sage_layer_ops
 
 
+@ENCODERS.register("spikenet")
 class SpikeNet(Encoder):
     """Spiking GNN encoder for discrete-time dynamic graphs: a node's embedding is its last layer's spike
     train over the steps, flattened ([T * H])."""
 
     spiking = True
+
+    @classmethod
+    def check_config(cls, cfg: Any, sizes: list[int]) -> None:
+        check_layers(list(cfg.hids), sizes, str(cfg.aggr), float(cfg.dropout))
 
     def __init__(
         self,
@@ -51,10 +57,7 @@ class SpikeNet(Encoder):
         chunk_rows: int = 16384,
     ) -> None:
         super().__init__()
-        if not hids:
-            raise ValueError("model.hids must name at least one layer")
-        if len(hids) != len(sizes):
-            raise ValueError(f"model.hids has {len(hids)} layers but sampler.sizes has {len(sizes)} hops")
+        check_layers(hids, sizes, aggr, dropout)
         self.sizes = list(sizes)
         self.num_steps = num_steps
         self.aggr = aggr

@@ -22,7 +22,7 @@ BACKENDS = ("auto", "torch", "cupy")
 
 __all__ = ["NEURONS", "NODES", "SURROGATES", "AdaptiveLIFNode", "BLIFNode", "DefinedNode", "IFNode", "LIFNode",
            "ParametricLIFNode", "SpikeSurrogate", "SpikingNode", "build_neuron", "build_surrogate",
-           "patch_spikingjelly_numpy", "resolve_backend"]
+           "check_neuron_config", "patch_spikingjelly_numpy", "resolve_backend"]
 
 
 def cupy_available() -> bool:
@@ -66,6 +66,11 @@ def build_neuron(cfg: Any, surrogate: SpikeSurrogate, backend: str, channels: in
     node = _build_node(cfg, surrogate, backend, channels)
     node.register_forward_pre_hook(_float32_under_autocast)
     return node
+
+
+def check_neuron_config(cfg: Any) -> None:
+    """The ``neuron`` config's range checks, before any data is read (``config.validate``)."""
+    _build_node(cfg, build_surrogate("sigmoid", 1.0), "torch", 1)
 
 
 def _build_node(cfg: Any, surrogate: SpikeSurrogate, backend: str, channels: int | None) -> torch.nn.Module:

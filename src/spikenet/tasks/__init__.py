@@ -3,53 +3,33 @@
 ``conf/task/<name>.yaml`` selects one; ``build_task`` turns the ``task`` config and the loaded graph
 into a ``spikenet.contracts.Task``. A task owns its examples, splits, head, loss, metrics and the
 validation metric that picks the best epoch; ``TaskModel`` joins an encoder and the task's head into
-the one module the trainer optimises. A new task is one module that registers itself with
-``register_task`` plus one config file.
+the one module the trainer optimises. A new task is one module whose builder registers itself with
+``@TASKS.register("name", check=...)`` plus ``conf/task/name.yaml`` (docs/extending.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from spikenet.contracts import Encoder, Task
+from spikenet.contracts import TASKS, Encoder, Task
 from spikenet.data.temporal_graph import TemporalGraph
 from spikenet.energy import LayerOps
-
-# (task cfg, graph, seed) -> Task
-TaskBuilder = Callable[[Any, TemporalGraph, int], Task]
-TASKS: dict[str, TaskBuilder] = {}
-CHECKS: dict[str, Callable[[Any], None]] = {}
-
-
-def register_task(name: str, check: Callable[[Any], None] | None = None) -> Callable[[TaskBuilder], TaskBuilder]:
-    """Decorator: make a task builder available as ``task=<name>``; ``check(cfg)`` validates its config
-    before any data is read (``spikenet.config.validate``)."""
-
-    def wrap(fn: TaskBuilder) -> TaskBuilder:
-        TASKS[name] = fn
-        if check is not None:
-            CHECKS[name] = check
-        return fn
-
-    return wrap
 
 
 def check_task_config(cfg: Any) -> None:
     """Raise ``ValueError`` (one line naming the key) for an unknown task or an out-of-range ``task`` value."""
-    if cfg.name not in TASKS:
-        raise ValueError(f"unknown task '{cfg.name}'; choose one of {sorted(TASKS)}")
-    if cfg.name in CHECKS:
-        CHECKS[cfg.name](cfg)
+    check = TASKS.entry(str(cfg.name)).get("check")
+    if check is not None:
+        check(cfg)
 
 
 def build_task(cfg: Any, graph: TemporalGraph, seed: int) -> Task:
-    """The task named by ``cfg.name`` over ``graph`` (``seed``: the run's seed, for negative sampling)."""
-    check_task_config(cfg)
-    return TASKS[cfg.name](cfg, graph, seed)
+    """The task named by ``cfg.name`` over ``graph`` (``seed``: the run's seed, for negative sampling); its
+    config was checked by ``check_task_config`` before the data was read."""
+    return TASKS.get(str(cfg.name))(cfg, graph, seed)
 
 
 class TaskModel(nn.Module):
@@ -78,4 +58,4 @@ from spikenet.tasks import link_prediction as _link_prediction  # noqa: E402, F4
 from spikenet.tasks import node_classification as _node_classification  # noqa: E402, F401  (registers it)
 from spikenet.tasks import node_property as _node_property  # noqa: E402, F401  (registers it)
 
-__all__ = ["TASKS", "Task", "TaskModel", "build_task", "check_task_config", "model_op_counts", "register_task"]
+__all__ = ["TASKS", "Task", "TaskModel", "build_task", "check_task_config", "model_op_counts"]

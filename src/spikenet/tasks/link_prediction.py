@@ -28,10 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikenet.contracts import Batch, BatchLoader, Encoder, Tables, Task
+from spikenet.contracts import TASKS, Batch, BatchLoader, Encoder, Tables, Task
 from spikenet.data.temporal_graph import TemporalGraph
 from spikenet.energy import LayerOps
-from spikenet.tasks import register_task
 from spikenet.tasks.link_edges import (
     NEGATIVE_SETTINGS,
     SPLITS,
@@ -213,7 +212,7 @@ class LinkPrediction(Task):
                 f"{bank['test_ap']:.4f} AUC {bank['test_auc']:.4f} MRR {bank['test_mrr']:.4f})")
 
 
-@register_task("link_prediction", check=_check)
+@TASKS.register("link_prediction", check=_check)
 def _build(cfg: Any, graph: TemporalGraph, seed: int) -> Task:
     return LinkPrediction(graph, int(cfg.window), float(cfg.val_ratio), float(cfg.test_ratio), str(cfg.negatives),
                           int(cfg.num_negatives), int(cfg.negative_seed), int(cfg.hidden), int(cfg.train_negatives))

@@ -17,10 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from spikenet.contracts import Batch, BatchLoader, Encoder, Tables, Task
+from spikenet.contracts import TASKS, Batch, BatchLoader, Encoder, Tables, Task
 from spikenet.data.temporal_graph import TemporalGraph
 from spikenet.energy import LayerOps
-from spikenet.tasks import register_task
 from spikenet.training.metrics import f1_scores
 from spikenet.training.splits import Splits, check_split_sizes, stratified_splits
 
@@ -134,7 +133,7 @@ class NodeClassification(Task):
                 f"{metrics['baselines']['majority']['test_micro_f1']:.4f})")
 
 
-@register_task("node_classification", check=_check)
+@TASKS.register("node_classification", check=_check)
 def _build(cfg: Any, graph: TemporalGraph, seed: int) -> Task:
     if graph.labelled_nodes.numel() < 2 or graph.num_classes < 2:
         raise ValueError(f"task=node_classification needs labelled nodes of at least 2 classes; {graph.name} has "

@@ -25,11 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikenet.contracts import Batch, BatchLoader, Encoder, Tables, Task
+from spikenet.contracts import TASKS, Batch, BatchLoader, Encoder, Tables, Task
 from spikenet.data.properties import NodeProperties
 from spikenet.data.temporal_graph import TemporalGraph
 from spikenet.energy import LayerOps
-from spikenet.tasks import register_task
 from spikenet.tasks.forecasts import forecast_scores
 from spikenet.tasks.ndcg import block_ndcg, check_evaluator, mean_over_times, scorer
 from spikenet.tasks.windows import check_window_and_ratios, step_batches, window_steps
@@ -179,7 +178,7 @@ class NodePropertyPrediction(Task):
                 f"moving average {base['moving_average'][f'test_{METRIC}']:.4f})")
 
 
-@register_task("node_property", check=_check)
+@TASKS.register("node_property", check=_check)
 def _build(cfg: Any, graph: TemporalGraph, seed: int) -> Task:
     props = NodeProperties.from_meta(graph.meta)
     if props is None:

@@ -106,8 +106,10 @@ class Trainer:
 
     def __init__(self, model: TaskModel, task: Task, graph: TemporalGraph, sampler: TemporalSampler, cfg: Any,
                  device: torch.device, seed: int, logger: Logger | None = None, run_dir: str | Path | None = None,
-                 loader: BatchLoader | None = None, dist: Distributed | None = None) -> None:
-        check_trainer_config(cfg)
+                 loader: BatchLoader | None = None, dist: Distributed | None = None,
+                 precision: Precision | None = None) -> None:
+        if precision is None:  # built and checked by config.validate when the trainer comes from build_experiment
+            check_trainer_config(cfg)
         self.model = model.to(device)
         self.encoder = self.model.encoder
         self.task = task.place(device, graph.features.device)
@@ -127,7 +129,7 @@ class Trainer:
         self.train_gen = torch.Generator(self.data_device).manual_seed(self.dist.rank_seed(seed))  # one per rank
         # the shuffle: one stream shared by all ranks, so their shards of it are disjoint
         self.order_gen = torch.Generator(self.data_device).manual_seed(seed) if self.dist.active else None
-        self.precision = Precision(str(cfg.precision), device)
+        self.precision = precision if precision is not None else Precision(str(cfg.precision), device)
         self.loader = loader if loader is not None else NodeLoader(
             graph, sampler, self.encoder.aggr, device, self.dist.rank, self.dist.world_size,
             unique_rows=dedup_rows(cfg.dedup_rows, device))
