@@ -15,20 +15,21 @@ import pytest
 import torch
 from conftest import TINY_OVERRIDES, compose_config, load_benchmark
 
+from spikenet.contracts import ENCODERS, TASKS
 from spikenet.experiment import build_experiment
 
 ACCUMULATING_INDEX = ("IndexBackward0", "UnsafeIndexBackward0")
 REPEATS = 4
 
-CASES = {
-    "nc-spikenet": ["model=spikenet"],
-    "nc-signn": ["model=signn"],
-    "lp-spikenet": ["task=link_prediction", "task.window=2", "model=spikenet"],
-    "lp-ann": ["task=link_prediction", "task.window=2", "model=ann"],
-    "lp-gru": ["task=link_prediction", "task.window=2", "model=gru"],
-    "lp-signn": ["task=link_prediction", "task.window=2", "model=signn"],
-    "np-spikenet": ["task=node_property", "task.window=2", "dataset=tgbn", "dataset.name=tgbn-toy", "model=spikenet"],
-}
+def _cases() -> dict[str, list[str]]:
+    """Every registered task with every registered encoder (plugins included: ``$SPIKENET_PLUGINS``), each on
+    the tiny settings its registry entry names."""
+    return {f"{task}-{model}": [f"task={task}", *TASKS.entry(task).get("tiny", ()),
+                                f"model={model}", *ENCODERS.entry(model).get("tiny", ())]
+            for task in TASKS.names() for model in ENCODERS.names()}
+
+
+CASES = _cases()
 
 
 @pytest.fixture
@@ -39,8 +40,8 @@ def two_threads():
 
 
 def _first_batch(overrides: list[str], tmp_path: Path):
-    base = list(TINY_OVERRIDES)
-    if "dataset=tgbn" in overrides:  # the shipped TGB toy instead of the synthetic graph's sizes
+    base = [o for o in TINY_OVERRIDES if not o.startswith("model.")]  # each encoder names its own tiny sizes
+    if any(o.startswith("dataset=") for o in overrides):  # the task's own data instead of the synthetic sizes
         base = [o for o in base if not o.startswith("dataset.")] + [f"dataset.cache_dir={tmp_path}"]
     cfg = compose_config([*base, "trainer.save_checkpoint=false", "trainer.num_threads=2", *overrides])
     trainer = build_experiment(cfg).trainer

@@ -7,8 +7,9 @@ Each kind of part has one ``Registry``, beside the parts it holds (``spikenet.mo
     @ENCODERS.register("myenc", spiking=True)
     class MyEncoder(Encoder): ...
 
-Keyword arguments are the entry's metadata (``spiking`` for encoders, ``check`` for a function that
-validates the part's config before any data is read, ``files`` for readers, ...). Everything that
+Keyword arguments are the entry's metadata (``check`` for a function that validates the part's config
+before any data is read, ``files`` for readers, ``tiny``: the overrides of a small, fast run of the part,
+which tests and smoke scripts use, ...). Everything that
 enumerates parts (tests, benchmarks, ablation presets) reads the registries, so a new part is covered
 without editing them. Parts from outside this repository register the same way from a module that the
 ``plugins`` config key imports (``load_plugins``; docs/extending.md).

@@ -102,7 +102,7 @@ class DenseBaseline(Encoder):
         return self.stack.project_inputs(features)
 
 
-@ENCODERS.register("ann")
+@ENCODERS.register("ann", tiny=("model.hids=[16,4]",))
 class ANN(DenseBaseline):
     """SpikeNet with ReLU units: SAGE layers per step, the targets' rows flattened over T ([T * H])."""
 

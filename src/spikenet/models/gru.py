@@ -26,7 +26,7 @@ def check_hidden(hidden: int) -> None:
         raise ValueError(f"model.hidden must be >= 1, got {hidden}")
 
 
-@ENCODERS.register("gru")
+@ENCODERS.register("gru", tiny=("model.hids=[16,4]",))
 class GRUNet(DenseBaseline):
     """SAGE layers per step -> GRU over the T steps -> the last hidden state."""
 

@@ -91,7 +91,7 @@ def check_channels(channels: int) -> None:
         raise ValueError(f"model.channels must be an int >= 1, got {channels!r}")
 
 
-@ENCODERS.register("signn")
+@ENCODERS.register("signn", tiny=("model.hids=[16,4]",))
 class SiGNN(Encoder):
     """SiGNN encoder: C temporal channels of spike-gated SAGE layers, each pooled over its steps by a
     depthwise Conv1d; the embedding is the channels' mean, [B, hids[-1]]."""

@@ -32,7 +32,7 @@ from spikenet.models.dropout import FastDropout
 from spikenet.models.op_counts import sage_layer_ops
 
 
-@ENCODERS.register("spikenet")
+@ENCODERS.register("spikenet", tiny=("model.hids=[16,4]",))
 class SpikeNet(Encoder):
     """Spiking GNN encoder for discrete-time dynamic graphs: a node's embedding is its last layer's spike
     train over the steps, flattened ([T * H])."""

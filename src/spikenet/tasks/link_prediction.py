@@ -212,7 +212,7 @@ class LinkPrediction(Task):
                 f"{bank['test_ap']:.4f} AUC {bank['test_auc']:.4f} MRR {bank['test_mrr']:.4f})")
 
 
-@TASKS.register("link_prediction", check=_check)
+@TASKS.register("link_prediction", check=_check, tiny=("task.window=2",))
 def _build(cfg: Any, graph: TemporalGraph, seed: int) -> Task:
     return LinkPrediction(graph, int(cfg.window), float(cfg.val_ratio), float(cfg.test_ratio), str(cfg.negatives),
                           int(cfg.num_negatives), int(cfg.negative_seed), int(cfg.hidden), int(cfg.train_negatives))

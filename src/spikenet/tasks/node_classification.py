@@ -133,7 +133,7 @@ class NodeClassification(Task):
                 f"{metrics['baselines']['majority']['test_micro_f1']:.4f})")
 
 
-@TASKS.register("node_classification", check=_check)
+@TASKS.register("node_classification", check=_check, tiny=())
 def _build(cfg: Any, graph: TemporalGraph, seed: int) -> Task:
     if graph.labelled_nodes.numel() < 2 or graph.num_classes < 2:
         raise ValueError(f"task=node_classification needs labelled nodes of at least 2 classes; {graph.name} has "

@@ -178,7 +178,8 @@ class NodePropertyPrediction(Task):
                 f"moving average {base['moving_average'][f'test_{METRIC}']:.4f})")
 
 
-@TASKS.register("node_property", check=_check)
+@TASKS.register("node_property", check=_check,
+                tiny=("dataset=tgbn", "dataset.name=tgbn-toy", "task.window=2"))
 def _build(cfg: Any, graph: TemporalGraph, seed: int) -> Task:
     props = NodeProperties.from_meta(graph.meta)
     if props is None:
