@@ -71,10 +71,13 @@ TINY_OVERRIDES: tuple[str, ...] = (
 
 
 def load_benchmark(name: str):
-    """``benchmarks/<name>.py`` imported as a module (the benchmarks are scripts, not a package)."""
+    """``benchmarks/<name>.py`` (``name``: ``<group>/<script>``) imported as a module: the benchmarks are scripts,
+    not a package. Only for a script's own helpers that must stay in the script (``gpu/gpu_suite.py`` runs
+    where the package is not importable yet); what scripts and tests share lives in the package."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(f"{name}_for_tests", PROJECT_ROOT / "benchmarks" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"{name.replace('/', '_')}_for_tests",
+                                                  PROJECT_ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -1,11 +1,11 @@
 """CPU-only checks of the generated CUDA code, for every neuron: the kernels compile (NVRTC), their float maths
 compiled for the host with g++ and run thread by thread matches the generated torch path, and their half
 storage (``cuda_fp16`` emulated with ``_Float16``, see ``cuda_host.py``) stays within the bounds
-``benchmarks/gpu_check.py`` holds the GPU to; the surrogates' half2 code stays within a running error bound
+``benchmarks/gpu/gpu_check.py`` holds the GPU to; the surrogates' half2 code stays within a running error bound
 derived from half's unit roundoff. Two mutations of the generated source (a wrong half2 constant, swapped
 half lanes) must fail those checks.
 
-Nothing here needs CuPy or a GPU; running the kernels on a GPU is ``benchmarks/gpu_check.py``'s job.
+Nothing here needs CuPy or a GPU; running the kernels on a GPU is ``benchmarks/gpu/gpu_check.py``'s job.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import cuda_host
 import numpy as np
 import pytest
 import torch
-from conftest import load_benchmark
 
 from spikenet.neurons import NODES, AdaptiveLIFNode, resolve_backend
 from spikenet.neurons import cupy_kernels as ck
@@ -33,6 +32,7 @@ from spikenet.neurons.expr import sym
 from spikenet.neurons.functions import FusedNeuron
 from spikenet.neurons.program import program
 from spikenet.neurons.surrogates import SURROGATES
+from spikenet.neurons.tolerances import FLOAT32_EPS, HALF_SUBNORMAL_ERROR, HALF_UNIT_ROUNDOFF, storage_bound
 
 SURROGATE_NAMES = sorted(SURROGATES)
 NEURON_VARIANTS = [(n, v) for n, d in DEFINITIONS.items() for v in range(len(d.all_variants()))]
@@ -310,10 +310,6 @@ def host():
         yield {dtype: cuda_host.finish(s) for dtype, s in started.items()}
 
 
-def _gpu_check():
-    return load_benchmark("gpu_check")
-
-
 def _sg_inputs(dtype: str) -> np.ndarray:
     x = np.concatenate([np.linspace(-4, 4, 400), [0.0, 1e-4, -1e-4, 1e-3]])  # an even count: half2 pairs
     return x.astype(np.float16 if dtype == "half2" else np.float32)
@@ -453,17 +449,16 @@ def _emulate(lib, node, dtype: str, x, states, params, grads, width: int, source
 
 def _neuron_errors(lib, name, variant, sg, detach, width, dtype, sources=None) -> list[str]:
     """Run ``name``'s kernels of storage ``dtype`` on the host against the torch path in float32 on the same
-    (rounded) inputs: spikes must be equal, states and gradients within ``gpu_check.storage_bound`` (float:
+    (rounded) inputs: spikes must be equal, states and gradients within ``tolerances.storage_bound`` (float:
     no storage rounding, half: one float16 rounding)."""
-    gc = _gpu_check()
     node = _node(name, variant, sg, detach)
     x, states, grads = _inputs(name, torch.float16 if dtype == "half" else torch.float32)
     outs, gx, g_states, g_params, params = _torch_reference(node, x, states, grads)
     e_spk, e_last, e_gx, e_gs, e_gp, e_scale = _emulate(lib, node, dtype, x, states, params, grads, width, sources)
-    u, tiny = (gc.HALF_UNIT_ROUNDOFF, gc.HALF_SUBNORMAL_ERROR) if dtype == "half" else (0.0, 0.0)
+    u, tiny = (HALF_UNIT_ROUNDOFF, HALF_SUBNORMAL_ERROR) if dtype == "half" else (0.0, 0.0)
     n = lambda t: t.double().reshape(T, -1).numpy() if t.dim() == 3 else t.double().reshape(-1).numpy()  # noqa: E731
     # exp is each side's own (torch's, expf): 1e-6 relative on gradients covers their last-bit differences
-    bound = lambda t: n(gc.storage_bound(t.double(), u, T, tiny) + 1e-6 * t.double().abs())  # noqa: E731
+    bound = lambda t: n(storage_bound(t.double(), u, T, tiny) + 1e-6 * t.double().abs())  # noqa: E731
     errors = []
     if not np.array_equal(e_spk, n(outs[0])):
         errors.append(f"spikes: {int((e_spk != n(outs[0])).sum())} of {e_spk.size} differ")
@@ -477,7 +472,7 @@ def _neuron_errors(lib, name, variant, sg, detach, width, dtype, sources=None) -
         errors += cuda_host.isclose_report(f"grad initial {s}", got, n(ref), bound(ref))
     for p, got, ref, scale in zip(DEFINITIONS[name].param_names, e_gp, g_params, e_scale, strict=True):
         # float32 per-neuron sums, then summed over rows in another order: rounding of the sum of |terms|
-        b = (ROWS + T) * gc.FLOAT32_EPS * scale + 1e-6 * np.abs(ref.double().reshape(-1).numpy())
+        b = (ROWS + T) * FLOAT32_EPS * scale + 1e-6 * np.abs(ref.double().reshape(-1).numpy())
         errors += cuda_host.isclose_report(f"grad {p}", got, ref.double().reshape(-1).numpy(), b)
     assert np.abs(e_gx).max() > 0
     return errors

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_OVERRIDES, compose_config, load_benchmark
+from conftest import TINY_OVERRIDES, compose_config
 
 from spikenet.contracts import ENCODERS, TASKS
 from spikenet.experiment import build_experiment
@@ -121,10 +121,12 @@ def test_vector_math_is_set_up_before_the_data_is_read(monkeypatch):
 
 
 def test_vml_race_tally_names_the_outliers_and_their_elements():
-    vml_race = load_benchmark("vml_race")
+    """The count ``benchmarks/reproducibility/vml_race.py`` prints (``spikenet.benchmarking.tally``)."""
+    from spikenet.benchmarking import tally
+
     common = torch.arange(8, dtype=torch.float32).numpy().tobytes()
     outlier = torch.tensor([0, 1, 2, 3, 4, 5.5, 6, 7.5]).numpy().tobytes()
-    result = vml_race.tally([common, outlier, common, common])
+    result = tally([common, outlier, common, common])
     assert (result["agree"], result["differ"], result["distinct"]) == (3, 1, 2)
     assert result["changed_elements"] == [5, 7, 2]
-    assert vml_race.tally([common] * 3)["changed_elements"] == []
+    assert tally([common] * 3)["changed_elements"] == []

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 
 import pytest
@@ -221,13 +222,22 @@ def test_fp32_default_has_no_autocast(compose):
 
 # ------------------------------------------------------------------------------ the prepared GPU run
 def _gpu_suite():
+    """The script's own helpers (it must run where the package is not importable yet, so they stay there)."""
     from conftest import load_benchmark
 
-    return load_benchmark("gpu_suite")
+    return load_benchmark("gpu/gpu_suite")
 
 
-def test_gpu_suite_dry_run_checks_wheels_data_and_overrides(tmp_path, capsys, monkeypatch):
-    suite = _gpu_suite()
+def _gpu_suite_dry_run(*args):
+    """``benchmarks/gpu/gpu_suite.py --dry-run`` as the GPU session runs it: a process of its own."""
+    import processes
+    from conftest import PROJECT_ROOT
+
+    return processes.run([sys.executable, PROJECT_ROOT / "benchmarks" / "gpu" / "gpu_suite.py", "--dry-run", *args],
+                         cwd=PROJECT_ROOT, timeout=300)
+
+
+def test_gpu_suite_dry_run_checks_wheels_data_and_overrides(tmp_path):
     wheels, data = tmp_path / "whl", tmp_path / "data"
     wheels.mkdir()
     (data / "dblp").mkdir(parents=True)
@@ -236,28 +246,28 @@ def test_gpu_suite_dry_run_checks_wheels_data_and_overrides(tmp_path, capsys, mo
              "hydra_joblib_launcher-1.2.0-py3-none-any.whl", "joblib-1.4.2-py3-none-any.whl"]
     for name in names:
         (wheels / name).write_bytes(b"")
-    for name in suite.DBLP_FILES:
+    for name in ("dblp.txt", "node2label.txt"):
         (data / "dblp" / name).write_text("")
-    common = ["--dry-run", "--wheels", str(wheels), "--data-root", str(data), "--out", str(tmp_path / "out")]
-    assert suite.main(common) == 0
-    planned = capsys.readouterr().out
-    assert planned.count("epoch_time.py dataset=dblp") == 4 and planned.count("src/run.py") == 6
+    common = ["--wheels", str(wheels), "--data-root", str(data), "--out", str(tmp_path / "out")]
+    done = _gpu_suite_dry_run(*common)
+    assert done.returncode == 0, done.explain()
+    planned = done.stdout
+    assert planned.count("benchmarks/speed/epoch_time.py dataset=dblp") == 4 and planned.count("src/run.py") == 6
     assert "trainer.data_device=cpu" in planned and "trainer.precision=bf16" in planned
     assert "runs/ttr_cold" in planned and "runs/ttr_warm" in planned  # time to result, cold and warm
     assert "src/run.py -m +ablation=neuron experiment=dblp" in planned and "+launcher=local_parallel" in planned
-    assert "dataset=synthetic_patent" in planned and "gpu_check.py" in planned
+    assert "dataset=synthetic_patent" in planned and "benchmarks/gpu/gpu_check.py" in planned
     assert not (tmp_path / "out").exists()  # a dry run writes nothing
 
-    monkeypatch.setattr(suite, "check_overrides", lambda runs: [])  # composed above already
     (wheels / names[0]).unlink()
     (data / "dblp" / "node2label.txt").unlink()
-    assert suite.main([*common, "--stages", "dblp"]) == 1
-    err = capsys.readouterr().err
-    assert "spikingjelly-0.0.0.0.14" in err and "node2label.txt" in err
-    assert suite.main([*common, "--stages", "patent"]) == 1  # the wheel is still missing; DBLP not needed
-    assert "node2label" not in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="unknown stage"):
-        suite.main([*common, "--stages", "parity,gpu"])
+    done = _gpu_suite_dry_run(*common, "--stages", "dblp")
+    assert done.returncode == 1, done.explain()
+    assert "spikingjelly-0.0.0.0.14" in done.stderr and "node2label.txt" in done.stderr
+    done = _gpu_suite_dry_run(*common, "--stages", "patent")  # the wheel is still missing; DBLP not needed
+    assert done.returncode == 1 and "node2label" not in done.stderr, done.explain()
+    done = _gpu_suite_dry_run(*common, "--stages", "parity,gpu")
+    assert done.returncode == 1 and "unknown stage" in done.stderr, done.explain()
 
 
 def test_gpu_suite_ablation_summary_and_gpu_monitor(tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
 """Data-parallel training on CPU (gloo) and fan-out through submitit.
 
 ``src/run.py`` runs as two ranks, each a fresh interpreter with torchrun's environment variables
-(``tests/dist_rank.py``; ``benchmarks/scaling.py`` runs the real ``torchrun``); a 2-job ``submitit_local``
+(``tests/dist_rank.py``; ``benchmarks/speed/scaling.py`` runs the real ``torchrun``); a 2-job ``submitit_local``
 multirun, started first so the two overlap, is summarised by ``src/report.py``; the launcher environments
 and the SLURM presets are checked without processes.
 

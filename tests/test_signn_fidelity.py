@@ -1,18 +1,15 @@
-"""benchmarks/signn_fidelity.py: the official output's parsing, the shared tie rule and the path checks."""
+"""benchmarks/fidelity/signn_fidelity.py: the official output's parsing, the shared tie rule and the path checks
+(``spikenet.benchmarking.reference_signn``)."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT_ROOT
 
-sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))  # the script imports compare_reference beside it
-_spec = importlib.util.spec_from_file_location("signn_fidelity", PROJECT_ROOT / "benchmarks" / "signn_fidelity.py")
-sf = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(sf)
+from spikenet.benchmarking import SetupError
+from spikenet.benchmarking import reference_signn as sf
 
 # The official SiGNN main.py's lines (its tqdm bars go to stderr), with a validation tie at epochs 2 and 3.
 OFFICIAL_OUTPUT = """\
@@ -47,7 +44,7 @@ def test_ours_reselected_with_the_official_rule():
 
 def test_setup_errors_name_the_missing_piece(tmp_path: Path):
     official, root = tmp_path / "SiGNN", tmp_path / "root"
-    with pytest.raises(sf.SetupError, match="not a checkout of the official SiGNN"):
+    with pytest.raises(SetupError, match="not a checkout of the official SiGNN"):
         sf.check_setup(official, Path(sys.executable), root)
     (official / "src").mkdir(parents=True)
     (official / "main.py").write_text("")
@@ -55,7 +52,7 @@ def test_setup_errors_name_the_missing_piece(tmp_path: Path):
     (root / "dblp").mkdir(parents=True)
     for name in ("dblp.txt", "node2label.txt", "dblp.npy"):
         (root / "dblp" / name).write_text(name)
-    with pytest.raises(sf.SetupError, match="the official code needs .*dblp.txt"):
+    with pytest.raises(SetupError, match="the official code needs .*dblp.txt"):
         sf.check_setup(official, Path(sys.executable), root)
     (official / "data" / "dblp").mkdir(parents=True)
     for name in ("dblp.txt", "node2label.txt", "dblp.npy"):
@@ -63,5 +60,16 @@ def test_setup_errors_name_the_missing_piece(tmp_path: Path):
     sf.check_setup(official, Path(sys.executable), root)
     (official / "data" / "dblp" / "dblp.npy").unlink()
     (official / "data" / "dblp" / "dblp.npy").write_text("other features")
-    with pytest.raises(sf.SetupError, match="differ"):
+    with pytest.raises(SetupError, match="differ"):
         sf.check_setup(official, Path(sys.executable), root)
+
+
+def test_script_exits_with_the_setup_error(tmp_path: Path):
+    """``benchmarks/fidelity/signn_fidelity.py`` turns a setup error into exit code 2 and a message, running nothing."""
+    import processes
+    from conftest import PROJECT_ROOT
+
+    done = processes.run([sys.executable, PROJECT_ROOT / "benchmarks" / "fidelity" / "signn_fidelity.py",
+                          "--official", tmp_path / "SiGNN", "--official-python", sys.executable,
+                          "--data-root", tmp_path / "root"], cwd=PROJECT_ROOT, timeout=120)
+    assert done.returncode == 2 and "not a checkout of the official SiGNN" in done.stderr, done.explain()

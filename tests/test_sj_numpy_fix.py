@@ -17,7 +17,7 @@ from spikingjelly.activation_based import base as sj_base
 from spikingjelly.activation_based.auto_cuda import base as ac_base
 from spikingjelly.activation_based.auto_cuda import neuron_kernel
 
-from spikenet.neurons import build_neuron, build_surrogate
+from spikenet.neurons import build_neuron, build_surrogate, parity, tolerances
 from spikenet.neurons.sj_compat import NumpyWithAliases, patch_spikingjelly_numpy
 
 pytestmark = pytest.mark.skipif(hasattr(numpy, "int"), reason="numpy < 1.24 still has np.int: nothing to fix")
@@ -85,12 +85,6 @@ def test_build_neuron_with_cupy_backend_applies_the_fix(sj, monkeypatch):
 
 
 # ------------------------------------------------------- gpu_check's bound for IF's input gradient
-def _gpu_check():
-    from conftest import load_benchmark
-
-    return load_benchmark("gpu_check")
-
-
 def _if_grad(x, grads, sg_name: str, dtype, alpha: float = 1.0, detach_reset: bool = False) -> torch.Tensor:
     """IF input gradient on CPU (SpikingJelly's torch path) for the loss sum(S * g_s) + sum(V_T * g_v)."""
     from spikingjelly.activation_based import functional
@@ -114,11 +108,10 @@ def if_input():
 
 @pytest.mark.parametrize("sg_name", ["arctan", "super_spike", "sigmoid", "triangle"])
 def test_if_gradient_bound_passes_rounding_and_catches_errors(if_input, sg_name):
-    gc = _gpu_check()
     x, grads = if_input
     T = x.shape[0]
     exact = _if_grad(x, grads, sg_name, torch.float64)
-    bound = gc.grad_bound(exact, T, 1e-5)
+    bound = tolerances.grad_bound(exact, T, 1e-5)
     assert bound == max(1e-5, T * 2.0**-23 * exact.abs().max().item())
     # float32 rounding alone (another correct implementation, other rounding order) stays inside it
     assert (_if_grad(x, grads, sg_name, torch.float32) - exact).abs().max() <= bound
@@ -156,15 +149,14 @@ def _plif_grads(x, grads, dtype, sg_name: str = "arctan"):
 
 @pytest.mark.parametrize("sg_name", ["arctan", "sigmoid"])
 def test_plif_weight_bound_passes_rounding_and_catches_errors(if_input, sg_name):
-    gc = _gpu_check()
     x, grads = if_input
     T = x.shape[0]
     exact, grad_x, w = _plif_grads(x, grads, torch.float64, sg_name)
-    terms = gc.plif_weight_terms(x, grad_x, w, 1.0, 0.0)
+    terms = tolerances.plif_weight_terms(x, grad_x, w, 1.0, 0.0)
     assert terms.sum().item() == pytest.approx(exact, rel=1e-9)  # the decomposition is dL/dw itself
     scale = terms.abs().sum().item()
     assert scale > 20 * abs(exact)  # random-signed terms cancel: why |dL/dw| alone is the wrong yardstick
-    bound = gc.param_grad_bound(exact, scale, T, 1e-5)
+    bound = tolerances.param_grad_bound(exact, scale, T, 1e-5)
     rel = lambda g: abs(g - exact) / max(abs(exact), 1.0)  # noqa: E731
     assert rel(_plif_grads(x, grads, torch.float32, sg_name)[0]) <= bound  # float32 rounding passes
     wrong = {
@@ -185,7 +177,6 @@ def test_param_grad_terms_are_the_parameter_gradient():
 
     from spikingjelly.activation_based import functional
 
-    gc = _gpu_check()
     gen = torch.Generator().manual_seed(1)
     T, N, F = 12, 16, 6
     x = torch.round(torch.randn(T, N, F, generator=gen) * 256.0 + 64.0) / 256.0
@@ -193,10 +184,10 @@ def test_param_grad_terms_are_the_parameter_gradient():
              "theta": torch.randn(N, F, generator=gen)}
     args = SimpleNamespace(adaptive_tau=1.0, tau=2.0)
     for name in ("plif", "blif"):
-        cfg = gc.neuron_cfg(name, args)
+        cfg = parity.neuron_cfg(name, args)
         node = build_neuron(cfg, build_surrogate("arctan", 1.0), "torch", F).double()
-        gc.set_parameters(node)
-        terms = gc.param_grad_terms(node, x, grads)
+        parity.set_parameters(node)
+        terms = tolerances.param_grad_terms(node, x, grads)
         functional.reset_net(node)
         xr = x.double().clone().requires_grad_(True)
         spikes = node(xr)
@@ -207,7 +198,7 @@ def test_param_grad_terms_are_the_parameter_gradient():
             total = terms[f"grad_{pname}"].sum(0) if p.dim() else terms[f"grad_{pname}"].sum()
             torch.testing.assert_close(total.reshape(p.shape), g, rtol=1e-9, atol=1e-12)
         if name == "plif":
-            independent = gc.plif_weight_terms(x, exact[0], node.w, 1.0, 0.0).sum(0)
+            independent = tolerances.plif_weight_terms(x, exact[0], node.w, 1.0, 0.0).sum(0)
             torch.testing.assert_close(terms["grad_w"], independent, rtol=1e-9, atol=1e-12)
 
 
@@ -219,7 +210,6 @@ def test_bf16_storage_bound_passes_the_torch_path_and_catches_bf16_integration(n
     step loop run in bfloat16 (states rounded at every step) does not."""
     from types import SimpleNamespace
 
-    gc = _gpu_check()
     gen = torch.Generator().manual_seed(2)
     T, N, F = 25, 64, 8
     x = (torch.round(torch.randn(T, N, F, generator=gen) * 256.0 + 64.0) / 256.0).bfloat16()
@@ -229,13 +219,13 @@ def test_bf16_storage_bound_passes_the_torch_path_and_catches_bf16_integration(n
     args = SimpleNamespace(adaptive_tau=1.0, tau=2.0)
 
     def run(dtype, fused):
-        node = build_neuron(gc.neuron_cfg(name, args, fused), build_surrogate("sigmoid", 1.0), "torch", F)
-        gc.set_parameters(node)
+        node = build_neuron(parity.neuron_cfg(name, args, fused), build_surrogate("sigmoid", 1.0), "torch", F)
+        parity.set_parameters(node)
         g = {k: v.to(dtype) for k, v in grads.items()}
-        return gc.run_node(node.to(dtype) if not fused else node, x.to(dtype), g)
+        return parity.run_node(node.to(dtype) if not fused else node, x.to(dtype), g)
 
     ref = run(torch.float32, True)
-    row = gc.compare(run(torch.bfloat16, True), ref, 1e-5, None, (gc.BF16_UNIT_ROUNDOFF, 0.0))
+    row = parity.compare(run(torch.bfloat16, True), ref, 1e-5, None, (tolerances.BF16_UNIT_ROUNDOFF, 0.0))
     assert row["mismatch"] == 0 and row["ok"], row
-    bad = gc.compare(run(torch.bfloat16, False), ref, 1e-5, None, (gc.BF16_UNIT_ROUNDOFF, 0.0))
+    bad = parity.compare(run(torch.bfloat16, False), ref, 1e-5, None, (tolerances.BF16_UNIT_ROUNDOFF, 0.0))
     assert not bad["ok"], bad

@@ -206,9 +206,9 @@ def test_large_synthetic_features_are_memory_mapped_and_reused(tmp_path):
     assert np.isfinite(second.features.float().numpy()).all()
 
 
-@pytest.mark.timeout(600)  # benchmarks/epoch.py in a subprocess (~10-60 s on 2 cores)
+@pytest.mark.timeout(600)  # benchmarks/speed/epoch_time.py in a subprocess (~10-60 s on 2 cores)
 def test_epoch_benchmark_prints_json(tmp_path):
-    cmd = [sys.executable, str(PROJECT_ROOT / "benchmarks" / "epoch_time.py"), *TINY_OVERRIDES,
+    cmd = [sys.executable, str(PROJECT_ROOT / "benchmarks" / "speed" / "epoch_time.py"), *TINY_OVERRIDES,
            "bench.epochs=1", f"hydra.run.dir={tmp_path}"]
     proc = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

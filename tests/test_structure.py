@@ -244,3 +244,21 @@ def test_docstrings_name_only_code_that_exists():
         if ref != "spikenet" and not hasattr(experiment, ref):
             bad.append(f"experiment.py: {ref}")
     assert not bad, bad
+
+
+def test_benchmark_scripts_import_the_installed_package_and_are_listed():
+    """Every script under ``benchmarks/`` imports ``spikenet`` as installed (or from ``PYTHONPATH``), never by
+    changing ``sys.path``, sits in a group folder, and ``benchmarks/README.md`` lists it."""
+    bench = PROJECT_ROOT / "benchmarks"
+    readme = (bench / "README.md").read_text()
+    bad = []
+    for f in sorted(bench.rglob("*.py")):
+        rel = f.relative_to(bench)
+        if len(rel.parts) != 2:
+            bad.append(f"{rel}: not in a group folder")
+        if f"`{rel.name}`" not in readme or f"{rel.parts[0]}/" not in readme:
+            bad.append(f"{rel}: not in benchmarks/README.md")
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "path" and getattr(node.value, "id", None) == "sys":
+                bad.append(f"{rel}:{node.lineno}: sys.path")
+    assert not bad, bad

@@ -37,6 +37,6 @@ def settle_vector_math() -> None:
     second thread now and then keeps another kernel for the rest of the process, and its chunks of every such
     op return other bits: on this 2-vCPU VM 5 of 120 fresh processes gave a different float32 ``sqrt`` of one
     [128, 32] input (elements 2048-4095 only), so runs of one seed drifted apart in Adam's update. With this
-    call first, 0 of 240 did (``benchmarks/vml_race.py``). One sqrt of 16 elements is a single chunk.
+    call first, 0 of 240 did (``benchmarks/reproducibility/vml_race.py``). One sqrt of 16 elements is a single chunk.
     """
     torch.sqrt(torch.ones(16))

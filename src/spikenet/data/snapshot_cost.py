@@ -11,7 +11,7 @@ The terms follow what a run holds and does (docs/design.md):
 - time: a fixed cost per batch plus a cost per sampled row (train: forward and backward; evaluation:
   forward of the validation targets) plus the projection's T·N·F·H0 multiply-adds.
 
-The constants are fitted (``benchmarks/snapshot_cost.py --fit``) on this project's 2-core CPU machine
+The constants are fitted (``benchmarks/speed/snapshot_cost.py --fit``) on this project's 2-core CPU machine
 on the synthetic generator's shapes and DBLP (figures in ``CALIBRATION``). Other jobs shared the cores
 during the calibration, which inflated even CPU seconds (DBLP: 13.6 CPU s for an epoch the README
 measures at 2.89 s wall on the idle machine), so the time model is fitted in CPU seconds and scaled to
@@ -48,7 +48,7 @@ BASE_BYTES = 622 * 2**20  # Python, torch, SpikingJelly, the CPU kernel, allocat
 BYTES_PER_BATCH_ROW = 1158.0  # per sampled row (T x batch x R) of the largest training batch, reference width
 BYTES_PER_EVAL_ROW = 1050.0  # per sampled row of the largest evaluation batch (test: T x eval batch x R)
 CALIBRATION = """
-benchmarks/snapshot_cost.py, torch threads 2, load average 4-16 on 2 cores (other jobs), 1 training epoch
+benchmarks/speed/snapshot_cost.py, torch threads 2, load average 4-16 on 2 cores (other jobs), 1 training epoch
 + 1 validation pass (+ the test pass in the second table); time: CPU s measured and fitted
 (batches x 0.521 + rows x 2.175e-6), memory: peak RSS and the model (622 MB + data + the larger of
 training rows x 1158 B and projected tables + test rows x 1050 B); rows = T x batch x R, R = 16

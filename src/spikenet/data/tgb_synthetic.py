@@ -1,5 +1,5 @@
 """Synthetic datasets in TGB's node-property file formats: the shipped toy (``data/tgbn-toy``), a tgbn-trade-sized
-stand-in and a tgbn-genre-sized one (``benchmarks/tgbn_memory.py``).
+stand-in and a tgbn-genre-sized one (``benchmarks/speed/tgbn_memory.py``).
 
 ``write_trade_like``: nations with a size each trade with a changing set of partners; the weight of u -> v in a
 year is size_u · size_v · affinity_uv · exp(AR(1) noise). A pair trades in a year with a pair-specific

@@ -1,6 +1,6 @@
 """How often a fresh process computes a float32 sqrt with other bits, with and without ``settle_vector_math``.
 
-    python benchmarks/vml_race.py --processes 120 --threads 2
+    python benchmarks/reproducibility/vml_race.py --processes 120 --threads 2
 
 Each probe is a fresh Python process: it sets the torch threads, optionally calls
 ``spikenet.runtime.settle_vector_math()``, takes the sqrt of one fixed [128, 32] input (two chunks of
@@ -8,20 +8,22 @@ Each probe is a fresh Python process: it sets the torch threads, optionally call
 how many processes gave the most common result, how many gave another, and which elements differed. A
 difference means the process's VML kernels depend on how it first used them (see ``settle_vector_math``).
 It is a measurement, not a test: the race is rare (2 to 5 processes in 120 here), so a count needs many
-processes, and it shows more on a loaded machine than on an idle one. Last line: one JSON object.
+processes, and it shows more on a loaded machine than on an idle one. Last line: one JSON object. The
+count is ``spikenet.benchmarking.tally``.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from spikenet.benchmarking import tally
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import sys
 import torch
@@ -41,19 +43,6 @@ def probe(threads: int, settle: bool) -> bytes:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": path})
     return bytes.fromhex(out.stdout.strip())
-
-
-def tally(results: list[bytes], itemsize: int = 4) -> dict:
-    """Processes agreeing with the most common result, the others, and the element indices any outlier changed."""
-    counts = collections.Counter(results)
-    common, agree = counts.most_common(1)[0]
-    changed: set[int] = set()
-    for result in counts:
-        if result != common:
-            changed.update(i // itemsize for i in range(0, len(common), itemsize)
-                           if result[i:i + itemsize] != common[i:i + itemsize])
-    return {"processes": len(results), "agree": agree, "differ": len(results) - agree, "distinct": len(counts),
-            "changed_elements": [min(changed), max(changed), len(changed)] if changed else []}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Per-epoch time, memory and throughput of any composed config, with the matmul floor.
 
-    python benchmarks/epoch_time.py dataset=dblp
-    python benchmarks/epoch_time.py dataset=synthetic_patent bench.batches=3
+    python benchmarks/speed/epoch_time.py dataset=dblp
+    python benchmarks/speed/epoch_time.py dataset=synthetic_patent bench.batches=3
 
 Runs a warm-up epoch, then ``bench.epochs`` epochs of training + per-epoch evaluation, and prints
 a table and, last, one JSON line (epoch_seconds, peak_rss_mb, nodes_per_second, the split, the
@@ -14,20 +14,16 @@ import json
 import logging
 import math
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import hydra
 import torch
 from omegaconf import DictConfig
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
 from spikenet.experiment import build_experiment
-from spikenet.models import SpikeNet  # noqa: E402
-from spikenet.models.chunked_linear import chunked_linear_sum  # noqa: E402
-from spikenet.training.results import peak_rss_mb  # noqa: E402
+from spikenet.models import SpikeNet
+from spikenet.models.chunked_linear import chunked_linear_sum
+from spikenet.training.results import peak_rss_mb
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +91,7 @@ def _layer_step(agg, r: int, input_grad: bool, shares: tuple[float, float], dev,
     return step
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark")
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="benchmark")
 def main(cfg: DictConfig) -> None:
     """Build the experiment, time epochs, print the table and the JSON line."""
     t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 """Neighbour aggregation: embedding_bag (our default) vs scatter-style alternatives, same inputs.
 
-    python benchmarks/aggregation.py [--steps 25 --parents 6144 --size 5 --nodes 25387 --dim 128]
+    python benchmarks/speed/aggregation.py [--steps 25 --parents 6144 --size 5 --nodes 25387 --dim 128]
 
 Layer 0 needs, per parent row, the mean of its sampled neighbours' features. Because every parent's
 neighbours are contiguous and equally many, that is either one ``embedding_bag`` (gather and reduce

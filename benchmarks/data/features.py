@@ -1,8 +1,9 @@
 """Node-feature methods side by side: generation seconds, then test F1 of SpikeNet trained on each.
 
-    python benchmarks/features.py --dataset dblp --root DIR --methods smf,fastrp --train
-    python benchmarks/features.py --root DIR --methods smf,deepwalk,file:/work/dblp_root/dblp/dblp.npy --train
-    python benchmarks/features.py --dataset edgelist --set name=g --root DIR --train --epochs 2 --run model.hids=[16,4]
+    python benchmarks/data/features.py --dataset dblp --root DIR --methods smf,fastrp --train
+    python benchmarks/data/features.py --root DIR --methods smf,deepwalk,file:/work/dblp_root/dblp/dblp.npy --train
+    python benchmarks/data/features.py --dataset edgelist --set name=g --root DIR --train --epochs 2 \\
+        --run model.hids=[16,4]
 
 Each method's raw features [T, N, F] go to ``<workdir>/<method>/<name>/<name>.npy`` beside links to the
 dataset's source files; with ``--train``, ``src/run.py dataset=<dataset> dataset.root=<workdir>/<method>
@@ -35,12 +36,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
-PROJECT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT / "src"))
+from spikenet.benchmarking import mean_std
 
-from compare_reference import mean_std  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+PROJECT = Path(__file__).resolve().parents[2]
 
 from spikenet.data.deepwalk import DeepWalkConfig, deepwalk_features  # noqa: E402
 from spikenet.data.embeddings import SMFConfig, smf_features  # noqa: E402

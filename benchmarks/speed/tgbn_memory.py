@@ -1,8 +1,8 @@
 """Memory of the TGB node-property path on a synthetic stand-in of tgbn-genre's size (or tgbn-trade's).
 
-    python benchmarks/tgbn_memory.py --out /tmp/tgbn                       # genre-sized: 17.9 M events
-    python benchmarks/tgbn_memory.py --out /tmp/tgbn --kind trade --generate-only   # tgbn-trade-sized files
-    python benchmarks/tgbn_memory.py --out /tmp/tgbn --events 2000000 --days 200    # a smaller trial
+    python benchmarks/speed/tgbn_memory.py --out /tmp/tgbn                       # genre-sized: 17.9 M events
+    python benchmarks/speed/tgbn_memory.py --out /tmp/tgbn --kind trade --generate-only   # tgbn-trade-sized files
+    python benchmarks/speed/tgbn_memory.py --out /tmp/tgbn --events 2000000 --days 200    # a smaller trial
 
 Writes the stand-in's two CSV files in TGB's format (``spikenet.data.tgb_synthetic``; kept and reused when
 present), then, in this process, reads them with ``dataset=tgbn`` (chunked, deduplicated, no cache), builds
@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from spikenet.training.results import peak_rss_mb
 
-from spikenet.training.results import peak_rss_mb  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 NAME = {"genre": "tgbn-genre-standin", "trade": "tgbn-trade-standin"}
 

@@ -1,9 +1,9 @@
 """Calibration of the snapshot cost model (``spikenet.data.snapshot_cost``): measured epoch time and peak
 memory against the model's estimate, over graph shapes (nodes N, interactions E, steps T, feature width F).
 
-    python benchmarks/snapshot_cost.py                        # the default grid (synthetic shapes and DBLP)
-    python benchmarks/snapshot_cost.py --shapes 3219:40000:100:128 --dblp
-    python benchmarks/snapshot_cost.py --fit results.jsonl    # least-squares constants from earlier rows
+    python benchmarks/speed/snapshot_cost.py                        # the default grid (synthetic shapes and DBLP)
+    python benchmarks/speed/snapshot_cost.py --shapes 3219:40000:100:128 --dblp
+    python benchmarks/speed/snapshot_cost.py --fit results.jsonl    # least-squares constants from earlier rows
 
 Every shape runs in a fresh process (peak RSS is per process): build the experiment (synthetic graph of
 that shape, or DBLP with FastRP features), one warm-up batch, then one timed training epoch and one
@@ -23,8 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+ROOT = Path(__file__).resolve().parents[2]
 
 DEFAULT_SHAPES = ("3219:40000:10:128", "3219:40000:25:128", "3219:40000:50:128", "3219:40000:100:128",
                   "3219:40000:200:128", "3219:40000:100:32", "25000:185000:10:128", "25000:185000:25:128",

@@ -1,17 +1,18 @@
 """Forward and forward+backward time of every neuron on the CPU (its compiled kernel where it has one), at a
 DBLP-like size, printed as a table.
 
-    python benchmarks/neuron_kernels.py                        # this checkout, [25, 1200, 128] = [T, 153600]
-    python benchmarks/neuron_kernels.py --src /work/baseline/src --neurons adaptive_lif   # another version
-    python benchmarks/neuron_kernels.py --rows 600 --repeats 5 --json out.json
+    python benchmarks/speed/neuron_kernels.py                        # this checkout, [25, 1200, 128] = [T, 153600]
+    python benchmarks/speed/neuron_kernels.py --src /work/baseline/src --neurons adaptive_lif   # another version
+    python benchmarks/speed/neuron_kernels.py --rows 600 --repeats 5 --json out.json
 
 Columns (median milliseconds over ``--repeats`` runs after one warm-up): ``forward`` (no gradient, as in
 evaluation), ``fwd+bwd`` (``node(x).backward(g)``), ``drop fwd+bwd`` (``fire_and_drop`` with FastDropout(0.7),
 layer 0 of SpikeNet in training) and ``pool fwd+bwd`` (``fire_drop_pool``: neuron, dropout and the next
 layer's input pooling, sizes [5, 2]); ``path`` names the autograd node that ran (the kernel, the torch
-path, or a step loop). ``--src`` imports ``spikenet`` from another source tree (for instance the previous
-version) with the same public API (``build_neuron``, ``fire_and_drop``, ``fire_drop_pool``); use a separate
-``TORCH_EXTENSIONS_DIR`` per checkout. Timings on a shared machine are only comparable side by side.
+path, or a step loop). ``--src`` runs the same measurement in a child process whose ``PYTHONPATH`` starts
+with another source tree (for instance the previous version), so that it imports ``spikenet`` from there;
+that version needs the same public API (``build_neuron``, ``fire_and_drop``, ``fire_drop_pool``). Use a
+separate ``TORCH_EXTENSIONS_DIR`` per checkout. Timings on a shared machine are only comparable side by side.
 """
 
 from __future__ import annotations
@@ -19,19 +20,20 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line flags."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--src", default=str(ROOT / "src"), help="source tree to import spikenet from")
+    p.add_argument("--src", default=None,
+                   help="source tree to import spikenet from, in a child process (default: the installed one)")
     p.add_argument("--neurons", default="", help="comma-separated names (default: every neuron of that version)")
     p.add_argument("--surrogate", default="sigmoid")
     p.add_argument("--T", type=int, default=25, help="time steps")
@@ -117,10 +119,32 @@ def bench_neuron(neurons: Any, name: str, args: argparse.Namespace) -> dict[str,
     return row
 
 
+def without_src(argv: list[str]) -> list[str]:
+    """``argv`` less its ``--src`` option (``--src DIR`` or ``--src=DIR``)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--src":
+            skip = True
+        elif not arg.startswith("--src="):
+            out.append(arg)
+    return out
+
+
+def run_other_source(src: str, argv: list[str]) -> int:
+    """This script, without ``--src``, in a child process that imports ``spikenet`` from ``src``; its exit code."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(src).resolve()), env.get("PYTHONPATH")) if p)
+    return subprocess.run([sys.executable, str(Path(__file__).resolve()), *without_src(argv)], env=env).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Import spikenet from ``--src``, time every neuron, print the table."""
+    """Time every neuron of the imported spikenet (another source tree's with ``--src``), print the table."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    sys.path.insert(0, str(Path(args.src).resolve()))
+    if args.src:
+        return run_other_source(args.src, argv)
     import torch
 
     import spikenet.neurons as neurons

@@ -1,7 +1,7 @@
 """A generated stand-in for a user's own temporal network (issue 21): 3,219 nodes, ~900 distinct continuous
 time stamps, a CSV edge list with a header and an extra column, and an unsorted label file.
 
-    python benchmarks/owndata_standin.py --out /tmp/nets   # /tmp/nets/standin/{interactions,node_labels}.csv
+    python benchmarks/data/owndata_standin.py --out /tmp/nets   # /tmp/nets/standin/{interactions,node_labels}.csv
     python src/run.py dataset=edgelist dataset.name=standin dataset.root=/tmp/nets \\
         dataset.edges=interactions.csv dataset.labels=node_labels.csv trainer.epochs=2
 

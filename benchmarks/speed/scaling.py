@@ -1,8 +1,8 @@
 """Data-parallel scaling: training time per epoch and parallel efficiency against the number of processes.
 
-    python benchmarks/scaling.py dataset=synthetic_tmall                      # CPU: 1, 2 processes
-    python benchmarks/scaling.py --procs 1,2,4,8 --device cuda dataset=synthetic_patent   # GPUs
-    python benchmarks/scaling.py --procs 1,2 dataset=synthetic_tmall bench.batches=3 bench.epochs=2
+    python benchmarks/speed/scaling.py dataset=synthetic_tmall                      # CPU: 1, 2 processes
+    python benchmarks/speed/scaling.py --procs 1,2,4,8 --device cuda dataset=synthetic_patent   # GPUs
+    python benchmarks/speed/scaling.py --procs 1,2 dataset=synthetic_tmall bench.batches=3 bench.epochs=2
 
 For each process count P it starts ``torchrun --standalone --nproc_per_node=P`` on this script, whose
 ranks (``spikenet.training.distributed``, gloo on CPUs, NCCL on GPUs) train ``bench.batches`` batches
@@ -27,8 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+ROOT = Path(__file__).resolve().parents[2]
 RESULT_TAG = "SCALING_RESULT "
 
 

@@ -1,19 +1,23 @@
 """The one prepared GPU run (issue 9): every figure the issue asks for, written under $OUT.
 
-    python benchmarks/gpu_suite.py --dry-run                 # anywhere: wheels, data and overrides check
-    python benchmarks/gpu_suite.py --out "$OUT"              # on the GPU machine (all stages)
-    python benchmarks/gpu_suite.py --out "$OUT" --stages patent
+    python benchmarks/gpu/gpu_suite.py --dry-run                 # anywhere: wheels, data and overrides check
+    python benchmarks/gpu/gpu_suite.py --out "$OUT"              # on the GPU machine (all stages)
+    python benchmarks/gpu/gpu_suite.py --out "$OUT" --stages patent
 
 The GPU machine gets the repository only. This script needs nothing from outside it: the pure-Python
 wheels the machine lacks (SpikingJelly 0.0.0.0.14, hydra-core, omegaconf, antlr4-python3-runtime, in
 the ignored ``.whl/``, which must travel with the run) are installed with ``pip install --no-deps
---no-index --target``; DBLP is read from ``data/dblp``. Stages (each a subprocess, its log and JSON
-under --out, a failure recorded and the next stage run):
+--no-index --target``; DBLP is read from ``data/dblp``. The project is not installed there either: every
+subprocess gets ``PYTHONPATH=<--deps>:src``. This script's own process needs only the standard library for a
+real run: it installs the wheels, then checks the plan with its own ``--dry-run`` in a subprocess with that
+``PYTHONPATH``. The dry run composes the runs' configs in its own process, so where neither the project nor
+Hydra is installed, give it the same path: ``PYTHONPATH=<deps>:src python benchmarks/gpu/gpu_suite.py
+--dry-run``. Stages (each a subprocess, its log and JSON under --out, a failure recorded and the next stage run):
 
-- ``parity``: ``gpu_check.py`` parity table, every neuron x surrogate row, and the cupy/torch
+- ``parity``: ``gpu/gpu_check.py`` parity table, every neuron x surrogate row, and the cupy/torch
   forward+backward speed ratios at [25, 65536, 128];
 - ``dblp``: DBLP epoch seconds and the GPU-synchronised split per neuron backend (torch, cupy) with
-  ``trainer.data_device=cuda`` and ``=cpu`` (``epoch_time.py``);
+  ``trainer.data_device=cuda`` and ``=cpu`` (``speed/epoch_time.py``);
 - ``precision``: DBLP test F1 and epoch seconds per ``trainer.precision`` (``src/run.py``, unchunked
   linear layers so that autocast applies to them);
 - ``patent``: ``synthetic_patent`` whole-epoch seconds and peak GPU memory (the ~9 GB feature cache is
@@ -39,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WHEELS = ("spikingjelly-0.0.0.0.14", "hydra_core-", "omegaconf-", "antlr4_python3_runtime-4.9.3",
           "hydra_joblib_launcher-", "joblib-")  # the joblib launcher: the ablation stage runs jobs side by side
 STAGES = ("parity", "dblp", "precision", "patent", "ttr", "ablation")
@@ -74,7 +78,7 @@ def plan(args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
         raise SystemExit(f"gpu_suite: unknown stage(s) {unknown}; choose from {STAGES}")
     if "parity" in stages:
         runs.append({"name": "gpu_check", "stage": "parity", "config": None,
-                     "argv": ["benchmarks/gpu_check.py", "--skip-epoch", "--json", str(out / "gpu_check.json")]})
+                     "argv": ["benchmarks/gpu/gpu_check.py", "--skip-epoch", "--json", str(out / "gpu_check.json")]})
     if "dblp" in stages:
         for dd in ("cuda", "cpu"):
             for backend in ("torch", "cupy"):
@@ -82,7 +86,7 @@ def plan(args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
                       f"bench.epochs={args.dblp_epochs}", "bench.warmup=1"]
                 name = f"dblp_{backend}_{dd}"
                 runs.append({"name": name, "stage": "dblp", "config": "benchmark", "overrides": ov,
-                             "argv": ["benchmarks/epoch_time.py", *ov, f"hydra.run.dir={out}/hydra/{name}"]})
+                             "argv": ["benchmarks/speed/epoch_time.py", *ov, f"hydra.run.dir={out}/hydra/{name}"]})
     if "precision" in stages:
         for prec in ("fp32", "bf16", "fp16"):
             ov = [*dblp, "trainer.data_device=cuda", f"trainer.precision={prec}", "model.chunk_rows=0",
@@ -107,7 +111,7 @@ def plan(args: argparse.Namespace, out: Path) -> list[dict[str, Any]]:
         ov = ["dataset=synthetic_patent", "device=cuda", "trainer.data_device=auto", "bench.batches=0",
               "bench.warmup=0", "bench.epochs=1", "bench.floor=false"]
         runs.append({"name": "synthetic_patent", "stage": "patent", "config": "benchmark",
-                     "argv": ["benchmarks/epoch_time.py", *ov, f"hydra.run.dir={out}/hydra/synthetic_patent"],
+                     "argv": ["benchmarks/speed/epoch_time.py", *ov, f"hydra.run.dir={out}/hydra/synthetic_patent"],
                      "overrides": ov})
     return runs
 
@@ -341,26 +345,26 @@ def summary(env_info: dict[str, Any], results: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Dry run (0 when ready) or the selected stages (0 when every run exited 0)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     out = Path(args.out).resolve()
     runs = plan(args, out)
-    pythonpath = None
-    if not args.dry_run:  # the checks compose configs with Hydra, which the GPU machine gets from the wheels
-        out.mkdir(parents=True, exist_ok=True)
-        pythonpath = install(args, out / "pip.log")
-        sys.path[:0] = [args.deps]
-    problems = preflight(args, runs)
-    for p in problems:
-        print(f"gpu_suite: {p}", file=sys.stderr)
     if args.dry_run:
+        problems = preflight(args, runs)
+        for p in problems:
+            print(f"gpu_suite: {p}", file=sys.stderr)
         for run in runs:
             print("python " + " ".join(run["argv"]))
         print(f"gpu_suite: dry run, {len(runs)} runs, {'ready' if not problems else f'{len(problems)} problem(s)'}")
         return 0 if not problems else 1
-    if problems:
-        return 1
+    out.mkdir(parents=True, exist_ok=True)
+    pythonpath = install(args, out / "pip.log")
     env = dict(os.environ, PYTHONPATH=pythonpath, SPIKENET_CACHE=args.cache_dir,
                PYTHONWARNINGS="ignore", WANDB_MODE="disabled", HYDRA_FULL_ERROR="1")
+    # the checks compose configs with Hydra, which the GPU machine gets from the wheels: this script's dry run,
+    # in a subprocess that sees them (and this checkout's src/) as every stage will
+    if subprocess.run([sys.executable, str(Path(__file__).resolve()), *argv, "--dry-run"], env=env).returncode:
+        return 1
     env_info = environment(env)
     print(json.dumps(env_info), flush=True)
     results = []
