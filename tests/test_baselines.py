@@ -9,7 +9,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from spikenet.data.synthetic import make_synthetic
+from spikenet.data.readers.synthetic import make_synthetic
 from spikenet.energy import EnergyCosts, summarize
 from spikenet.experiment import build_experiment
 from spikenet.gather import layer0_inputs

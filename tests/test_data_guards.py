@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from spikenet.data import feature_cache, guards, load_dataset, load_graph, readers
-from spikenet.data.feature_files import generate_deepwalk
+from spikenet.data import load_dataset, load_graph
+from spikenet.data.features import cache as feature_cache
+from spikenet.data.features.files import generate_deepwalk
+from spikenet.data.readers import reference as readers
+from spikenet.data.storage import guards
 
 GiB = 1 << 30
 TINY_DW = {"walks": 2, "length": 10, "dim": 8, "window": 3, "workers": 1, "seed": 0}

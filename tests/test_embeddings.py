@@ -1,4 +1,4 @@
-"""SMF features (``spikenet.data.embeddings``, ``dataset.features=smf``): the maths against dense numpy
+"""SMF features (``spikenet.data.features.smf``, ``dataset.features=smf``): the maths against dense numpy
 computations, no future edges, determinism, alignment, the cache round trip and the ``features=`` options."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from spikenet.data import embeddings as emb
-from spikenet.data import feature_cache, load_dataset
+from spikenet.data import load_dataset
+from spikenet.data.features import cache as feature_cache
+from spikenet.data.features import smf as emb
 from spikenet.data.temporal_graph import TemporalGraph, build_structure
 
 CPU = torch.device("cpu")

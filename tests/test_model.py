@@ -7,7 +7,7 @@ import torch
 from omegaconf import OmegaConf
 from spikingjelly.activation_based import functional
 
-from spikenet.data.synthetic import make_synthetic
+from spikenet.data.readers.synthetic import make_synthetic
 from spikenet.gather import layer0_inputs
 from spikenet.models import SAGEAggregator, SpikeNet, build_model
 from spikenet.models.aggregators import reduce_neighbours

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from spikenet.contracts import Batch
 from spikenet.data.properties import NodeProperties
-from spikenet.data.tgb import parse
+from spikenet.data.readers.tgb import parse
 from spikenet.tasks import build_task, check_task_config
 from spikenet.tasks.ndcg import block_ndcg, scorer
 from spikenet.tasks.node_property import METRIC, label_time_splits
@@ -233,7 +233,7 @@ def test_config_checks_and_wrong_dataset(compose) -> None:
         cfg = compose(["task=node_property", override])
         with pytest.raises(ValueError, match=key):
             check_task_config(cfg.task)
-    from spikenet.data.synthetic import make_synthetic
+    from spikenet.data.readers.synthetic import make_synthetic
 
     graph = make_synthetic(num_nodes=50, num_steps=3, num_classes=2, num_features=4, num_edges=100)
     with pytest.raises(ValueError, match="no time-keyed node property labels"):

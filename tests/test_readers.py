@@ -16,8 +16,8 @@ if importlib.util.find_spec("spikenet") is None:  # running from a checkout with
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from spikenet.data import load_dataset  # noqa: E402
-from spikenet.data.parsing import DataFormatError, DatasetNotFoundError, read_edge_file  # noqa: E402
-from spikenet.data.registry import load_graph  # noqa: E402
+from spikenet.data.formats.parsing import DataFormatError, DatasetNotFoundError, read_edge_file  # noqa: E402
+from spikenet.data.load import load_graph  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data"  # the datasets shipped with the project (data/dblp)
 
@@ -331,7 +331,7 @@ def test_real_dblp_smoke():
 
 
 def test_default_root_is_the_repository_data_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    from spikenet.data.paths import dataset_dir
+    from spikenet.data.storage.paths import dataset_dir
 
     monkeypatch.chdir(tmp_path)  # from any working directory
     assert dataset_dir(OmegaConf.create({"name": "dblp", "root": None})) == DATA / "dblp"

@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from spikenet.data import load_dataset
-from spikenet.data.parsing import DataFormatError
+from spikenet.data.formats.parsing import DataFormatError
 from spikenet.experiment import build_experiment
 from spikenet.sampling import TemporalSampler
 

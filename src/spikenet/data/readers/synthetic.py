@@ -22,11 +22,13 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from spikenet.data import guards, hints, hygiene
+from spikenet.data.readers import READERS
+from spikenet.data.storage import guards, hints, hygiene
 from spikenet.data.temporal_graph import TemporalGraph, build_structure
 
 
@@ -170,3 +172,42 @@ def make_synthetic(
               "feature_file": str(path) if path else None},
         **structure,
     )
+
+
+# dataset keys that are framework options, not arguments of the synthetic generator
+_FRAMEWORK_KEYS = frozenset(
+    {
+        "name",
+        "reader",
+        "root",
+        "folder",
+        "features",
+        "feature_dim",
+        "feature_seed",
+        "mmap",
+        "mmap_share",
+        "max_steps",
+        "cache",
+        "cache_dir",
+        "deepwalk",
+        "smf",
+        "merge",
+        "bench_batches",
+        "cache_keep",
+    }
+)
+
+
+@READERS.register("synthetic")
+def read_synthetic(cfg: Any) -> TemporalGraph:
+    """The seeded generator; every key of ``dataset`` but the framework's own is an argument."""
+    kwargs = {k: v for k, v in dict(cfg).items() if k not in _FRAMEWORK_KEYS}
+    num_steps = int(kwargs.get("num_steps", 10))
+    limit = guards.max_steps(cfg)
+    if num_steps > limit:
+        raise guards.TooLargeError(
+            f"{cfg.name}: dataset.num_steps={num_steps} exceeds dataset.max_steps={limit}; fix: "
+            f"`{hints.command(cfg, 'run', f'++dataset.max_steps={num_steps}')}` if that many steps are meant"
+        )
+    return make_synthetic(name=str(cfg.name), cache_dir=cfg.get("cache_dir"), mmap=str(cfg.get("mmap", "auto")),
+                          mmap_share=float(cfg.get("mmap_share", guards.DEFAULT_MMAP_SHARE)), **kwargs)

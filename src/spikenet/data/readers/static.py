@@ -29,12 +29,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikenet.data import register_reader, table
-from spikenet.data.edgelist import index_ids, read_labels
-from spikenet.data.features import fastrp, standardize_per_step
-from spikenet.data.node_ids import compact_choice
-from spikenet.data.parsing import DataFormatError, require_files
-from spikenet.data.paths import dataset_dir
+from spikenet.data.features.arrays import fastrp, standardize_per_step
+from spikenet.data.formats import table
+from spikenet.data.formats.node_ids import compact_choice
+from spikenet.data.formats.parsing import DataFormatError, require_files
+from spikenet.data.readers import READERS
+from spikenet.data.readers.edgelist import index_ids, read_labels
+from spikenet.data.storage.paths import dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph, build_structure
 
 PYG_DATASETS = ("Flickr", "Reddit", "Cora", "CiteSeer", "PubMed")
@@ -138,7 +139,7 @@ def _read_pyg(cfg: Any) -> tuple[TemporalGraph, np.ndarray]:
     return graph, data.x.numpy()
 
 
-@register_reader("static")
+@READERS.register("static")
 def read_static(cfg: Any) -> TemporalGraph:
     """A static graph (files or a PyG dataset) as ``dataset.num_steps`` identical snapshots, with features."""
     source = str(cfg.get("source", "files"))

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikenet.data import guards, hints, hygiene
+from spikenet.data.storage import guards, hints, hygiene
 from spikenet.data.temporal_graph import TemporalGraph
 
 log = logging.getLogger(__name__)

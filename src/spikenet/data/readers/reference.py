@@ -1,5 +1,4 @@
-"""Readers for the reference layouts (docs/data.md) and the built-in synthetic graph (own edge lists:
-``edgelist.py``).
+"""Readers for the reference layouts, DBLP, Tmall and Patent (docs/data.md; own edge lists: ``edgelist.py``).
 
 Each reader parses its files (``parsing``: vectorised, strict, errors naming file and line), maps
 time stamps to steps (sorted distinct stamps, ``dataset.merge`` consecutive steps merged) and returns a
@@ -15,8 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikenet.data import guards, hints
-from spikenet.data.parsing import (
+from spikenet.data.formats.parsing import (
     DataFormatError,
     check_label_nodes,
     encode_labels,
@@ -27,49 +25,11 @@ from spikenet.data.parsing import (
     require_all_labelled,
     require_files,
 )
-from spikenet.data.paths import dataset_dir
-from spikenet.data.registry import register_reader
-from spikenet.data.snapshot_plan import positive_key
-from spikenet.data.synthetic import make_synthetic
+from spikenet.data.readers import READERS
+from spikenet.data.snapshots.plan import positive_key
+from spikenet.data.storage import guards
+from spikenet.data.storage.paths import dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph, build_structure, steps_from_stamps
-
-# dataset keys that are framework options, not arguments of the synthetic generator
-_FRAMEWORK_KEYS = frozenset(
-    {
-        "name",
-        "reader",
-        "root",
-        "folder",
-        "features",
-        "feature_dim",
-        "feature_seed",
-        "mmap",
-        "mmap_share",
-        "max_steps",
-        "cache",
-        "cache_dir",
-        "deepwalk",
-        "smf",
-        "merge",
-        "bench_batches",
-        "cache_keep",
-    }
-)
-
-
-@register_reader("synthetic")
-def read_synthetic(cfg: Any) -> TemporalGraph:
-    """The seeded generator; every key of ``dataset`` but the framework's own is an argument."""
-    kwargs = {k: v for k, v in dict(cfg).items() if k not in _FRAMEWORK_KEYS}
-    num_steps = int(kwargs.get("num_steps", 10))
-    limit = guards.max_steps(cfg)
-    if num_steps > limit:
-        raise guards.TooLargeError(
-            f"{cfg.name}: dataset.num_steps={num_steps} exceeds dataset.max_steps={limit}; fix: "
-            f"`{hints.command(cfg, 'run', f'++dataset.max_steps={num_steps}')}` if that many steps are meant"
-        )
-    return make_synthetic(name=str(cfg.name), cache_dir=cfg.get("cache_dir"), mmap=str(cfg.get("mmap", "auto")),
-                          mmap_share=float(cfg.get("mmap_share", guards.DEFAULT_MMAP_SHARE)), **kwargs)
 
 
 def _merge(cfg: Any, default: int) -> int:
@@ -126,7 +86,7 @@ def _all_labelled(
     return labels, num_classes
 
 
-@register_reader("dblp", files=lambda cfg: ["dblp.txt", "node2label.txt"], optional=lambda cfg: ["dblp.npy"])
+@READERS.register("dblp", files=lambda cfg: ["dblp.txt", "node2label.txt"], optional=lambda cfg: ["dblp.npy"])
 def read_dblp(cfg: Any) -> TemporalGraph:
     """``dblp.txt`` (``src dst t``) and ``node2label.txt`` (``node label``, every node labelled once)."""
     folder = dataset_dir(cfg)
@@ -142,7 +102,7 @@ def read_dblp(cfg: Any) -> TemporalGraph:
                        name="dblp")
 
 
-@register_reader(
+@READERS.register(
     "tmall", files=lambda cfg: ["tmall.txt", "node2label.txt"], optional=lambda cfg: ["tmall.npy"]
 )
 def read_tmall(cfg: Any) -> TemporalGraph:
@@ -180,7 +140,7 @@ def read_tmall(cfg: Any) -> TemporalGraph:
     )
 
 
-@register_reader(
+@READERS.register(
     "patent",
     files=lambda cfg: ["patent_edges.json", "patent_nodes.json"],
     optional=lambda cfg: ["patent.npy"],

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from spikenet.data import cache, guards, hygiene
-from spikenet.data.embeddings import SMFConfig, smf_features
-from spikenet.data.features import check_feature_shape, fastrp, feature_dtype, standardize_file
-from spikenet.data.paths import dataset_dir
+from spikenet.data.features.arrays import check_feature_shape, fastrp, feature_dtype, standardize_file
+from spikenet.data.features.smf import SMFConfig, smf_features
+from spikenet.data.storage import cache, guards, hygiene
+from spikenet.data.storage.paths import dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph
 
 Build = Callable[[Path | None], np.ndarray]
@@ -124,7 +124,7 @@ def fastrp_features(graph: TemporalGraph, cfg: Any) -> np.ndarray:
 
 
 def smf_cached(graph: TemporalGraph, cfg: Any) -> np.ndarray:
-    """SMF features (``spikenet.data.embeddings``) per ``dataset.smf`` (dim and seed default to
+    """SMF features (``spikenet.data.features.smf``) per ``dataset.smf`` (dim and seed default to
     ``dataset.feature_dim`` / ``feature_seed``) and ``feature_dtype``, standardised per step and cached."""
     smf = SMFConfig.from_cfg(cfg.get("smf"), dim=int(cfg.get("feature_dim", 128)),
                              seed=int(cfg.get("feature_seed", 0)))

@@ -48,12 +48,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikenet.data import cache, guards
-from spikenet.data.features import standardize_per_step
-from spikenet.data.parsing import DataFormatError, DatasetNotFoundError, require_files
-from spikenet.data.paths import data_root, dataset_dir
+from spikenet.data.features.arrays import standardize_per_step
+from spikenet.data.formats.parsing import DataFormatError, DatasetNotFoundError, require_files
 from spikenet.data.properties import NodeProperties, step_weight_features
-from spikenet.data.registry import register_reader
+from spikenet.data.readers import READERS
+from spikenet.data.storage import cache, guards
+from spikenet.data.storage.paths import data_root, dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph, build_structure
 
 log = logging.getLogger(__name__)
@@ -437,7 +437,7 @@ def parse(cfg: Any, folder: Path) -> TemporalGraph:
 
 def own_features(graph: TemporalGraph, cfg: Any) -> np.ndarray:
     """``dataset.features=labels|weights`` as a standardised [T, N, C] array (``dataset.feature_dtype``)."""
-    from spikenet.data.features import feature_dtype
+    from spikenet.data.features.arrays import feature_dtype
 
     choice = str(cfg.features)
     props = NodeProperties.from_meta(graph.meta)
@@ -454,7 +454,7 @@ def own_features(graph: TemporalGraph, cfg: Any) -> np.ndarray:
     return standardize_per_step(out, out=out, source=f"{graph.name} {choice} features")
 
 
-@register_reader(READER)
+@READERS.register(READER)
 def read_tgbn(cfg: Any) -> TemporalGraph:
     """A TGB node-property dataset (see the module docstring); parsed once, then from the cache."""
     folder = ensure_files(cfg)

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from spikenet.data import hints
+from spikenet.data.storage import hints
 
 DEFAULT_MAX_STEPS = 1000  # dataset.max_steps: more snapshots are refused unless the user raises it
 SUGGESTED_STEPS = 25  # what a fix proposes: the reference datasets have 13 to 27 snapshots

@@ -27,7 +27,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from spikenet.data.guards import fmt_bytes
+from spikenet.data.storage.guards import fmt_bytes
 
 log = logging.getLogger(__name__)
 

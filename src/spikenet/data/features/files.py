@@ -8,9 +8,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from spikenet.data import cache, guards, hints
-from spikenet.data.deepwalk import DeepWalkConfig, corpus_bytes, write_feature_file
-from spikenet.data.paths import dataset_dir
+from spikenet.data.features.deepwalk import DeepWalkConfig, corpus_bytes, write_feature_file
+from spikenet.data.storage import cache, guards, hints
+from spikenet.data.storage.paths import dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from spikenet.data.paths import PROJECT_ROOT
+from spikenet.data.storage.paths import PROJECT_ROOT
 
 CONF_DATASETS = PROJECT_ROOT / "conf" / "dataset"
 SCRIPTS = {"run": "src/run.py", "features": "src/features.py"}

@@ -23,13 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikenet.data import guards, table
-from spikenet.data.node_ids import NodeIndex, as_int_ids, compact_choice, index_nodes, lookup
-from spikenet.data.parsing import DataFormatError, DatasetNotFoundError, encode_labels
-from spikenet.data.paths import dataset_dir
-from spikenet.data.registry import register_reader
-from spikenet.data.snapshot_plan import choose_steps, plan_holds
-from spikenet.data.stamps import Stamps, first_non_numeric, parse_stamps
+from spikenet.data.formats import table
+from spikenet.data.formats.node_ids import NodeIndex, as_int_ids, compact_choice, index_nodes, lookup
+from spikenet.data.formats.parsing import DataFormatError, DatasetNotFoundError, encode_labels
+from spikenet.data.readers import READERS
+from spikenet.data.snapshots.plan import choose_steps, plan_holds
+from spikenet.data.snapshots.stamps import Stamps, first_non_numeric, parse_stamps
+from spikenet.data.storage import guards
+from spikenet.data.storage.paths import dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph, build_structure
 
 log = logging.getLogger(__name__)
@@ -288,7 +289,7 @@ def _drop_rare_classes(cfg: Any, path: Path, ids: np.ndarray, raw: np.ndarray, i
 # ---------------------------------------------------------------- the reader
 
 
-@register_reader("edgelist", files=edgelist_files, missing=require_own_files, check_cached=plan_holds)
+@READERS.register("edgelist", files=edgelist_files, missing=require_own_files, check_cached=plan_holds)
 def read_edgelist(cfg: Any) -> TemporalGraph:
     """A generic edge list plus an optional label file (module docstring; docs/data.md)."""
     folder = dataset_dir(cfg)

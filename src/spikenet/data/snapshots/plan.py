@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from spikenet.data import guards, hints, snapshot_cost
-from spikenet.data.stamps import Stamps, bin_stamps, distinct_steps, empty_steps
+from spikenet.data.snapshots import cost as snapshot_cost
+from spikenet.data.snapshots.stamps import Stamps, bin_stamps, distinct_steps, empty_steps
+from spikenet.data.storage import guards, hints
 from spikenet.data.temporal_graph import TemporalGraph
 
 log = logging.getLogger(__name__)

@@ -147,7 +147,7 @@ class TrainShape:
 def _group_file(group: str) -> dict:
     from omegaconf import OmegaConf
 
-    from spikenet.data.paths import PROJECT_ROOT
+    from spikenet.data.storage.paths import PROJECT_ROOT
 
     path = PROJECT_ROOT / "conf" / f"{group}.yaml"
     if not path.is_file():
