@@ -35,6 +35,12 @@ class ConfigKeyError(ValueError):
     """A command-line override names a key the config does not have, or gives it a value of the wrong type."""
 
 
+def group_options(group: Path) -> list[str]:
+    """The options of the config group in folder ``group``: its YAML files, less those starting with ``_`` (parts
+    that options compose through their defaults list, e.g. ``conf/dataset/_base.yaml``)."""
+    return sorted(p.stem for p in group.glob("*.yaml") if not p.stem.startswith("_"))
+
+
 def check_group_overrides(args: list[str], conf_dir: Path) -> None:
     """Exit with a one-line message when ``group=option`` names an option that has no config file.
 
@@ -49,7 +55,7 @@ def check_group_overrides(args: list[str], conf_dir: Path) -> None:
         group = conf_dir / key
         if "." in key or not group.is_dir() or "(" in value or not value:
             continue
-        choices = sorted(p.stem for p in group.glob("*.yaml"))
+        choices = group_options(group)
         for option in value.split(","):
             if option not in choices and option != "null":
                 print(f"error: unknown {key} '{option}'; choose one of: {', '.join(choices)}", file=sys.stderr)

@@ -12,6 +12,7 @@ import math
 import re
 import shlex
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from spikenet.data.storage.paths import PROJECT_ROOT
@@ -43,12 +44,26 @@ def dataset_group(cfg: Any) -> str | None:
     return None
 
 
+def group_file(path: Path) -> Any:
+    """A ``conf/dataset`` file as Hydra composes it: the files of its defaults list (``_base``) merged in order,
+    its own keys where ``_self_`` stands (last when it is not listed)."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.load(path)
+    defaults = list(node.pop("defaults", []) or [])
+    if "_self_" not in defaults:
+        defaults.append("_self_")
+    parts = [node if d == "_self_" else group_file(path.parent / f"{d}.yaml") for d in defaults]
+    return OmegaConf.merge(*parts)
+
+
 def group_defaults(group: str) -> dict:
-    """The dataset keys of ``conf/dataset/<group>.yaml`` (resolved; ``@package _global_`` presets included)."""
+    """The dataset keys of ``conf/dataset/<group>.yaml`` (composed and resolved; ``@package _global_`` presets
+    included)."""
     from omegaconf import OmegaConf
 
     path = CONF_DATASETS / f"{group}.yaml"
-    node = OmegaConf.load(path)
+    node = group_file(path)
     if "@package _global_" in path.read_text().split("\n", 1)[0] or ("dataset" in node and "name" not in node):
         node = node.get("dataset", {})
     return OmegaConf.to_container(node, resolve=True) if node else {}  # type: ignore[return-value]
