@@ -46,12 +46,14 @@ from spikenet.data.features.arrays import fastrp  # noqa: E402
 from spikenet.data.features.deepwalk import DeepWalkConfig, deepwalk_features  # noqa: E402
 from spikenet.data.features.smf import SMFConfig, smf_features  # noqa: E402
 from spikenet.data.load import load_graph  # noqa: E402
+from spikenet.data.storage.hints import group_file  # noqa: E402
 from spikenet.data.storage.paths import dataset_dir  # noqa: E402
 
 
 def dataset_cfg(dataset: str, root: str, overrides: list[str]):
-    """``conf/dataset/<dataset>.yaml`` with ``root`` and ``overrides`` (``key=value`` of ``dataset``) set."""
-    cfg = OmegaConf.load(PROJECT / "conf" / "dataset" / f"{dataset}.yaml")
+    """``conf/dataset/<dataset>.yaml`` (with its ``_base``) and ``root`` and ``overrides`` (``key=value`` of
+    ``dataset``) set."""
+    cfg = group_file(PROJECT / "conf" / "dataset" / f"{dataset}.yaml")
     cfg.root = root
     return OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
 
