@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 if importlib.util.find_spec("spikenet") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from conftest import dataset_config  # noqa: E402
 
 from spikenet.data import READERS, load_dataset, load_graph  # noqa: E402
 from spikenet.data.readers import reference as readers  # noqa: E402
@@ -32,9 +33,7 @@ def make_dblp(root: Path, edges: str = "0 1 0.0\n1 2 0.5\n2 3 0.5\n3 0 0.25\n") 
 
 
 def cfg(root: Path, **kw):
-    base = {"name": "dblp", "root": str(root), "features": "fastrp", "feature_dim": 4}
-    base.update(kw)
-    return OmegaConf.create(base)
+    return dataset_config("dblp", **{"root": str(root), "features": "fastrp", "feature_dim": 4, **kw})
 
 
 @pytest.fixture

@@ -206,7 +206,14 @@ def test_run_refuses_a_mistyped_key_before_starting(cli, tmp_path):
 DATASET_CONFIGS = Path(__file__).with_name("dataset_configs.json")  # every option's `dataset` node before _base
 # keys a dataset option gained when code stopped restating their defaults: (option, key) -> the default the code
 # used before (so the composed values are what those datasets ran with)
-ADDED_KEYS: dict[tuple[str, str], object] = {}
+ADDED_KEYS: dict[tuple[str, str], object] = {
+    **{(o, "feature_seed"): 0 for o in ("dblp", "tmall", "patent", "edgelist", "tgbn")},  # SMF / FastRP seed
+    **{(o, "cache_keep"): 4 for o in ("dblp", "tmall", "patent", "tgbn")},  # hygiene.DEFAULT_KEEP
+    ("tgbn", "smf"): {"window": 10, "align": True, "device": "auto"},  # SMFConfig's defaults (tgbn with features=auto)
+    ("synthetic", "mmap"): "auto", ("synthetic", "mmap_share"): 0.4,  # the synthetic reader's fallbacks
+    ("synthetic_tmall", "max_steps"): 1000, ("synthetic_patent", "max_steps"): 1000,  # guards.DEFAULT_MAX_STEPS
+    ("static", "comments"): "#",  # the table reader's fallback
+}
 
 
 def _dataset_node(compose, option: str) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
+from conftest import dataset_config
 
 from spikenet.data import load_dataset, load_graph
 from spikenet.data.features import cache as feature_cache
@@ -39,9 +39,9 @@ def edge_list(root: Path, name: str, stamps: np.ndarray, n: int = 50, seed: int 
 
 
 def cfg(root: Path, name: str = "g", **kw):
-    base = {"name": name, "reader": "edgelist", "root": str(root), "feature_dim": 8, "deepwalk": dict(TINY_DW)}
-    base.update(kw)
-    return OmegaConf.create(base)
+    base = {"name": name, "root": str(root), "feature_dim": 8, "deepwalk": dict(TINY_DW), "min_class_size": 1,
+            "auto_bins": False}
+    return dataset_config("edgelist", **{**base, **kw})
 
 
 def files_under(folder: Path) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
+from conftest import dataset_config
 
 from spikenet.data import load_dataset
 from spikenet.data.features import cache as feature_cache
@@ -192,10 +192,9 @@ def write_dataset(root: Path, n: int = 60, steps: int = 4) -> Path:
 
 
 def dataset_cfg(root: Path, **kw):
-    base = {"name": "g", "reader": "edgelist", "root": str(root), "feature_dim": 8,
-            "smf": {"window": 3, "device": "cpu"}}
-    base.update(kw)
-    return OmegaConf.create(base)
+    base = {"name": "g", "root": str(root), "feature_dim": 8, "smf": {"window": 3, "device": "cpu"},
+            "min_class_size": 1, "auto_bins": False}
+    return dataset_config("edgelist", **{**base, **kw})
 
 
 @pytest.fixture(autouse=True)

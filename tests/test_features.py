@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 if importlib.util.find_spec("spikenet") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from conftest import dataset_config
 
 from spikenet.data import load_dataset  # noqa: E402
 from spikenet.data.features import arrays as feats  # noqa: E402
@@ -42,15 +43,9 @@ def make_graph_files(root: Path, name: str = "g", n: int = 60, steps: int = 4, s
 
 
 def cfg(root: Path, name: str = "g", **kw):
-    base = {
-        "name": name,
-        "reader": "edgelist",
-        "root": str(root),
-        "feature_dim": 8,
-        "deepwalk": dict(TINY_DW),
-    }
-    base.update(kw)
-    return OmegaConf.create(base)
+    base = {"name": name, "root": str(root), "feature_dim": 8, "deepwalk": dict(TINY_DW), "min_class_size": 1,
+            "auto_bins": False}
+    return dataset_config("edgelist", **{**base, **kw})
 
 
 @pytest.fixture(autouse=True)

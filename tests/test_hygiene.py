@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
+from conftest import dataset_config
 
 from spikenet.data import load_dataset, load_graph
 from spikenet.data.storage import hygiene
@@ -75,9 +75,9 @@ def graph_files(root: Path, name: str = "g") -> Path:
 
 
 def cfg(root: Path, **kw):
-    base = {"name": "g", "reader": "edgelist", "root": str(root), "features": "fastrp", "feature_dim": 8}
-    base.update(kw)
-    return OmegaConf.create(base)
+    base = {"name": "g", "root": str(root), "features": "fastrp", "feature_dim": 8, "min_class_size": 1,
+            "auto_bins": False}
+    return dataset_config("edgelist", **{**base, **kw})
 
 
 # ---------------------------------------------------------------- temporaries

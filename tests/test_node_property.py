@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import DATA_ROOT, missing
+from conftest import DATA_ROOT, dataset_config, missing
 from omegaconf import OmegaConf
 
 from spikenet.contracts import Batch
@@ -40,7 +40,7 @@ def task_cfg(**extra) -> OmegaConf:
 
 @pytest.fixture(scope="module")
 def toy_graph():
-    cfg = OmegaConf.create({"name": "tgbn-toy", "reader": "tgbn", "root": str(DATA_ROOT), "cache": False})
+    cfg = dataset_config("tgbn", name="tgbn-toy", root=str(DATA_ROOT), cache=False)
     return parse(cfg, TOY)
 
 
@@ -260,7 +260,7 @@ def test_run_writes_ndcg_by_tgb_beside_persistence(cli, tmp_path: Path) -> None:
     assert m["task"] == "node_property" and m["select_metric"] == "val_ndcg@10" and m["metrics"] == ["ndcg@10"]
     assert 0.0 < m["test_ndcg@10"] <= 1.0 and 0.0 < m["val_ndcg@10"] <= 1.0
     assert set(m["baselines"]) == {"persistence", "moving_average"}
-    cfg = OmegaConf.create({"name": "tgbn-toy", "reader": "tgbn", "root": str(DATA_ROOT), "cache": False})
+    cfg = dataset_config("tgbn", name="tgbn-toy", root=str(DATA_ROOT), cache=False)
     task = build_task(task_cfg(window=7), parse(cfg, TOY), 0)
     assert m["baselines"] == task.baselines()
     assert "test NDCG@10" in result.stdout and "persistence test" in result.stdout

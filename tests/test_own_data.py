@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
+from conftest import dataset_config
 
 from spikenet.data import load_graph
 from spikenet.data.formats.parsing import DataFormatError, DatasetNotFoundError
@@ -22,10 +22,9 @@ def write(path: Path, text: str) -> Path:
 
 
 def cfg(root: Path, name: str = "g", **kw):
-    base = {"name": name, "reader": "edgelist", "root": str(root), "cache": False, "features": "fastrp",
-            "feature_dim": 8}
-    base.update(kw)
-    return OmegaConf.create(base)
+    base = {"name": name, "root": str(root), "cache": False, "features": "fastrp", "feature_dim": 8,
+            "min_class_size": 1, "auto_bins": False}
+    return dataset_config("edgelist", **{**base, **kw})
 
 
 def edges_of(g) -> set[tuple[int, int, int]]:

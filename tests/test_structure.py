@@ -107,17 +107,50 @@ def test_val_size_default_lives_in_one_place():
     assert hits == ["conf/task/node_classification.yaml"], hits
 
 
-def test_trainer_keys_are_read_without_retyped_defaults():
-    """No ``cfg.get("<trainer key>", <default>)`` beside the YAML that sets the default."""
-    keys = set(yaml.safe_load((CONF_DIR / "trainer" / "default.yaml").read_text()))
-    files = [*(PACKAGE / "training").glob("*.py"), PACKAGE / "experiment.py", PACKAGE / "config.py", RUN_SCRIPT]
+def _yaml_keys() -> set[str]:
+    """Every key (at any depth) that a YAML file under conf/ defines, in any group."""
+    keys: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                keys.add(str(k))
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    for f in CONF_DIR.rglob("*.yaml"):
+        walk(yaml.safe_load(f.read_text()))
+    return keys - {"defaults"}  # Hydra's composition list, no config key
+
+
+def _retyped_defaults(files: list[Path], keys: set[str]) -> list[str]:
+    """``<cfg>.get("<key>", <default>)`` calls on a config (a receiver naming ``cfg``) for one of ``keys``."""
     found = []
     for f in files:
         for node in ast.walk(ast.parse(f.read_text())):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
-                    and len(node.args) == 2 and isinstance(node.args[0], ast.Constant)
+                    and len(node.args) + len(node.keywords) == 2 and isinstance(node.args[0], ast.Constant)
                     and node.args[0].value in keys and "cfg" in ast.unparse(node.func.value)):
-                found.append(f"{f.name}:{node.lineno} {ast.unparse(node)}")
+                found.append(f"{f.relative_to(PROJECT_ROOT)}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+def test_trainer_keys_are_read_without_retyped_defaults():
+    """No ``cfg.get("<trainer key>", <default>)`` beside the YAML that sets the default."""
+    keys = set(yaml.safe_load((CONF_DIR / "trainer" / "default.yaml").read_text()))
+    files = [*(PACKAGE / "training").glob("*.py"), PACKAGE / "experiment.py", PACKAGE / "config.py", RUN_SCRIPT]
+    assert not _retyped_defaults(files, keys)
+
+
+def test_no_code_default_for_a_key_any_yaml_defines():
+    """In every group (dataset, model, neuron, task, logger, trainer, ...): no ``cfg.get("<key>", <default>)``
+    anywhere in src/ for a key that a YAML file under conf/ defines. The YAML holds the default; code reads
+    ``cfg.<key>`` (tests compose the real config: conftest's ``compose`` and ``dataset_config``)."""
+    keys = _yaml_keys()
+    assert {"cache_keep", "min_class_size", "bias", "log_firing_rates", "val_size"} <= keys
+    found = _retyped_defaults(_py_files(), keys)
     assert not found, found
 
 

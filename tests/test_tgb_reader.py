@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA_ROOT, missing
+from conftest import DATA_ROOT, dataset_config, missing
 from omegaconf import OmegaConf
 
 from spikenet.data.formats.parsing import DataFormatError, DatasetNotFoundError
@@ -26,8 +26,7 @@ TOY = DATA_ROOT / "tgbn-toy"
 
 
 def cfg_for(root: Path, name: str, **extra) -> OmegaConf:
-    return OmegaConf.create({"name": name, "reader": "tgbn", "root": str(root), "cache": False,
-                             "features": "fastrp", **extra})
+    return dataset_config("tgbn", **{"name": name, "root": str(root), "cache": False, "features": "fastrp", **extra})
 
 
 def write_pair(root: Path, name: str, edges: list[list], labels: list[list], header=TRADE_HEADER) -> None:

@@ -47,8 +47,8 @@ def _common(cfg: Any) -> dict[str, Any]:
         "dropout": float(cfg.dropout),
         "aggr": str(cfg.aggr),
         "concat": bool(cfg.concat),
-        "bias": bool(cfg.get("bias", True)),
-        "chunk_rows": int(cfg.get("chunk_rows", 16384)),
+        "bias": bool(cfg.bias),
+        "chunk_rows": int(cfg.chunk_rows),
     }
 
 
@@ -68,7 +68,7 @@ def _ann(cfg: Any, in_features: int, num_steps: int, sizes: list[int],
 @register_model("gru")
 def _gru(cfg: Any, in_features: int, num_steps: int, sizes: list[int],
          make_neuron: Callable[[int], nn.Module]) -> Encoder:
-    return GRUNet(in_features=in_features, num_steps=num_steps, sizes=sizes, hidden=int(cfg.get("hidden", 128)),
+    return GRUNet(in_features=in_features, num_steps=num_steps, sizes=sizes, hidden=int(cfg.hidden),
                   **_common(cfg))
 
 

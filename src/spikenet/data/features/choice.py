@@ -22,7 +22,7 @@ def resolve_features(graph: TemporalGraph, cfg: Any) -> np.ndarray:
     """Features per ``dataset.features``: ``auto`` (the .npy file if present, else SMF), ``file`` (the file,
     else an error), ``smf`` (DeepWalk-grade in seconds, ``spikenet.data.features.smf``), ``deepwalk`` (the file,
     generated first with gensim if absent: the reference recipe, minutes), ``fastrp``."""
-    choice = str(cfg.get("features", "auto"))
+    choice = str(cfg.features)
     if choice not in FEATURE_CHOICES:
         raise ValueError(f"dataset.features must be one of {', '.join(FEATURE_CHOICES)}, got '{choice}'")
     if choice == "fastrp":

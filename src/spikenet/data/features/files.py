@@ -64,7 +64,7 @@ def generate_deepwalk(
     graph: TemporalGraph, cfg: Any, force: bool = False, progress: bool = True
 ) -> tuple[Path, bool]:
     """Make sure a DeepWalk feature file exists (per ``dataset.deepwalk``); returns (path, generated)."""
-    dw = DeepWalkConfig.from_cfg(cfg.get("deepwalk"))
+    dw = DeepWalkConfig.from_cfg(cfg.deepwalk)
     existing = find_feature_file(cfg)
     if existing is not None and not force:
         return existing, False

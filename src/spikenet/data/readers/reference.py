@@ -32,9 +32,12 @@ from spikenet.data.storage.paths import dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph, build_structure, steps_from_stamps
 
 
-def _merge(cfg: Any, default: int) -> int:
-    merge = positive_key(cfg, "merge", default)
-    return default if merge is None else merge
+def _merge(cfg: Any) -> int:
+    """``dataset.merge`` (conf/dataset/<name>.yaml: DBLP 1, Tmall 10, Patent 2)."""
+    merge = positive_key(cfg, "merge")
+    if merge is None:
+        raise ValueError("dataset.merge must be an integer >= 1, got null")
+    return merge
 
 
 def _steps(stamps: np.ndarray, merge: int) -> tuple[np.ndarray, int, int]:
@@ -95,7 +98,7 @@ def read_dblp(cfg: Any) -> TemporalGraph:
     nodes, raw, _ = read_label_file(folder / "node2label.txt")
     num_nodes = int(max(edges.src.max(), edges.dst.max(), nodes.max())) + 1
     labels, num_classes = _all_labelled(folder / "node2label.txt", nodes, raw, num_nodes, "dblp")
-    merge = _merge(cfg, 1)
+    merge = _merge(cfg)
     step, num_steps, raw_steps = _steps(edges.time, merge)
     meta = {"interactions": int(edges.src.size), "raw_steps": raw_steps, "merge": merge}
     return _make_graph(cfg, edges.src, edges.dst, step, num_steps, num_nodes, labels, num_classes, meta,
@@ -126,7 +129,7 @@ def read_tmall(cfg: Any) -> TemporalGraph:
     mapping[original] = np.arange(num_nodes)
     labels = np.full(num_nodes, -1, dtype=np.int64)
     labels[: nodes.size] = dense
-    merge = _merge(cfg, 10)
+    merge = _merge(cfg)
     step, num_steps, raw_steps = _steps(edges.time, merge)
     meta = {
         "interactions": int(edges.src.size),
@@ -172,7 +175,7 @@ def read_patent(cfg: Any) -> TemporalGraph:
     require_all_labelled(nodes_path, labelled, "patent")
     labels = np.empty(num_nodes, dtype=np.int64)
     labels[nodes] = raw_label.astype(np.int64) - 1
-    merge = _merge(cfg, 2)
+    merge = _merge(cfg)
     step, num_steps, raw_steps = _steps(year, merge)
     meta = {"interactions": int(src.size), "raw_steps": raw_steps, "merge": merge}
     return _make_graph(cfg, src, dst, step, num_steps, num_nodes, labels, int(labels.max()) + 1, meta,

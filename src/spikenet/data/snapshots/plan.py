@@ -30,10 +30,10 @@ log = logging.getLogger(__name__)
 def _budget(cfg: Any) -> snapshot_cost.Budget:
     """``dataset.memory_share`` of the machine's memory (a choice that does not follow what other processes
     hold at the moment), but never more than is available; ``dataset.epoch_seconds``."""
-    share = float(cfg.get("memory_share", snapshot_cost.DEFAULT_MEMORY_SHARE))
+    share = float(cfg.memory_share)
     if not 0.0 < share <= 1.0:
         raise ValueError(f"dataset.memory_share must be in (0, 1], got {share}")
-    seconds = float(cfg.get("epoch_seconds", snapshot_cost.DEFAULT_EPOCH_SECONDS))
+    seconds = float(cfg.epoch_seconds)
     if not seconds > 0:
         raise ValueError(f"dataset.epoch_seconds must be > 0, got {seconds}")
     return snapshot_cost.Budget(min(share * guards.total_ram(), guards.HEADROOM * guards.available_ram()), seconds)
@@ -66,7 +66,7 @@ def plan_for(cfg: Any, raw_steps: int, nodes: int, interactions: int, labelled: 
 
 
 def auto_bins(cfg: Any) -> bool:
-    value = cfg.get("auto_bins", False)
+    value = cfg.auto_bins
     if isinstance(value, str):
         if value.lower() not in ("true", "false"):
             raise ValueError(f"dataset.auto_bins must be true or false, got '{value}'")
@@ -105,7 +105,7 @@ def refuse(cfg: Any, plan: snapshot_cost.Plan, nodes: int, interactions: int, la
 def empty_mode(cfg: Any) -> str:
     """``dataset.empty_bins``: auto (drop the empty bins of automatic time bins, keep those of a given
     ``time_bins``) | keep | drop."""
-    mode = str(cfg.get("empty_bins", "auto")).lower()
+    mode = str(cfg.empty_bins).lower()
     if mode not in ("auto", "keep", "drop"):
         raise ValueError(f"dataset.empty_bins must be auto, keep or drop, got '{mode}'")
     return mode

@@ -75,8 +75,8 @@ def cfg_to_dict(cfg: Any) -> dict:
 
 
 def enabled(cfg: Any) -> bool:
-    """``dataset.cache`` (default true)."""
-    return bool(cfg.get("cache", True))
+    """``dataset.cache``."""
+    return bool(cfg.cache)
 
 
 def user_cache_root() -> Path:

@@ -45,15 +45,17 @@ def dataset_group(cfg: Any) -> str | None:
 
 
 def group_file(path: Path) -> Any:
-    """A ``conf/dataset`` file as Hydra composes it: the files of its defaults list (``_base``) merged in order,
-    its own keys where ``_self_`` stands (last when it is not listed)."""
+    """A config file as Hydra composes it within its own group: the sibling files its defaults list names
+    (``conf/dataset/_base.yaml``) merged in order, its own keys where ``_self_`` stands (last when it is not
+    listed); entries choosing other groups' options (``config.yaml``'s) are left out."""
     from omegaconf import OmegaConf
 
     node = OmegaConf.load(path)
     defaults = list(node.pop("defaults", []) or [])
     if "_self_" not in defaults:
         defaults.append("_self_")
-    parts = [node if d == "_self_" else group_file(path.parent / f"{d}.yaml") for d in defaults]
+    parts = [node if d == "_self_" else group_file(path.parent / f"{d}.yaml") for d in defaults
+             if d == "_self_" or (isinstance(d, str) and (path.parent / f"{d}.yaml").is_file())]
     return OmegaConf.merge(*parts)
 
 
