@@ -231,6 +231,31 @@ def test_no_import_cycle_in_the_package():
     assert not cycles, cycles
 
 
+DATA_FLOORS = ("temporal_graph", "properties", "storage", "formats", "snapshots", "features", "readers", "load")
+
+
+def test_data_package_reads_top_down():
+    """``spikenet.data``'s parts import only the floors below their own (docs/data.md, "Code layout"): the load
+    path goes down from ``load`` through readers, features, snapshots, formats to storage, never back up."""
+    data = PACKAGE / "data"
+    assert sorted(p.stem if p.is_file() else p.name for p in data.iterdir()
+                  if p.name != "__pycache__" and p.name != "__init__.py") == sorted(f"{f}" for f in DATA_FLOORS)
+    up = []
+    for f in data.rglob("*.py"):
+        parts = _module_name(f).split(".")
+        if len(parts) < 3:
+            continue  # spikenet.data itself exports the top
+        own = DATA_FLOORS.index(parts[2])
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else (
+                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for name in names:
+                target = name.split(".")
+                if target[:2] == ["spikenet", "data"] and (len(target) == 2 or DATA_FLOORS.index(target[2]) > own):
+                    up.append(f"{_module_name(f)} imports {name}")
+    assert not up, up
+
+
 def test_one_find_runs_and_no_wandb_reader_in_the_package():
     defs = [f"{_module_name(f)}" for f in PACKAGE.rglob("*.py")
             for node in ast.parse(f.read_text()).body if isinstance(node, ast.FunctionDef) and node.name == "find_runs"]
