@@ -51,7 +51,8 @@ NON_STRUCTURE_KEYS = frozenset(
         "cache_keep",
         "deepwalk",
         # the automatic snapshot choice's inputs: a cached graph is checked against them instead
-        # (``ReaderSpec.check_cached``), so that a run with other settings reuses the parse when the choice holds
+        # (the reader's ``check_cached`` metadata in ``READERS``), so that a run with other settings reuses the
+        # parse when the choice holds
         "auto_bins",
         "epoch_seconds",
         "memory_share",
