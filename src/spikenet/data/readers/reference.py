@@ -26,18 +26,10 @@ from spikenet.data.formats.parsing import (
     require_files,
 )
 from spikenet.data.readers import READERS
-from spikenet.data.snapshots.plan import positive_key
+from spikenet.data.snapshots.plan import merge_key
 from spikenet.data.storage import guards
 from spikenet.data.storage.paths import dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph, build_structure, steps_from_stamps
-
-
-def _merge(cfg: Any) -> int:
-    """``dataset.merge`` (conf/dataset/<name>.yaml: DBLP 1, Tmall 10, Patent 2)."""
-    merge = positive_key(cfg, "merge")
-    if merge is None:
-        raise ValueError("dataset.merge must be an integer >= 1, got null")
-    return merge
 
 
 def _steps(stamps: np.ndarray, merge: int) -> tuple[np.ndarray, int, int]:
@@ -98,7 +90,7 @@ def read_dblp(cfg: Any) -> TemporalGraph:
     nodes, raw, _ = read_label_file(folder / "node2label.txt")
     num_nodes = int(max(edges.src.max(), edges.dst.max(), nodes.max())) + 1
     labels, num_classes = _all_labelled(folder / "node2label.txt", nodes, raw, num_nodes, "dblp")
-    merge = _merge(cfg)
+    merge = merge_key(cfg)  # conf/dataset: DBLP 1, Tmall 10, Patent 2
     step, num_steps, raw_steps = _steps(edges.time, merge)
     meta = {"interactions": int(edges.src.size), "raw_steps": raw_steps, "merge": merge}
     return _make_graph(cfg, edges.src, edges.dst, step, num_steps, num_nodes, labels, num_classes, meta,
@@ -129,7 +121,7 @@ def read_tmall(cfg: Any) -> TemporalGraph:
     mapping[original] = np.arange(num_nodes)
     labels = np.full(num_nodes, -1, dtype=np.int64)
     labels[: nodes.size] = dense
-    merge = _merge(cfg)
+    merge = merge_key(cfg)
     step, num_steps, raw_steps = _steps(edges.time, merge)
     meta = {
         "interactions": int(edges.src.size),
@@ -175,7 +167,7 @@ def read_patent(cfg: Any) -> TemporalGraph:
     require_all_labelled(nodes_path, labelled, "patent")
     labels = np.empty(num_nodes, dtype=np.int64)
     labels[nodes] = raw_label.astype(np.int64) - 1
-    merge = _merge(cfg)
+    merge = merge_key(cfg)
     step, num_steps, raw_steps = _steps(year, merge)
     meta = {"interactions": int(src.size), "raw_steps": raw_steps, "merge": merge}
     return _make_graph(cfg, src, dst, step, num_steps, num_nodes, labels, int(labels.max()) + 1, meta,

@@ -39,11 +39,11 @@ def _budget(cfg: Any) -> snapshot_cost.Budget:
     return snapshot_cost.Budget(min(share * guards.total_ram(), guards.HEADROOM * guards.available_ram()), seconds)
 
 
-def positive_key(cfg: Any, key: str, default: int | None = None) -> int | None:
-    """``dataset.<key>`` as an integer >= 1 (``default`` when unset), else a one-line error naming the key."""
+def positive_key(cfg: Any, key: str) -> int | None:
+    """``dataset.<key>`` as an integer >= 1 (None when null or unset), else a one-line error naming the key."""
     value = cfg.get(key)
     if value is None:
-        return default
+        return None
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -51,6 +51,14 @@ def positive_key(cfg: Any, key: str, default: int | None = None) -> int | None:
     if number < 1 or float(value) != number:
         raise ValueError(f"dataset.{key} must be an integer >= 1, got {value}")
     return number
+
+
+def merge_key(cfg: Any) -> int:
+    """``dataset.merge``: consecutive steps merged into one (every reader with stamps sets it in its YAML)."""
+    merge = positive_key(cfg, "merge")
+    if merge is None:
+        raise ValueError("dataset.merge must be an integer >= 1, got null")
+    return merge
 
 
 def _fmt_estimate(e: snapshot_cost.Estimate) -> str:
@@ -148,7 +156,7 @@ def choose_steps(cfg: Any, stamps: Stamps, keep: np.ndarray, nodes: int, labelle
                  ) -> tuple[np.ndarray, int, dict]:
     """(step of every interaction, snapshot count, meta) per ``dataset.time_bins``, ``merge``, ``auto_bins``
     and ``empty_bins``; one info line when the count was chosen automatically, one warning for empty steps."""
-    merge = positive_key(cfg, "merge") or 1
+    merge = merge_key(cfg)
     time_bins = positive_key(cfg, "time_bins")
     interactions = int(keep.sum())
     mode = empty_mode(cfg)
@@ -236,7 +244,7 @@ def plan_holds(graph: TemporalGraph, cfg: Any) -> bool:
     if cfg.get("time_bins") is not None or not auto_bins(cfg):
         return "auto_bins" not in graph.meta and "auto_merge" not in graph.meta
     meta = graph.meta
-    merge = positive_key(cfg, "merge") or 1
+    merge = merge_key(cfg)
     if "distinct_stamps" not in meta:
         return False
     merged = -(-int(meta["distinct_stamps"]) // merge)
