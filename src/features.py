@@ -21,10 +21,11 @@ import numpy as np
 from omegaconf import DictConfig
 
 from spikenet.cli import check_command_line
-from spikenet.data import hints, load_graph  # importing the package registers the readers
-from spikenet.data.feature_files import generate_deepwalk
-from spikenet.data.features import check_feature_shape
-from spikenet.data.parsing import DataFormatError, DatasetNotFoundError
+from spikenet.data import load_graph  # importing the package registers the readers
+from spikenet.data.features.arrays import check_feature_shape
+from spikenet.data.features.files import generate_deepwalk
+from spikenet.data.formats.parsing import DataFormatError, DatasetNotFoundError
+from spikenet.data.storage import hints
 
 log = logging.getLogger("spikenet")
 

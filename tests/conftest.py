@@ -150,6 +150,15 @@ def compose_config(overrides: Sequence[str] = ()):
     return cfg
 
 
+def dataset_config(option: str, **values):
+    """The ``dataset`` node of ``dataset=<option>`` as a reader sees it (composed, resolved, detached), with
+    ``values`` set as ``dataset.<key>=<value>`` overrides would set them (mappings merged into the group's)."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.to_container(_compose_cached((f"dataset={option}",)).dataset, resolve=True)
+    return OmegaConf.merge(OmegaConf.create(node), OmegaConf.create(values))
+
+
 @pytest.fixture
 def compose() -> Callable:
     """``compose(["neuron=lif", ...])`` -> DictConfig, as ``src/run.py`` would see it."""

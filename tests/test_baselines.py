@@ -6,10 +6,9 @@ import math
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
-from spikenet.data.synthetic import make_synthetic
+from spikenet.data.readers.synthetic import make_synthetic
 from spikenet.energy import EnergyCosts, summarize
 from spikenet.experiment import build_experiment
 from spikenet.gather import layer0_inputs
@@ -86,9 +85,10 @@ def test_projected_inputs_give_the_same_logits(cls):
     assert model.spike_rates == [] and not model.record_spikes
 
 
-def test_registry():
+def test_registry(compose):
     assert {"spikenet", "ann", "gru"} <= set(ENCODERS)
-    cfg = OmegaConf.create(dict(name="gru", hids=[8, 4], hidden=7, dropout=0.5, aggr="sum", concat=False))
+    cfg = compose(["model=gru", "model.hids=[8,4]", "model.hidden=7", "model.dropout=0.5", "model.aggr=sum",
+                   "model.concat=false"]).model
     model = build_model(cfg, F, T, [3, 2], lambda channels: nn.ReLU())
     assert isinstance(model, GRUNet) and model.gru.hidden_size == 7 and model.aggr == "sum"
     cfg.name = "transformer"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -10,13 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 if importlib.util.find_spec("spikenet") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from spikenet.data import cache, guards, load_dataset, readers  # noqa: E402
-from spikenet.data.registry import READERS, load_graph  # noqa: E402
+from conftest import dataset_config  # noqa: E402
+
+from spikenet.data import READERS, load_dataset, load_graph  # noqa: E402
+from spikenet.data.readers import reference as readers  # noqa: E402
+from spikenet.data.storage import cache, guards  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data"  # the datasets shipped with the project
 
@@ -30,9 +33,7 @@ def make_dblp(root: Path, edges: str = "0 1 0.0\n1 2 0.5\n2 3 0.5\n3 0 0.25\n") 
 
 
 def cfg(root: Path, **kw):
-    base = {"name": "dblp", "root": str(root), "features": "fastrp", "feature_dim": 4}
-    base.update(kw)
-    return OmegaConf.create(base)
+    return dataset_config("dblp", **{"root": str(root), "features": "fastrp", "feature_dim": 4, **kw})
 
 
 @pytest.fixture
@@ -53,7 +54,8 @@ def count_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(1)
         return original(c)
 
-    monkeypatch.setitem(READERS, "dblp", counting)
+    # the same entry (metadata, place among the choices) with the counting function; restored afterwards
+    monkeypatch.setitem(READERS._entries, "dblp", dataclasses.replace(READERS.entry("dblp"), obj=counting))
     return calls
 
 
@@ -208,8 +210,8 @@ def test_real_dblp_second_load_reads_only_the_cache(tmp_path: Path, monkeypatch)
     def refuse(*args, **kwargs):
         raise AssertionError("a cache hit must not rebuild this")
 
-    import spikenet.data.feature_cache as feature_cache
-    import spikenet.data.readers as readers
+    import spikenet.data.features.cache as feature_cache
+    import spikenet.data.readers.reference as readers
 
     monkeypatch.setattr(readers, "build_structure", refuse)
     monkeypatch.setattr(feature_cache, "fastrp", refuse)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import copy
+import json
+from pathlib import Path
 
-from spikenet.cli import check_group_overrides
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from spikenet.cli import check_group_overrides, group_options
 from spikenet.config import ConfigError, validate
 
 
@@ -63,7 +69,7 @@ def test_unknown_group_option_exits_with_one_line(conf_dir, capsys, args):
     assert len(lines) == 1, err
     assert "nope" in lines[0]
     group = "neuron" if "neuron" in args[0] else ("sampler" if "sampler" in args[-1] else "surrogate")
-    choices = sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+    choices = group_options(conf_dir / group)
     assert all(c in lines[0] for c in choices), lines[0]
 
 
@@ -194,3 +200,56 @@ def test_run_refuses_a_mistyped_key_before_starting(cli, tmp_path):
     assert result.stderr.strip().splitlines() == [
         "error: unknown config key 'trainer.epoch' (from '+trainer.epoch=3'); did you mean 'trainer.epochs'?"]
     assert not (tmp_path / "run").exists()
+
+
+# --- the dataset group: one base, composed by the file datasets -----------------------------------------------
+DATASET_CONFIGS = Path(__file__).with_name("dataset_configs.json")  # every option's `dataset` node before _base
+# keys a dataset option gained when code stopped restating their defaults: (option, key) -> the default the code
+# used before (so the composed values are what those datasets ran with)
+ADDED_KEYS: dict[tuple[str, str], object] = {
+    **{(o, "feature_seed"): 0 for o in ("dblp", "tmall", "patent", "edgelist", "tgbn")},  # SMF / FastRP seed
+    **{(o, "cache_keep"): 4 for o in ("dblp", "tmall", "patent", "tgbn")},  # hygiene.DEFAULT_KEEP
+    ("tgbn", "smf"): {"window": 10, "align": True, "device": "auto"},  # SMFConfig's defaults (tgbn with features=auto)
+    ("synthetic", "mmap"): "auto", ("synthetic", "mmap_share"): 0.4,  # the synthetic reader's fallbacks
+    ("synthetic_tmall", "max_steps"): 1000, ("synthetic_patent", "max_steps"): 1000,  # guards.DEFAULT_MAX_STEPS
+    ("static", "comments"): "#",  # the table reader's fallback
+}
+
+
+def _dataset_node(compose, option: str) -> dict:
+    return OmegaConf.to_container(compose([f"dataset={option}"]).dataset, resolve=False)
+
+
+def test_dataset_options_compose_what_they_did_before_the_base(compose, conf_dir):
+    """Every option's composed ``dataset`` node equals the one its file alone gave (tests/dataset_configs.json,
+    dumped from the tree before conf/dataset/_base.yaml), plus only the keys listed in ADDED_KEYS."""
+    before = json.loads(DATASET_CONFIGS.read_text())
+    assert sorted(before) == group_options(conf_dir / "dataset")
+    for option, node in before.items():
+        expected = copy.deepcopy(node)
+        for (opt, key), value in ADDED_KEYS.items():
+            if opt == option:
+                expected[key] = value
+        assert _dataset_node(compose, option) == expected, option
+
+
+def test_base_keys_are_inherited_not_repeated(compose, conf_dir):
+    """The options that list ``_base`` get all its keys, and none of their files restates one of its values."""
+    base = yaml.safe_load((conf_dir / "dataset" / "_base.yaml").read_text())
+    users = [o for o in group_options(conf_dir / "dataset")
+             if "_base" in (yaml.safe_load((conf_dir / "dataset" / f"{o}.yaml").read_text()).get("defaults") or [])]
+    assert {"dblp", "tmall", "patent", "edgelist", "tgbn"} <= set(users)
+    for option in users:
+        own = yaml.safe_load((conf_dir / "dataset" / f"{option}.yaml").read_text())
+        node = _dataset_node(compose, option)
+        assert set(base) <= set(node), option
+        repeated = [k for k, v in own.items() if k in base and v == base[k]]
+        assert not repeated, (option, repeated)
+
+
+def test_base_is_not_an_option(conf_dir, capsys):
+    assert "_base" not in group_options(conf_dir / "dataset") and "dblp" in group_options(conf_dir / "dataset")
+    with pytest.raises(SystemExit):
+        check_group_overrides(["dataset=_base"], conf_dir)
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: unknown dataset '_base'; choose one of:") and ", _base" not in line, line

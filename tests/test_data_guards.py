@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
+from conftest import dataset_config
 
-from spikenet.data import feature_cache, guards, load_dataset, load_graph, readers
-from spikenet.data.feature_files import generate_deepwalk
+from spikenet.data import load_dataset, load_graph
+from spikenet.data.features import cache as feature_cache
+from spikenet.data.features.files import generate_deepwalk
+from spikenet.data.readers import reference as readers
+from spikenet.data.storage import guards
 
 GiB = 1 << 30
 TINY_DW = {"walks": 2, "length": 10, "dim": 8, "window": 3, "workers": 1, "seed": 0}
@@ -36,9 +39,9 @@ def edge_list(root: Path, name: str, stamps: np.ndarray, n: int = 50, seed: int 
 
 
 def cfg(root: Path, name: str = "g", **kw):
-    base = {"name": name, "reader": "edgelist", "root": str(root), "feature_dim": 8, "deepwalk": dict(TINY_DW)}
-    base.update(kw)
-    return OmegaConf.create(base)
+    base = {"name": name, "root": str(root), "feature_dim": 8, "deepwalk": dict(TINY_DW), "min_class_size": 1,
+            "auto_bins": False}
+    return dataset_config("edgelist", **{**base, **kw})
 
 
 def files_under(folder: Path) -> list[str]:

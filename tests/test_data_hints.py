@@ -12,9 +12,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from spikenet.data import hints, load_dataset, load_graph
-from spikenet.data.feature_files import generate_deepwalk
-from spikenet.data.parsing import DatasetNotFoundError
+from spikenet.data import load_dataset, load_graph
+from spikenet.data.features.files import generate_deepwalk
+from spikenet.data.formats.parsing import DatasetNotFoundError
+from spikenet.data.storage import hints
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 TINY_DW = {"walks": 2, "length": 10, "dim": 8, "window": 3, "workers": 1}
@@ -66,7 +67,7 @@ class Records(logging.Handler):
 
 @pytest.fixture
 def records_logged():
-    logger = logging.getLogger("spikenet.data.feature_choice")
+    logger = logging.getLogger("spikenet.data.features.choice")
     handler, level, disabled = Records(), logger.level, logger.disabled
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

@@ -23,7 +23,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from spikenet.data.synthetic import make_synthetic
+from spikenet.data.readers.synthetic import make_synthetic
 from spikenet.experiment import build_experiment
 from spikenet.gather import layer0_inputs, layer0_unique_inputs
 from spikenet.sampling import TemporalSampler

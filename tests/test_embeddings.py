@@ -1,4 +1,4 @@
-"""SMF features (``spikenet.data.embeddings``, ``dataset.features=smf``): the maths against dense numpy
+"""SMF features (``spikenet.data.features.smf``, ``dataset.features=smf``): the maths against dense numpy
 computations, no future edges, determinism, alignment, the cache round trip and the ``features=`` options."""
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
+from conftest import dataset_config
 
-from spikenet.data import embeddings as emb
-from spikenet.data import feature_cache, load_dataset
+from spikenet.data import load_dataset
+from spikenet.data.features import cache as feature_cache
+from spikenet.data.features import smf as emb
 from spikenet.data.temporal_graph import TemporalGraph, build_structure
 
 CPU = torch.device("cpu")
@@ -191,10 +192,9 @@ def write_dataset(root: Path, n: int = 60, steps: int = 4) -> Path:
 
 
 def dataset_cfg(root: Path, **kw):
-    base = {"name": "g", "reader": "edgelist", "root": str(root), "feature_dim": 8,
-            "smf": {"window": 3, "device": "cpu"}}
-    base.update(kw)
-    return OmegaConf.create(base)
+    base = {"name": "g", "root": str(root), "feature_dim": 8, "smf": {"window": 3, "device": "cpu"},
+            "min_class_size": 1, "auto_bins": False}
+    return dataset_config("edgelist", **{**base, **kw})
 
 
 @pytest.fixture(autouse=True)

@@ -13,16 +13,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 if importlib.util.find_spec("spikenet") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from spikenet.data import features as feats  # noqa: E402
+from conftest import dataset_config
+
 from spikenet.data import load_dataset  # noqa: E402
-from spikenet.data.deepwalk import DeepWalkConfig, random_walks, token_table, write_corpus  # noqa: E402
-from spikenet.data.parsing import DataFormatError, DatasetNotFoundError  # noqa: E402
-from spikenet.data.registry import load_graph  # noqa: E402
+from spikenet.data.features import arrays as feats  # noqa: E402
+from spikenet.data.features.deepwalk import DeepWalkConfig, random_walks, token_table, write_corpus  # noqa: E402
+from spikenet.data.formats.parsing import DataFormatError, DatasetNotFoundError  # noqa: E402
+from spikenet.data.load import load_graph  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 TINY_DW = {"walks": 2, "length": 10, "dim": 8, "window": 3, "workers": 1, "seed": 0}
@@ -42,15 +43,9 @@ def make_graph_files(root: Path, name: str = "g", n: int = 60, steps: int = 4, s
 
 
 def cfg(root: Path, name: str = "g", **kw):
-    base = {
-        "name": name,
-        "reader": "edgelist",
-        "root": str(root),
-        "feature_dim": 8,
-        "deepwalk": dict(TINY_DW),
-    }
-    base.update(kw)
-    return OmegaConf.create(base)
+    base = {"name": name, "root": str(root), "feature_dim": 8, "deepwalk": dict(TINY_DW), "min_class_size": 1,
+            "auto_bins": False}
+    return dataset_config("edgelist", **{**base, **kw})
 
 
 @pytest.fixture(autouse=True)

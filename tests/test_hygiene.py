@@ -13,17 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
+from conftest import dataset_config
 
-from spikenet.data import hygiene, load_dataset, load_graph
-from spikenet.data.cache import atomic_path
+from spikenet.data import load_dataset, load_graph
+from spikenet.data.storage import hygiene
+from spikenet.data.storage.cache import atomic_path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 WRITER = """
 import sys, time
 sys.path.insert(0, sys.argv[2])
 from pathlib import Path
-from spikenet.data.cache import atomic_path
+from spikenet.data.storage.cache import atomic_path
 with atomic_path(Path(sys.argv[1])) as tmp:
     tmp.write_bytes(b"x" * 4096)
     print(tmp, flush=True)
@@ -46,7 +47,7 @@ def logged():
             records.append(record.getMessage())
 
     handler = Keep(logging.INFO)
-    logger = logging.getLogger("spikenet.data.hygiene")
+    logger = logging.getLogger("spikenet.data.storage.hygiene")
     saved = (logger.level, logger.disabled)
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -74,9 +75,9 @@ def graph_files(root: Path, name: str = "g") -> Path:
 
 
 def cfg(root: Path, **kw):
-    base = {"name": "g", "reader": "edgelist", "root": str(root), "features": "fastrp", "feature_dim": 8}
-    base.update(kw)
-    return OmegaConf.create(base)
+    base = {"name": "g", "root": str(root), "features": "fastrp", "feature_dim": 8, "min_class_size": 1,
+            "auto_bins": False}
+    return dataset_config("edgelist", **{**base, **kw})
 
 
 # ---------------------------------------------------------------- temporaries

@@ -7,7 +7,7 @@ import torch
 from omegaconf import OmegaConf
 from spikingjelly.activation_based import functional
 
-from spikenet.data.synthetic import make_synthetic
+from spikenet.data.readers.synthetic import make_synthetic
 from spikenet.gather import layer0_inputs
 from spikenet.models import SAGEAggregator, SpikeNet, build_model
 from spikenet.models.aggregators import reduce_neighbours
@@ -171,8 +171,9 @@ def test_invalid_shapes_raise():
         SpikeNet(F, [8, 4], T, [3], make_neuron)
 
 
-def test_build_model_from_config():
-    cfg = OmegaConf.create(dict(name="spikenet", hids=[8, 4], dropout=0.7, aggr="sum", concat=True))
+def test_build_model_from_config(compose):
+    cfg = compose(["model=spikenet", "model.hids=[8,4]", "model.dropout=0.7", "model.aggr=sum",
+                   "model.concat=true"]).model
     model = build_model(cfg, F, T, [3, 2], make_neuron)
     assert isinstance(model, SpikeNet) and model.embedding_dim == T * 8
     cfg.name = "nope"

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import DATA_ROOT, missing
+from conftest import DATA_ROOT, dataset_config, missing
 from omegaconf import OmegaConf
 
 from spikenet.contracts import Batch
 from spikenet.data.properties import NodeProperties
-from spikenet.data.tgb import parse
+from spikenet.data.readers.tgb import parse
 from spikenet.tasks import build_task, check_task_config
 from spikenet.tasks.ndcg import block_ndcg, scorer
 from spikenet.tasks.node_property import METRIC, label_time_splits
@@ -40,7 +40,7 @@ def task_cfg(**extra) -> OmegaConf:
 
 @pytest.fixture(scope="module")
 def toy_graph():
-    cfg = OmegaConf.create({"name": "tgbn-toy", "reader": "tgbn", "root": str(DATA_ROOT), "cache": False})
+    cfg = dataset_config("tgbn", name="tgbn-toy", root=str(DATA_ROOT), cache=False)
     return parse(cfg, TOY)
 
 
@@ -233,7 +233,7 @@ def test_config_checks_and_wrong_dataset(compose) -> None:
         cfg = compose(["task=node_property", override])
         with pytest.raises(ValueError, match=key):
             check_task_config(cfg.task)
-    from spikenet.data.synthetic import make_synthetic
+    from spikenet.data.readers.synthetic import make_synthetic
 
     graph = make_synthetic(num_nodes=50, num_steps=3, num_classes=2, num_features=4, num_edges=100)
     with pytest.raises(ValueError, match="no time-keyed node property labels"):
@@ -260,7 +260,7 @@ def test_run_writes_ndcg_by_tgb_beside_persistence(cli, tmp_path: Path) -> None:
     assert m["task"] == "node_property" and m["select_metric"] == "val_ndcg@10" and m["metrics"] == ["ndcg@10"]
     assert 0.0 < m["test_ndcg@10"] <= 1.0 and 0.0 < m["val_ndcg@10"] <= 1.0
     assert set(m["baselines"]) == {"persistence", "moving_average"}
-    cfg = OmegaConf.create({"name": "tgbn-toy", "reader": "tgbn", "root": str(DATA_ROOT), "cache": False})
+    cfg = dataset_config("tgbn", name="tgbn-toy", root=str(DATA_ROOT), cache=False)
     task = build_task(task_cfg(window=7), parse(cfg, TOY), 0)
     assert m["baselines"] == task.baselines()
     assert "test NDCG@10" in result.stdout and "persistence test" in result.stdout

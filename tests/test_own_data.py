@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
+from conftest import dataset_config
 
 from spikenet.data import load_graph
-from spikenet.data.parsing import DataFormatError, DatasetNotFoundError
+from spikenet.data.formats.parsing import DataFormatError, DatasetNotFoundError
 
 
 def write(path: Path, text: str) -> Path:
@@ -22,10 +22,9 @@ def write(path: Path, text: str) -> Path:
 
 
 def cfg(root: Path, name: str = "g", **kw):
-    base = {"name": name, "reader": "edgelist", "root": str(root), "cache": False, "features": "fastrp",
-            "feature_dim": 8}
-    base.update(kw)
-    return OmegaConf.create(base)
+    base = {"name": name, "root": str(root), "cache": False, "features": "fastrp", "feature_dim": 8,
+            "min_class_size": 1, "auto_bins": False}
+    return dataset_config("edgelist", **{**base, **kw})
 
 
 def edges_of(g) -> set[tuple[int, int, int]]:
@@ -56,9 +55,9 @@ def info_logged():
             records.append(record.getMessage())
 
     handler = Keep(logging.INFO)
-    loggers = [logging.getLogger(n) for n in ("spikenet.data.table", "spikenet.data.edgelist",
-                                               "spikenet.data.snapshot_plan", "spikenet.data.hygiene",
-                                               "spikenet.data.registry")]
+    loggers = [logging.getLogger(n) for n in ("spikenet.data.formats.table", "spikenet.data.readers.edgelist",
+                                               "spikenet.data.snapshots.plan", "spikenet.data.storage.hygiene",
+                                               "spikenet.data.load")]
     saved = [(lg.level, lg.disabled) for lg in loggers]
     for lg in loggers:
         lg.addHandler(handler)
@@ -324,7 +323,7 @@ def test_documented_command_composes_and_loads(tmp_path: Path):
 def test_million_line_file_parses_vectorised(tmp_path: Path):
     import time
 
-    from spikenet.data.edgelist import index_edges, read_edges
+    from spikenet.data.readers.edgelist import index_edges, read_edges
 
     rng = np.random.default_rng(0)
     n = 1_000_000

@@ -15,9 +15,11 @@ from omegaconf import OmegaConf
 if importlib.util.find_spec("spikenet") is None:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from conftest import CONF_DIR, dataset_config
+
 from spikenet.data import load_dataset  # noqa: E402
-from spikenet.data.parsing import DataFormatError, DatasetNotFoundError, read_edge_file  # noqa: E402
-from spikenet.data.registry import load_graph  # noqa: E402
+from spikenet.data.formats.parsing import DataFormatError, DatasetNotFoundError, read_edge_file  # noqa: E402
+from spikenet.data.load import load_graph  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data"  # the datasets shipped with the project (data/dblp)
 
@@ -30,9 +32,12 @@ def write(path: Path, text: str) -> Path:
 
 def cfg(root: Path, name: str, **kw):
     """A dataset config as conf/dataset/<name>.yaml would give it, caching off unless asked."""
+    option = next((o for o in (name, kw.get("reader")) if o and (CONF_DIR / "dataset" / f"{o}.yaml").is_file()),
+                  "dblp")
     base = {"name": name, "root": str(root), "cache": False, "features": "fastrp", "feature_dim": 8}
-    base.update(kw)
-    return OmegaConf.create(base)
+    if option == "edgelist":
+        base.update(min_class_size=1, auto_bins=False)
+    return dataset_config(option, **{**base, **kw})
 
 
 def nbrs(graph, t: int, u: int, delta: bool = False) -> list[int]:
@@ -331,7 +336,7 @@ def test_real_dblp_smoke():
 
 
 def test_default_root_is_the_repository_data_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    from spikenet.data.paths import dataset_dir
+    from spikenet.data.storage.paths import dataset_dir
 
     monkeypatch.chdir(tmp_path)  # from any working directory
     assert dataset_dir(OmegaConf.create({"name": "dblp", "root": None})) == DATA / "dblp"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from spikenet.data.synthetic import make_synthetic
+from spikenet.data.readers.synthetic import make_synthetic
 from spikenet.data.temporal_graph import TemporalGraph, build_structure
 from spikenet.sampling import TemporalSampler, pick_positions, split_size
 
@@ -47,7 +47,7 @@ def random_graph():
 def synthetic_graph():
     """The synthetic graph and the brute-force adjacency of its raw interaction list (src, dst, step), captured
     on its way into ``build_structure``: the expectation never reads the CSR the sampler reads."""
-    from spikenet.data import synthetic
+    from spikenet.data.readers import synthetic
 
     captured = []
 

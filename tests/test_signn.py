@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 from spikenet.config import ConfigError, validate
-from spikenet.data.synthetic import make_synthetic
+from spikenet.data.readers.synthetic import make_synthetic
 from spikenet.energy import EnergyCosts, LayerOps, summarize
 from spikenet.gather import layer0_inputs, layer0_unique_inputs
 from spikenet.models import ENCODERS, SiGNN, build_model, is_spiking

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from conftest import PROJECT_ROOT, TINY_OVERRIDES
 
-from spikenet.data.synthetic import make_synthetic
+from spikenet.data.readers.synthetic import make_synthetic
 from spikenet.gather import (
     UniqueRows,
     gather_neighbour_aggregates,

@@ -7,10 +7,10 @@ import importlib.util
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
+from conftest import dataset_config
 
 from spikenet.data import load_dataset
-from spikenet.data.parsing import DataFormatError
+from spikenet.data.formats.parsing import DataFormatError
 from spikenet.experiment import build_experiment
 from spikenet.sampling import TemporalSampler
 
@@ -44,9 +44,8 @@ def write_graph(folder, csv: bool = False, features: bool = False, unlabelled: t
 
 
 def cfg(root, **kw):
-    base = dict(name="toy", reader="static", root=str(root), source="files", edges="edges.txt", labels="labels.txt",
-                node_features=None, normalize="l2", num_steps=5, feature_dim=8, feature_seed=0)
-    return OmegaConf.create({**base, **kw})
+    base = dict(name="toy", root=str(root), num_steps=5, feature_dim=8, min_class_size=1)
+    return dataset_config("static", **{**base, **kw})
 
 
 def test_every_step_is_the_whole_graph(tmp_path):

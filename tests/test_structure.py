@@ -107,17 +107,50 @@ def test_val_size_default_lives_in_one_place():
     assert hits == ["conf/task/node_classification.yaml"], hits
 
 
-def test_trainer_keys_are_read_without_retyped_defaults():
-    """No ``cfg.get("<trainer key>", <default>)`` beside the YAML that sets the default."""
-    keys = set(yaml.safe_load((CONF_DIR / "trainer" / "default.yaml").read_text()))
-    files = [*(PACKAGE / "training").glob("*.py"), PACKAGE / "experiment.py", PACKAGE / "config.py", RUN_SCRIPT]
+def _yaml_keys() -> set[str]:
+    """Every key (at any depth) that a YAML file under conf/ defines, in any group."""
+    keys: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                keys.add(str(k))
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    for f in CONF_DIR.rglob("*.yaml"):
+        walk(yaml.safe_load(f.read_text()))
+    return keys - {"defaults"}  # Hydra's composition list, no config key
+
+
+def _retyped_defaults(files: list[Path], keys: set[str]) -> list[str]:
+    """``<cfg>.get("<key>", <default>)`` calls on a config (a receiver naming ``cfg``) for one of ``keys``."""
     found = []
     for f in files:
         for node in ast.walk(ast.parse(f.read_text())):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
-                    and len(node.args) == 2 and isinstance(node.args[0], ast.Constant)
+                    and len(node.args) + len(node.keywords) == 2 and isinstance(node.args[0], ast.Constant)
                     and node.args[0].value in keys and "cfg" in ast.unparse(node.func.value)):
-                found.append(f"{f.name}:{node.lineno} {ast.unparse(node)}")
+                found.append(f"{f.relative_to(PROJECT_ROOT)}:{node.lineno} {ast.unparse(node)}")
+    return found
+
+
+def test_trainer_keys_are_read_without_retyped_defaults():
+    """No ``cfg.get("<trainer key>", <default>)`` beside the YAML that sets the default."""
+    keys = set(yaml.safe_load((CONF_DIR / "trainer" / "default.yaml").read_text()))
+    files = [*(PACKAGE / "training").glob("*.py"), PACKAGE / "experiment.py", PACKAGE / "config.py", RUN_SCRIPT]
+    assert not _retyped_defaults(files, keys)
+
+
+def test_no_code_default_for_a_key_any_yaml_defines():
+    """In every group (dataset, model, neuron, task, logger, trainer, ...): no ``cfg.get("<key>", <default>)``
+    anywhere in src/ for a key that a YAML file under conf/ defines. The YAML holds the default; code reads
+    ``cfg.<key>`` (tests compose the real config: conftest's ``compose`` and ``dataset_config``)."""
+    keys = _yaml_keys()
+    assert {"cache_keep", "min_class_size", "bias", "log_firing_rates", "val_size"} <= keys
+    found = _retyped_defaults(_py_files(), keys)
     assert not found, found
 
 
@@ -196,6 +229,31 @@ def test_no_import_cycle_in_the_package():
         if u not in state:
             visit(u)
     assert not cycles, cycles
+
+
+DATA_FLOORS = ("temporal_graph", "properties", "storage", "formats", "snapshots", "features", "readers", "load")
+
+
+def test_data_package_reads_top_down():
+    """``spikenet.data``'s parts import only the floors below their own (docs/data.md, "Code layout"): the load
+    path goes down from ``load`` through readers, features, snapshots, formats to storage, never back up."""
+    data = PACKAGE / "data"
+    assert sorted(p.stem if p.is_file() else p.name for p in data.iterdir()
+                  if p.name != "__pycache__" and p.name != "__init__.py") == sorted(f"{f}" for f in DATA_FLOORS)
+    up = []
+    for f in data.rglob("*.py"):
+        parts = _module_name(f).split(".")
+        if len(parts) < 3:
+            continue  # spikenet.data itself exports the top
+        own = DATA_FLOORS.index(parts[2])
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else (
+                [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for name in names:
+                target = name.split(".")
+                if target[:2] == ["spikenet", "data"] and (len(target) == 2 or DATA_FLOORS.index(target[2]) > own):
+                    up.append(f"{_module_name(f)} imports {name}")
+    assert not up, up
 
 
 def test_one_find_runs_and_no_wandb_reader_in_the_package():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from spikenet.data.synthetic import make_synthetic
+from spikenet.data.readers.synthetic import make_synthetic
 from spikenet.data.temporal_graph import TemporalGraph, build_structure, steps_from_stamps
 
 # 5 nodes, 3 steps; node 4 never interacts.

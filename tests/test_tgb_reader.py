@@ -14,20 +14,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA_ROOT, missing
+from conftest import DATA_ROOT, dataset_config, missing
 from omegaconf import OmegaConf
 
-from spikenet.data.parsing import DataFormatError, DatasetNotFoundError
+from spikenet.data.formats.parsing import DataFormatError, DatasetNotFoundError
 from spikenet.data.properties import NodeProperties
-from spikenet.data.tgb import parse, read_tgbn, tgb_folder
-from spikenet.data.tgb_synthetic import TRADE_HEADER, write_csv, write_trade_like
+from spikenet.data.readers.tgb import parse, read_tgbn, tgb_folder
+from spikenet.data.readers.tgb_synthetic import TRADE_HEADER, write_csv, write_trade_like
 
 TOY = DATA_ROOT / "tgbn-toy"
 
 
 def cfg_for(root: Path, name: str, **extra) -> OmegaConf:
-    return OmegaConf.create({"name": name, "reader": "tgbn", "root": str(root), "cache": False,
-                             "features": "fastrp", **extra})
+    return dataset_config("tgbn", **{"name": name, "root": str(root), "cache": False, "features": "fastrp", **extra})
 
 
 def write_pair(root: Path, name: str, edges: list[list], labels: list[list], header=TRADE_HEADER) -> None:
@@ -69,7 +68,7 @@ def test_steps_and_deduplication_by_hand(small) -> None:
 
 def test_history_and_weight_features_by_hand(small) -> None:
     from spikenet.data.properties import step_weight_features
-    from spikenet.data.tgb import unpack
+    from spikenet.data.readers.tgb import unpack
 
     props = NodeProperties.from_meta(small.meta)
     hist = props.history_features(3, 3)
@@ -142,7 +141,7 @@ def test_bipartite_formats_number_users_after_the_items(tmp_path: Path) -> None:
     props = NodeProperties.from_meta(g.meta)
     assert props.row_node.tolist() == [698, 699]
     np.testing.assert_array_equal(props.dense(np.arange(2), np.float64), [[0, 1], [0.75, 0.25]])
-    from spikenet.data.tgb import unpack
+    from spikenet.data.readers.tgb import unpack
 
     step, u, v = unpack(g.meta["edge_keys"])
     assert sorted(zip(step.tolist(), u.tolist(), v.tolist(), g.meta["edge_weights"].tolist(), strict=True)) == [
@@ -221,7 +220,7 @@ def test_genre_like_standin_reads_back(tmp_path: Path) -> None:
     """The benchmark's genre-sized generator at a small size: TGB's genre layout, weekly shares keyed by day."""
     import pandas as pd
 
-    from spikenet.data.tgb_synthetic import DAY, write_genre_like
+    from spikenet.data.readers.tgb_synthetic import DAY, write_genre_like
 
     events, label_rows = write_genre_like(tmp_path / "g", "g", num_users=20, num_genres=30, num_events=3000,
                                           num_days=15, tastes=4, block_days=4, start=0)

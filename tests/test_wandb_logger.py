@@ -53,7 +53,8 @@ def test_mode_and_dir_resolution(monkeypatch, tmp_path):
 def test_disabled_mode_is_a_silent_no_op(tmp_path):
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.create({"name": "wandb", "mode": "disabled", "dir": str(tmp_path), "tags": ["t"]})
+    cfg = OmegaConf.merge(OmegaConf.load(ROOT / "conf" / "logger" / "wandb.yaml"),
+                          {"mode": "disabled", "dir": str(tmp_path), "tags": ["t"]})
     logger = WandbLogger(cfg, str(tmp_path))
     assert logger.wants_spike_rates
     logger.log_config({"a": 1})
@@ -163,8 +164,9 @@ OFFLINE_SCRIPT = """
 import json, sys
 from omegaconf import OmegaConf
 from spikenet.training.wandb_logger import WandbLogger
-out, record, baselines = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-logger = WandbLogger(OmegaConf.create({"name": "wandb", "mode": "offline", "dir": out, "project": "t"}), out)
+out, record, baselines, conf = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
+cfg = OmegaConf.merge(OmegaConf.load(conf), {"mode": "offline", "dir": out, "project": "t"})  # conf/logger/wandb.yaml
+logger = WandbLogger(cfg, out)
 logger.log_config({"task": {"name": "link_prediction"}})
 logger.log_epoch(record["epoch"], record)
 logger.log_summary({"task": "link_prediction", "select_metric": "val_ap", "val_ap": 0.71, "baselines": baselines})
@@ -184,7 +186,8 @@ def test_offline_run_logs_a_non_f1_task(tmp_path):
                WANDB_CONFIG_DIR=str(tmp_path / "wandb-config"), WANDB_CACHE_DIR=str(tmp_path / "wandb-cache"),
                WANDB_DATA_DIR=str(tmp_path / "wandb-data"))
     proc = subprocess.run([sys.executable, "-c", OFFLINE_SCRIPT, str(out), json.dumps(LP_RECORD),
-                           json.dumps(LP_BASELINES)], env=env, capture_output=True, text=True, timeout=300)
+                           json.dumps(LP_BASELINES), str(ROOT / "conf" / "logger" / "wandb.yaml")],
+                          env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = wandb_run_dirs(out)
     run = read_run(run_dir)

@@ -11,7 +11,7 @@ trainer.epochs=E seed=S`` runs for every seed (``--jobs`` at a time) and the tab
 (the best-validation epoch's) as mean ± std over the seeds, then one JSON line per method. ``file:PATH``
 takes an existing feature file (no generation time).
 
-Methods: ``smf`` (``dataset.features=smf`` / ``auto`` without a file: ``spikenet.data.embeddings``),
+Methods: ``smf`` (``dataset.features=smf`` / ``auto`` without a file: ``spikenet.data.features.smf``),
 ``deepwalk`` (the reference recipe, gensim), ``fastrp``.
 
 Measured on DBLP (25,387 nodes, 25 steps), reference hyperparameters, 30 epochs, train 0.4, idle 2-core CPU
@@ -42,16 +42,18 @@ from spikenet.benchmarking import mean_std
 
 PROJECT = Path(__file__).resolve().parents[2]
 
-from spikenet.data.deepwalk import DeepWalkConfig, deepwalk_features  # noqa: E402
-from spikenet.data.embeddings import SMFConfig, smf_features  # noqa: E402
-from spikenet.data.features import fastrp  # noqa: E402
-from spikenet.data.paths import dataset_dir  # noqa: E402
-from spikenet.data.registry import load_graph  # noqa: E402
+from spikenet.data.features.arrays import fastrp  # noqa: E402
+from spikenet.data.features.deepwalk import DeepWalkConfig, deepwalk_features  # noqa: E402
+from spikenet.data.features.smf import SMFConfig, smf_features  # noqa: E402
+from spikenet.data.load import load_graph  # noqa: E402
+from spikenet.data.storage.hints import group_file  # noqa: E402
+from spikenet.data.storage.paths import dataset_dir  # noqa: E402
 
 
 def dataset_cfg(dataset: str, root: str, overrides: list[str]):
-    """``conf/dataset/<dataset>.yaml`` with ``root`` and ``overrides`` (``key=value`` of ``dataset``) set."""
-    cfg = OmegaConf.load(PROJECT / "conf" / "dataset" / f"{dataset}.yaml")
+    """``conf/dataset/<dataset>.yaml`` (with its ``_base``) and ``root`` and ``overrides`` (``key=value`` of
+    ``dataset``) set."""
+    cfg = group_file(PROJECT / "conf" / "dataset" / f"{dataset}.yaml")
     cfg.root = root
     return OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
 

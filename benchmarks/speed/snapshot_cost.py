@@ -1,4 +1,4 @@
-"""Calibration of the snapshot cost model (``spikenet.data.snapshot_cost``): measured epoch time and peak
+"""Calibration of the snapshot cost model (``spikenet.data.snapshots.cost``): measured epoch time and peak
 memory against the model's estimate, over graph shapes (nodes N, interactions E, steps T, feature width F).
 
     python benchmarks/speed/snapshot_cost.py                        # the default grid (synthetic shapes and DBLP)
@@ -36,7 +36,7 @@ def worker(spec: str) -> None:
     import torch
     from hydra import compose, initialize_config_dir
 
-    from spikenet.data import snapshot_cost
+    from spikenet.data.snapshots import cost as snapshot_cost
     from spikenet.experiment import build_experiment
 
     if spec == "dblp":
@@ -94,7 +94,7 @@ def fit(rows: list[dict]) -> dict:
     the peak after training and validation), and bytes per test-evaluation row (rows with a test pass)."""
     import numpy as np
 
-    from spikenet.data import snapshot_cost as sc
+    from spikenet.data.snapshots import cost as sc
 
     a_t, b_t, a_m, b_m, eval_ratios = [], [], [], [], []
     for r in rows:
@@ -118,7 +118,7 @@ def fit(rows: list[dict]) -> dict:
 def table(rows: list[dict]) -> None:
     """Measured against estimated: CPU seconds (the estimate's idle wall seconds x ``LOAD``) and peak RSS
     (after the test evaluation where the row has one; else after training, which the estimate exceeds)."""
-    from spikenet.data import snapshot_cost as sc
+    from spikenet.data.snapshots import cost as sc
 
     print(f"{'shape':<22}{'T':>5}{'wall s':>8}{'CPU s':>8}{'est CPU':>9}{'est idle s':>11}{'peak MB':>9}{'est MB':>8}"
           f"{'test':>6}")

@@ -4,7 +4,7 @@
     python benchmarks/speed/tgbn_memory.py --out /tmp/tgbn --kind trade --generate-only   # tgbn-trade-sized files
     python benchmarks/speed/tgbn_memory.py --out /tmp/tgbn --events 2000000 --days 200    # a smaller trial
 
-Writes the stand-in's two CSV files in TGB's format (``spikenet.data.tgb_synthetic``; kept and reused when
+Writes the stand-in's two CSV files in TGB's format (``spikenet.data.readers.tgb_synthetic``; kept and reused when
 present), then, in this process, reads them with ``dataset=tgbn`` (chunked, deduplicated, no cache), builds
 ``task=node_property`` and the model, trains ``--batches`` batches and predicts ``--eval-batches`` validation
 batches, and prints the peak resident memory after each stage and the sizes that drive it: events, distinct
@@ -29,7 +29,7 @@ NAME = {"genre": "tgbn-genre-standin", "trade": "tgbn-trade-standin"}
 
 def generate(kind: str, out: Path, args: argparse.Namespace) -> Path:
     """The stand-in's folder, written unless both files exist."""
-    from spikenet.data.tgb_synthetic import write_genre_like, write_trade_like
+    from spikenet.data.readers.tgb_synthetic import write_genre_like, write_trade_like
 
     name = NAME[kind]
     folder = out / name

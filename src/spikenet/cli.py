@@ -87,6 +87,12 @@ def with_plugins(args: Sequence[str]) -> list[str]:
     return out if merged else [*out, f"hydra.searchpath=[{','.join(dirs)}]"]
 
 
+def group_options(group: Path) -> list[str]:
+    """The options of the config group in folder ``group``: its YAML files, less those starting with ``_`` (parts
+    that options compose through their defaults list, e.g. ``conf/dataset/_base.yaml``)."""
+    return sorted(p.stem for p in group.glob("*.yaml") if not p.stem.startswith("_"))
+
+
 def check_group_overrides(args: list[str], conf_dir: Path) -> None:
     """Exit with a one-line message when ``group=option`` names an option that has no config file.
 
@@ -102,7 +108,7 @@ def check_group_overrides(args: list[str], conf_dir: Path) -> None:
         groups = [d / key for d in dirs if (d / key).is_dir()]
         if "." in key or not groups or "(" in value or not value:
             continue
-        choices = sorted({p.stem for group in groups for p in group.glob("*.yaml")})
+        choices = sorted({o for group in groups for o in group_options(group)})
         for option in value.split(","):
             if option not in choices and option != "null":
                 print(f"error: unknown {key} '{option}'; choose one of: {', '.join(choices)}", file=sys.stderr)

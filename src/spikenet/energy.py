@@ -91,10 +91,10 @@ class EnergyCosts:
 
     @classmethod
     def from_cfg(cls, cfg: Any | None) -> EnergyCosts:
-        """From an ``energy`` config node (``pj_per_ac``, ``pj_per_mac``); defaults where absent."""
+        """From an ``energy`` config node (``pj_per_ac``, ``pj_per_mac``: conf/config.yaml); None: the constants."""
         if cfg is None:
             return cls()
-        return cls(float(cfg.get("pj_per_ac", PJ_PER_AC)), float(cfg.get("pj_per_mac", PJ_PER_MAC)))
+        return cls(float(cfg.pj_per_ac), float(cfg.pj_per_mac))
 
 
 def summarize(ops: Sequence[LayerOps], costs: EnergyCosts) -> dict[str, float]:

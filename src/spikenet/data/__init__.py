@@ -1,11 +1,15 @@
-"""Data: the ``TemporalGraph`` container, dataset readers (a registry) and node features."""
+"""Data: the ``TemporalGraph`` container, dataset readers (a registry) and node features.
 
-from spikenet.data import readers as _readers  # noqa: F401  (registers the built-in readers)
-from spikenet.data.registry import READERS, load_dataset, load_graph, register_reader
+Sub-packages by role, each importing only those listed before it (docs/data.md, "Code layout"):
+``storage`` (paths, size guards, command hints, cache files and their hygiene), ``formats`` (parsing text and
+JSON files, node ids), ``snapshots`` (time stamps -> steps, the snapshot plan and its cost estimate),
+``features`` (standardisation, FastRP, SMF, DeepWalk, the feature cache and the choice among them),
+``readers`` (one module per format, registered in ``READERS``), and ``load`` (``load_graph``: reader and
+graph cache; ``load_dataset``: then the features).
+"""
+
+from spikenet.data.load import load_dataset, load_graph
+from spikenet.data.readers import READERS
 from spikenet.data.temporal_graph import TemporalGraph
 
-__all__ = ["READERS", "TemporalGraph", "load_dataset", "load_graph", "register_reader"]
-
-from spikenet.data import edgelist as _edgelist  # noqa: E402, F401  (registers dataset=edgelist)
-from spikenet.data import static as _static  # noqa: E402, F401  (registers dataset=static; uses register_reader)
-from spikenet.data import tgb as _tgb  # noqa: E402, F401  (registers dataset=tgbn)
+__all__ = ["READERS", "TemporalGraph", "load_dataset", "load_graph"]

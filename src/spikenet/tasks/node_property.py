@@ -1,7 +1,7 @@
 """Node-property prediction (TGB's tgbn-* task): forecast each labelled node's next property vector, NDCG@10.
 
 An example is one label row: a node and a label time L_k, whose property vector (e.g. next year's trade
-shares) is the target. The graph's step k ends at L_k (``spikenet.data.tgb``), so the example's node is
+shares) is the target. The graph's step k ends at L_k (``spikenet.data.readers.tgb``), so the example's node is
 embedded from the ``task.window`` snapshots ending at step k (``window_steps``; earlier steps repeat
 snapshot 0): everything up to L_k and nothing later, as TGB's loop sees it. Batches hold the examples
 of one step (``step_batches``); the head is a Linear map from the embedding to the C items, trained

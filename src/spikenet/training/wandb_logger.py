@@ -114,7 +114,7 @@ class WandbLogger(Logger):
     def __init__(self, cfg: Any, run_dir: str) -> None:
         self.cfg = cfg
         self.run_dir = str(run_dir)
-        self.wants_spike_rates = bool(cfg.get("log_firing_rates", True))
+        self.wants_spike_rates = bool(cfg.log_firing_rates)
         self.mode = resolve_mode(cfg.get("mode"))
         self.dir = resolve_dir(cfg.get("dir"), self.run_dir)
         self.run = None

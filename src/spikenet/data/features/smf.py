@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikenet.data.features import standardize_per_step
+from spikenet.data.features.arrays import standardize_per_step
 from spikenet.data.temporal_graph import TemporalGraph
 
 log = logging.getLogger(__name__)

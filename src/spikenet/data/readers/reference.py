@@ -1,5 +1,4 @@
-"""Readers for the reference layouts (docs/data.md) and the built-in synthetic graph (own edge lists:
-``edgelist.py``).
+"""Readers for the reference layouts, DBLP, Tmall and Patent (docs/data.md; own edge lists: ``edgelist.py``).
 
 Each reader parses its files (``parsing``: vectorised, strict, errors naming file and line), maps
 time stamps to steps (sorted distinct stamps, ``dataset.merge`` consecutive steps merged) and returns a
@@ -15,8 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikenet.data import guards, hints
-from spikenet.data.parsing import (
+from spikenet.data.formats.parsing import (
     DataFormatError,
     check_label_nodes,
     encode_labels,
@@ -27,54 +25,11 @@ from spikenet.data.parsing import (
     require_all_labelled,
     require_files,
 )
-from spikenet.data.paths import dataset_dir
-from spikenet.data.registry import register_reader
-from spikenet.data.snapshot_plan import positive_key
-from spikenet.data.synthetic import make_synthetic
+from spikenet.data.readers import READERS
+from spikenet.data.snapshots.plan import merge_key
+from spikenet.data.storage import guards
+from spikenet.data.storage.paths import dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph, build_structure, steps_from_stamps
-
-# dataset keys that are framework options, not arguments of the synthetic generator
-_FRAMEWORK_KEYS = frozenset(
-    {
-        "name",
-        "reader",
-        "root",
-        "folder",
-        "features",
-        "feature_dim",
-        "feature_seed",
-        "mmap",
-        "mmap_share",
-        "max_steps",
-        "cache",
-        "cache_dir",
-        "deepwalk",
-        "smf",
-        "merge",
-        "bench_batches",
-        "cache_keep",
-    }
-)
-
-
-@register_reader("synthetic")
-def read_synthetic(cfg: Any) -> TemporalGraph:
-    """The seeded generator; every key of ``dataset`` but the framework's own is an argument."""
-    kwargs = {k: v for k, v in dict(cfg).items() if k not in _FRAMEWORK_KEYS}
-    num_steps = int(kwargs.get("num_steps", 10))
-    limit = guards.max_steps(cfg)
-    if num_steps > limit:
-        raise guards.TooLargeError(
-            f"{cfg.name}: dataset.num_steps={num_steps} exceeds dataset.max_steps={limit}; fix: "
-            f"`{hints.command(cfg, 'run', f'++dataset.max_steps={num_steps}')}` if that many steps are meant"
-        )
-    return make_synthetic(name=str(cfg.name), cache_dir=cfg.get("cache_dir"), mmap=str(cfg.get("mmap", "auto")),
-                          mmap_share=float(cfg.get("mmap_share", guards.DEFAULT_MMAP_SHARE)), **kwargs)
-
-
-def _merge(cfg: Any, default: int) -> int:
-    merge = positive_key(cfg, "merge", default)
-    return default if merge is None else merge
 
 
 def _steps(stamps: np.ndarray, merge: int) -> tuple[np.ndarray, int, int]:
@@ -126,7 +81,7 @@ def _all_labelled(
     return labels, num_classes
 
 
-@register_reader("dblp", files=lambda cfg: ["dblp.txt", "node2label.txt"], optional=lambda cfg: ["dblp.npy"])
+@READERS.register("dblp", files=lambda cfg: ["dblp.txt", "node2label.txt"], optional=lambda cfg: ["dblp.npy"])
 def read_dblp(cfg: Any) -> TemporalGraph:
     """``dblp.txt`` (``src dst t``) and ``node2label.txt`` (``node label``, every node labelled once)."""
     folder = dataset_dir(cfg)
@@ -135,14 +90,14 @@ def read_dblp(cfg: Any) -> TemporalGraph:
     nodes, raw, _ = read_label_file(folder / "node2label.txt")
     num_nodes = int(max(edges.src.max(), edges.dst.max(), nodes.max())) + 1
     labels, num_classes = _all_labelled(folder / "node2label.txt", nodes, raw, num_nodes, "dblp")
-    merge = _merge(cfg, 1)
+    merge = merge_key(cfg)  # conf/dataset: DBLP 1, Tmall 10, Patent 2
     step, num_steps, raw_steps = _steps(edges.time, merge)
     meta = {"interactions": int(edges.src.size), "raw_steps": raw_steps, "merge": merge}
     return _make_graph(cfg, edges.src, edges.dst, step, num_steps, num_nodes, labels, num_classes, meta,
                        name="dblp")
 
 
-@register_reader(
+@READERS.register(
     "tmall", files=lambda cfg: ["tmall.txt", "node2label.txt"], optional=lambda cfg: ["tmall.npy"]
 )
 def read_tmall(cfg: Any) -> TemporalGraph:
@@ -166,7 +121,7 @@ def read_tmall(cfg: Any) -> TemporalGraph:
     mapping[original] = np.arange(num_nodes)
     labels = np.full(num_nodes, -1, dtype=np.int64)
     labels[: nodes.size] = dense
-    merge = _merge(cfg, 10)
+    merge = merge_key(cfg)
     step, num_steps, raw_steps = _steps(edges.time, merge)
     meta = {
         "interactions": int(edges.src.size),
@@ -180,7 +135,7 @@ def read_tmall(cfg: Any) -> TemporalGraph:
     )
 
 
-@register_reader(
+@READERS.register(
     "patent",
     files=lambda cfg: ["patent_edges.json", "patent_nodes.json"],
     optional=lambda cfg: ["patent.npy"],
@@ -212,7 +167,7 @@ def read_patent(cfg: Any) -> TemporalGraph:
     require_all_labelled(nodes_path, labelled, "patent")
     labels = np.empty(num_nodes, dtype=np.int64)
     labels[nodes] = raw_label.astype(np.int64) - 1
-    merge = _merge(cfg, 2)
+    merge = merge_key(cfg)
     step, num_steps, raw_steps = _steps(year, merge)
     meta = {"interactions": int(src.size), "raw_steps": raw_steps, "merge": merge}
     return _make_graph(cfg, src, dst, step, num_steps, num_nodes, labels, int(labels.max()) + 1, meta,

@@ -22,11 +22,14 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
-from spikenet.data import guards, hints, hygiene
+from spikenet.data.readers import READERS
+from spikenet.data.storage import guards, hints, hygiene
 from spikenet.data.temporal_graph import TemporalGraph, build_structure
 
 
@@ -154,8 +157,8 @@ def make_synthetic(
         feats = _features(feature_rng, labels, num_steps, num_features, feature_noise, feature_dtype, path)
         if path is not None:
             hygiene.prune(path.parent, hygiene.DEFAULT_KEEP, synthetic=True)
-    mapped = path is not None and guards.mmap_choice({"name": name, "mmap": mmap, "mmap_share": mmap_share},
-                                                     nbytes)
+    mapped = path is not None and guards.mmap_choice(
+        OmegaConf.create({"name": name, "mmap": mmap, "mmap_share": mmap_share}), nbytes)
     if path is not None and not mapped:
         feats = np.load(path)
     return TemporalGraph(
@@ -170,3 +173,42 @@ def make_synthetic(
               "feature_file": str(path) if path else None},
         **structure,
     )
+
+
+# dataset keys that are framework options, not arguments of the synthetic generator
+_FRAMEWORK_KEYS = frozenset(
+    {
+        "name",
+        "reader",
+        "root",
+        "folder",
+        "features",
+        "feature_dim",
+        "feature_seed",
+        "mmap",
+        "mmap_share",
+        "max_steps",
+        "cache",
+        "cache_dir",
+        "deepwalk",
+        "smf",
+        "merge",
+        "bench_batches",
+        "cache_keep",
+    }
+)
+
+
+@READERS.register("synthetic")
+def read_synthetic(cfg: Any) -> TemporalGraph:
+    """The seeded generator; every key of ``dataset`` but the framework's own is an argument."""
+    kwargs = {k: v for k, v in dict(cfg).items() if k not in _FRAMEWORK_KEYS}
+    num_steps = int(cfg.num_steps)
+    limit = guards.max_steps(cfg)
+    if num_steps > limit:
+        raise guards.TooLargeError(
+            f"{cfg.name}: dataset.num_steps={num_steps} exceeds dataset.max_steps={limit}; fix: "
+            f"`{hints.command(cfg, 'run', f'++dataset.max_steps={num_steps}')}` if that many steps are meant"
+        )
+    return make_synthetic(name=str(cfg.name), cache_dir=cfg.get("cache_dir"), mmap=str(cfg.mmap),
+                          mmap_share=float(cfg.mmap_share), **kwargs)

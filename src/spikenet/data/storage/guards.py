@@ -18,11 +18,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from spikenet.data import hints
+from spikenet.data.storage import hints
 
-DEFAULT_MAX_STEPS = 1000  # dataset.max_steps: more snapshots are refused unless the user raises it
 SUGGESTED_STEPS = 25  # what a fix proposes: the reference datasets have 13 to 27 snapshots
-DEFAULT_MMAP_SHARE = 0.4  # dataset.mmap_share: map features above this share of available memory
+DEFAULT_MMAP_SHARE = 0.4  # use_mmap's and make_synthetic's share for direct callers (configs: dataset.mmap_share)
 # Plan to fill at most this share of what is free: the OS, the page cache and other processes need the rest.
 HEADROOM = 0.9
 
@@ -96,7 +95,7 @@ def use_mmap(nbytes: int, available: int, share: float = DEFAULT_MMAP_SHARE) -> 
 def mmap_choice(cfg: Any, nbytes: int) -> bool:
     """``dataset.mmap``: true | false | auto (``use_mmap`` with ``dataset.mmap_share``). Loading forced with
     ``false`` must fit in memory."""
-    mode = str(cfg.get("mmap", "auto")).lower()
+    mode = str(cfg.mmap).lower()
     if mode not in ("auto", "true", "false"):
         raise ValueError(f"dataset.mmap must be auto, true or false, got '{mode}'")
     if mode == "true":
@@ -105,7 +104,7 @@ def mmap_choice(cfg: Any, nbytes: int) -> bool:
         require(f"{cfg.name}: loading the features (dataset.mmap=false)", nbytes, None,
                 f"`{hints.command(cfg, 'run', 'dataset.mmap=auto')}`")
         return False
-    share = float(cfg.get("mmap_share", DEFAULT_MMAP_SHARE))
+    share = float(cfg.mmap_share)
     if not 0.0 < share <= 1.0:
         raise ValueError(f"dataset.mmap_share must be in (0, 1], got {share}")
     return use_mmap(nbytes, available_ram(), share)
@@ -136,9 +135,8 @@ def feature_bytes(num_steps: int, num_nodes: int, dim: int, itemsize: int) -> in
 
 
 def max_steps(cfg: Any) -> int:
-    """``dataset.max_steps`` (default ``DEFAULT_MAX_STEPS``), checked to be >= 1."""
-    value = cfg.get("max_steps")
-    limit = DEFAULT_MAX_STEPS if value is None else int(value)
+    """``dataset.max_steps``, checked to be >= 1."""
+    limit = int(cfg.max_steps)
     if limit < 1:
         raise ValueError(f"dataset.max_steps must be >= 1, got {limit}")
     return limit
@@ -161,7 +159,7 @@ def check_snapshots(cfg: Any, num_steps: int, num_nodes: int, interactions: int,
     """
     limit = max_steps(cfg)
     build = snapshot_build_bytes(num_steps, num_nodes, interactions)
-    dim = int(cfg.get("feature_dim", 128))
+    dim = int(cfg.feature_dim)
     ram = available_ram()
     if num_steps > limit:
         fix = fewer_steps_override(cfg, raw_steps, min(SUGGESTED_STEPS, limit), can_bin)
@@ -188,7 +186,7 @@ def shrink_fix(cfg: Any, shape: tuple[int, int, int], itemsize: int, budget: flo
     merging enough consecutive steps; None when not even one step fits."""
     steps, nodes, dim = shape
     nbytes = feature_bytes(steps, nodes, dim, itemsize)
-    if dtype_fix and itemsize == 4 and str(cfg.get("feature_dtype", "float32")) == "float32" and nbytes / 2 <= budget:
+    if dtype_fix and itemsize == 4 and str(cfg.feature_dtype) == "float32" and nbytes / 2 <= budget:
         return f"`{hints.command(cfg, script, 'dataset.feature_dtype=float16')}`"
     fits = int(budget // max(feature_bytes(1, nodes, dim, itemsize), 1))  # steps that fit
     if fits < 1:
@@ -203,7 +201,7 @@ def check_features(cfg: Any, what: str, shape: tuple[int, int, int], itemsize: i
     nbytes = feature_bytes(*shape, itemsize)
     free = available_ram() if disk is None else free_disk(disk)
     fixes = [shrink_fix(cfg, shape, itemsize, HEADROOM * free, script, dtype_fix)]
-    in_memory = disk is not None and cfg.get("cache", True) and script == "run"
+    in_memory = disk is not None and cfg.cache and script == "run"
     if in_memory and nbytes <= HEADROOM * available_ram():
         fixes.append(f"build them in memory: `{hints.command(cfg, script, 'dataset.cache=false')}`")
     found = [f for f in fixes if f]

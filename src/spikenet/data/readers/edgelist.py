@@ -23,13 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikenet.data import guards, table
-from spikenet.data.node_ids import NodeIndex, as_int_ids, compact_choice, index_nodes, lookup
-from spikenet.data.parsing import DataFormatError, DatasetNotFoundError, encode_labels
-from spikenet.data.paths import dataset_dir
-from spikenet.data.registry import register_reader
-from spikenet.data.snapshot_plan import choose_steps, plan_holds
-from spikenet.data.stamps import Stamps, first_non_numeric, parse_stamps
+from spikenet.data.formats import table
+from spikenet.data.formats.node_ids import NodeIndex, as_int_ids, compact_choice, index_nodes, lookup
+from spikenet.data.formats.parsing import DataFormatError, DatasetNotFoundError, encode_labels
+from spikenet.data.readers import READERS
+from spikenet.data.snapshots.plan import choose_steps, plan_holds
+from spikenet.data.snapshots.stamps import Stamps, first_non_numeric, parse_stamps
+from spikenet.data.storage import guards
+from spikenet.data.storage.paths import dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph, build_structure
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,8 @@ LABEL_COLUMNS = ("node", "label")
 
 def _file_keys(cfg: Any) -> dict[str, str]:
     """File name -> the key that names it (``dataset.edges``, ``dataset.labels``)."""
-    keys = {str(cfg.get("edges", "edges.txt")): "dataset.edges"}
-    labels = cfg.get("labels", "labels.txt")
+    keys = {str(cfg.edges): "dataset.edges"}
+    labels = cfg.labels
     if labels:
         keys[str(labels)] = "dataset.labels"
     return keys
@@ -93,7 +94,7 @@ def _fail_at(fmt: table.TableFormat, row: int, message: str) -> DataFormatError:
 
 def read_edges(path: Path, cfg: Any) -> EdgeColumns:
     """Parse the edge file: typed (int ids, float stamps) in one C pass when it can, else as text."""
-    fmt = table.sniff(path, "edge", EDGE_COLUMNS, cfg.get("delimiter", "auto"), cfg.get("header", "auto"),
+    fmt = table.sniff(path, "edge", EDGE_COLUMNS, cfg.delimiter, cfg.header,
                       _comments(cfg), select=cfg.get("columns"), select_key="dataset.columns")
     hint = ("dataset.delimiter sets the separator, dataset.header whether line 1 is a header, dataset.columns "
             "which fields hold src dst time")
@@ -167,13 +168,13 @@ def _is_float(text: str) -> bool:
 
 
 def _comments(cfg: Any) -> str | None:
-    value = cfg.get("comments", "#")
+    value = cfg.comments
     return None if value in (None, "", "null") else str(value)
 
 
 def index_edges(edges: EdgeColumns, cfg: Any) -> NodeIndex:
     """Compact ids per ``dataset.compact`` (``index_ids``)."""
-    return index_ids(edges.src, edges.dst, edges.fmt, compact_choice(cfg.get("compact", "auto")), "interactions")
+    return index_ids(edges.src, edges.dst, edges.fmt, compact_choice(cfg.compact), "interactions")
 
 
 def index_ids(src: np.ndarray, dst: np.ndarray, fmt: table.TableFormat, choice: str, what: str = "edges",
@@ -210,8 +211,8 @@ def _is_int(text: str) -> bool:
 def read_labels(path: Path, cfg: Any, index: NodeIndex) -> tuple[np.ndarray, int, dict]:
     """Labels [N] (-1 where a node has none), the class count and what was dropped."""
     header = cfg.get("labels_header")
-    fmt = table.sniff(path, "label", LABEL_COLUMNS, cfg.get("delimiter", "auto"),
-                      cfg.get("header", "auto") if header is None else header, _comments(cfg),
+    fmt = table.sniff(path, "label", LABEL_COLUMNS, cfg.delimiter,
+                      cfg.header if header is None else header, _comments(cfg),
                       header_key="dataset.labels_header", select=cfg.get("label_columns"),
                       select_key="dataset.label_columns")
     hint = ("dataset.delimiter sets the separator, dataset.labels_header whether line 1 is a header, "
@@ -226,7 +227,7 @@ def read_labels(path: Path, cfg: Any, index: NodeIndex) -> tuple[np.ndarray, int
         if empty.size:
             raise _fail_at(fmt, int(empty[0]), f"empty {column} field; {hint}")
     ids, known = lookup(index, nodes)
-    mode = table.header_choice(cfg.get("header", "auto") if header is None else header)
+    mode = table.header_choice(cfg.header if header is None else header)
     if mode == "auto" and fmt.header_line is None and nodes.size > 1 and not known[0] \
             and known[1:table.SAMPLE_LINES].all():  # a header of text ids: its "node" is no node
         line = table.row_line(fmt, 0)
@@ -238,7 +239,7 @@ def read_labels(path: Path, cfg: Any, index: NodeIndex) -> tuple[np.ndarray, int
     info: dict = {"labels_dropped": 0}
     if unknown.size:
         row = int(unknown[0])
-        if not cfg.get("drop_unknown_labels", False):
+        if not cfg.drop_unknown_labels:
             raise _fail_at(fmt, row, f"expected a node of the edge file, got unknown node {str(nodes[row])!r} "
                                      f"(no interaction; {unknown.size} such label line(s)); if the edge "
                                      "file's fields were misread (its 'read as src=... dst=... time=...' line "
@@ -267,7 +268,7 @@ def _drop_rare_classes(cfg: Any, path: Path, ids: np.ndarray, raw: np.ndarray, i
                        ) -> tuple[np.ndarray, np.ndarray]:
     """Drop the labels of classes with fewer than ``dataset.min_class_size`` nodes (one warning): the
     stratified train/val/test splits cannot place a class of one or two nodes in every part."""
-    value = cfg.get("min_class_size", 1)
+    value = cfg.min_class_size
     least = 1 if value is None else int(value)
     if least < 1:
         raise ValueError(f"dataset.min_class_size must be >= 1, got {value}")
@@ -288,7 +289,7 @@ def _drop_rare_classes(cfg: Any, path: Path, ids: np.ndarray, raw: np.ndarray, i
 # ---------------------------------------------------------------- the reader
 
 
-@register_reader("edgelist", files=edgelist_files, missing=require_own_files, check_cached=plan_holds)
+@READERS.register("edgelist", files=edgelist_files, missing=require_own_files, check_cached=plan_holds)
 def read_edgelist(cfg: Any) -> TemporalGraph:
     """A generic edge list plus an optional label file (module docstring; docs/data.md)."""
     folder = dataset_dir(cfg)

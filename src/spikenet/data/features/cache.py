@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from spikenet.data import cache, guards, hygiene
-from spikenet.data.embeddings import SMFConfig, smf_features
-from spikenet.data.features import check_feature_shape, fastrp, feature_dtype, standardize_file
-from spikenet.data.paths import dataset_dir
+from spikenet.data.features.arrays import check_feature_shape, fastrp, feature_dtype, standardize_file
+from spikenet.data.features.smf import SMFConfig, smf_features
+from spikenet.data.storage import cache, guards, hygiene
+from spikenet.data.storage.paths import dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph
 
 Build = Callable[[Path | None], np.ndarray]
@@ -65,7 +65,7 @@ def structure_key(graph: TemporalGraph) -> Any | None:
 def load_feature_file(path: Path, graph: TemporalGraph, cfg: Any) -> np.ndarray:
     """Validate and standardise a ``.npy`` feature file per step into ``dataset.feature_dtype``; with the
     cache on, the result is stored as a ``.npy`` (keyed by the file's size and mtime) and reopened."""
-    dtype = feature_dtype(cfg.get("feature_dtype", "float32"))
+    dtype = feature_dtype(cfg.feature_dtype)
     shape = _file_shape(path, graph)
     if not cache.enabled(cfg):
         guards.check_features(cfg, "standardised features in memory", shape, np.dtype(dtype).itemsize, None)
@@ -103,8 +103,8 @@ def _file_shape(path: Path, graph: TemporalGraph) -> tuple[int, int, int]:
 
 def fastrp_features(graph: TemporalGraph, cfg: Any) -> np.ndarray:
     """FastRP features per ``dataset.feature_dim`` / ``feature_seed`` / ``feature_dtype``, cached."""
-    dim, seed = int(cfg.get("feature_dim", 128)), int(cfg.get("feature_seed", 0))
-    dtype = feature_dtype(cfg.get("feature_dtype", "float32"))
+    dim, seed = int(cfg.feature_dim), int(cfg.feature_seed)
+    dtype = feature_dtype(cfg.feature_dtype)
     shape = (graph.num_steps, graph.num_nodes, dim)
     skey = structure_key(graph) if cache.enabled(cfg) else None
     if skey is None:
@@ -124,11 +124,11 @@ def fastrp_features(graph: TemporalGraph, cfg: Any) -> np.ndarray:
 
 
 def smf_cached(graph: TemporalGraph, cfg: Any) -> np.ndarray:
-    """SMF features (``spikenet.data.embeddings``) per ``dataset.smf`` (dim and seed default to
+    """SMF features (``spikenet.data.features.smf``) per ``dataset.smf`` (dim and seed default to
     ``dataset.feature_dim`` / ``feature_seed``) and ``feature_dtype``, standardised per step and cached."""
-    smf = SMFConfig.from_cfg(cfg.get("smf"), dim=int(cfg.get("feature_dim", 128)),
-                             seed=int(cfg.get("feature_seed", 0)))
-    dtype = feature_dtype(cfg.get("feature_dtype", "float32"))
+    smf = SMFConfig.from_cfg(cfg.smf, dim=int(cfg.feature_dim),
+                             seed=int(cfg.feature_seed))
+    dtype = feature_dtype(cfg.feature_dtype)
     shape = (graph.num_steps, graph.num_nodes, smf.dim)
     skey = structure_key(graph) if cache.enabled(cfg) else None
     if skey is None:

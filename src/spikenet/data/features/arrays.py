@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from spikenet.data.parsing import DataFormatError
+from spikenet.data.formats.parsing import DataFormatError
 from spikenet.data.temporal_graph import TemporalGraph
 
 FEATURE_DTYPES = {"float32": np.float32, "float16": np.float16}

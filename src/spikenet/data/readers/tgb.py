@@ -48,12 +48,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikenet.data import cache, guards
-from spikenet.data.features import standardize_per_step
-from spikenet.data.parsing import DataFormatError, DatasetNotFoundError, require_files
-from spikenet.data.paths import data_root, dataset_dir
+from spikenet.data.features.arrays import standardize_per_step
+from spikenet.data.formats.parsing import DataFormatError, DatasetNotFoundError, require_files
 from spikenet.data.properties import NodeProperties, step_weight_features
-from spikenet.data.registry import register_reader
+from spikenet.data.readers import READERS
+from spikenet.data.storage import cache, guards
+from spikenet.data.storage.paths import data_root, dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph, build_structure
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def ensure_files(cfg: Any) -> Path:
     files = list(tgb_files(name))
     if all((folder / f).is_file() for f in files):
         return folder
-    if cfg.get("download", False):
+    if cfg.download:
         download(name, folder)
         return folder
     missing = ", ".join(f for f in files if not (folder / f).is_file())
@@ -385,7 +385,7 @@ def parse(cfg: Any, folder: Path) -> TemporalGraph:
     """Both files -> a ``TemporalGraph`` (features empty) with the property rows in ``meta``."""
     name = str(cfg.name)
     fmt = tgb_format(cfg)
-    chunk_rows = int(cfg.get("chunk_rows", 1_000_000))
+    chunk_rows = int(cfg.chunk_rows)
     if chunk_rows < 1:
         raise ValueError(f"dataset.chunk_rows must be >= 1, got {chunk_rows}")
     edges_path, labels_path = (folder / f for f in tgb_files(name))
@@ -437,11 +437,11 @@ def parse(cfg: Any, folder: Path) -> TemporalGraph:
 
 def own_features(graph: TemporalGraph, cfg: Any) -> np.ndarray:
     """``dataset.features=labels|weights`` as a standardised [T, N, C] array (``dataset.feature_dtype``)."""
-    from spikenet.data.features import feature_dtype
+    from spikenet.data.features.arrays import feature_dtype
 
     choice = str(cfg.features)
     props = NodeProperties.from_meta(graph.meta)
-    dtype = feature_dtype(str(cfg.get("feature_dtype", "float32")))
+    dtype = feature_dtype(str(cfg.feature_dtype))
     shape = (graph.num_steps, graph.num_nodes, props.dim)
     guards.check_features(cfg, f"{choice} features", shape, np.dtype(dtype).itemsize, None)
     out = np.zeros(shape, dtype=dtype)
@@ -454,7 +454,7 @@ def own_features(graph: TemporalGraph, cfg: Any) -> np.ndarray:
     return standardize_per_step(out, out=out, source=f"{graph.name} {choice} features")
 
 
-@register_reader(READER)
+@READERS.register(READER)
 def read_tgbn(cfg: Any) -> TemporalGraph:
     """A TGB node-property dataset (see the module docstring); parsed once, then from the cache."""
     folder = ensure_files(cfg)
@@ -464,6 +464,6 @@ def read_tgbn(cfg: Any) -> TemporalGraph:
         graph = parse(cfg, folder)
         if cache.enabled(cfg):
             cache.save_graph(graph, cfg, READER, folder, sources)
-    if str(cfg.get("features", "auto")) in OWN_FEATURES:
+    if str(cfg.features) in OWN_FEATURES:
         graph.features = torch.from_numpy(own_features(graph, cfg))
     return graph

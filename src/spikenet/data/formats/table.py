@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from spikenet.data.parsing import DataFormatError
+from spikenet.data.formats.parsing import DataFormatError
 
 log = logging.getLogger(__name__)
 

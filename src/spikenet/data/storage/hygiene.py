@@ -27,11 +27,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from spikenet.data.guards import fmt_bytes
+from spikenet.data.storage.guards import fmt_bytes
 
 log = logging.getLogger(__name__)
 
-DEFAULT_KEEP = 4  # dataset.cache_keep: entries kept per dataset and kind
+DEFAULT_KEEP = 4  # the synthetic generator's feature files kept per folder (it takes no dataset config)
 FOREIGN_AGE = 86400.0  # another host's temporary is removed once it is this old (seconds)
 HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname())[:40] or "host"
 _TMP_PID = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
@@ -181,9 +181,8 @@ def prune(folder: Path, keep: int, synthetic: bool = False) -> list[Path]:
 
 
 def cache_keep(cfg: Any) -> int:
-    """``dataset.cache_keep`` (default ``DEFAULT_KEEP``)."""
-    value = cfg.get("cache_keep") if cfg is not None else None
-    keep = DEFAULT_KEEP if value is None else int(value)
+    """``dataset.cache_keep``, checked to be >= 1."""
+    keep = int(cfg.cache_keep)
     if keep < 1:
-        raise ValueError(f"dataset.cache_keep must be >= 1, got {value}")
+        raise ValueError(f"dataset.cache_keep must be >= 1, got {cfg.cache_keep}")
     return keep

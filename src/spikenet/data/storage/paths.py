@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]  # src/spikenet/data/paths.py -> the repository
+PROJECT_ROOT = Path(__file__).resolve().parents[4]  # src/spikenet/data/storage/paths.py -> the repository
 
 
 def default_data_root() -> Path:

@@ -81,8 +81,6 @@ def _width(feature_dim: int, hidden: int) -> float:
 LADDER = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 25, 32, 40, 50, 64, 80, 100, 128, 160, 200, 256, 320, 400, 500,
           640, 800, 1000)
 MIN_AUTO_STEPS = 16  # the time target alone never bins below this (the reference datasets have 13-27 steps)
-DEFAULT_EPOCH_SECONDS = 20.0  # dataset.epoch_seconds
-DEFAULT_MEMORY_SHARE = 0.2  # dataset.memory_share: of the machine's memory (MemTotal), within what is available
 
 
 # Where a run's settings come from when the dataset config does not carry them (``dataset.cost`` null, e.g.
@@ -119,7 +117,7 @@ class TrainShape:
         values = {k: given.get(k) if given.get(k) is not None else _group_default(*where)
                   for k, where in DEFAULT_GROUPS.items()}
         dim = (dataset.get("feature_dim") or dataset.get("num_features")) if dataset is not None else None
-        dtype = str(dataset.get("feature_dtype", "float32")) if dataset is not None else "float32"
+        dtype = str(dataset.feature_dtype) if dataset is not None else "float32"
         device = str(values.pop("device"))
         shape = cls(
             batch_size=int(values["batch_size"]), eval_batch_size=int(values["eval_batch_size"]),
@@ -147,16 +145,17 @@ class TrainShape:
 def _group_file(group: str) -> dict:
     from omegaconf import OmegaConf
 
-    from spikenet.data.paths import PROJECT_ROOT
+    from spikenet.data.storage.hints import group_file
+    from spikenet.data.storage.paths import PROJECT_ROOT
 
     path = PROJECT_ROOT / "conf" / f"{group}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: dataset.cost needs the run's trainer, sampler and model settings")
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=False)  # type: ignore[return-value]
+    return OmegaConf.to_container(group_file(path), resolve=False)  # type: ignore[return-value]
 
 
 def _group_default(group: str, key: str) -> Any:
-    """``key`` of ``conf/<group>.yaml``: the one place its default lives."""
+    """``key`` of ``conf/<group>.yaml`` (with the files of its defaults list): the one place its default lives."""
     return _group_file(group)[key]
 
 

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from spikenet.data import guards, hints, snapshot_cost
-from spikenet.data.stamps import Stamps, bin_stamps, distinct_steps, empty_steps
+from spikenet.data.snapshots import cost as snapshot_cost
+from spikenet.data.snapshots.stamps import Stamps, bin_stamps, distinct_steps, empty_steps
+from spikenet.data.storage import guards, hints
 from spikenet.data.temporal_graph import TemporalGraph
 
 log = logging.getLogger(__name__)
@@ -29,20 +30,20 @@ log = logging.getLogger(__name__)
 def _budget(cfg: Any) -> snapshot_cost.Budget:
     """``dataset.memory_share`` of the machine's memory (a choice that does not follow what other processes
     hold at the moment), but never more than is available; ``dataset.epoch_seconds``."""
-    share = float(cfg.get("memory_share", snapshot_cost.DEFAULT_MEMORY_SHARE))
+    share = float(cfg.memory_share)
     if not 0.0 < share <= 1.0:
         raise ValueError(f"dataset.memory_share must be in (0, 1], got {share}")
-    seconds = float(cfg.get("epoch_seconds", snapshot_cost.DEFAULT_EPOCH_SECONDS))
+    seconds = float(cfg.epoch_seconds)
     if not seconds > 0:
         raise ValueError(f"dataset.epoch_seconds must be > 0, got {seconds}")
     return snapshot_cost.Budget(min(share * guards.total_ram(), guards.HEADROOM * guards.available_ram()), seconds)
 
 
-def positive_key(cfg: Any, key: str, default: int | None = None) -> int | None:
-    """``dataset.<key>`` as an integer >= 1 (``default`` when unset), else a one-line error naming the key."""
+def positive_key(cfg: Any, key: str) -> int | None:
+    """``dataset.<key>`` as an integer >= 1 (None when null or unset), else a one-line error naming the key."""
     value = cfg.get(key)
     if value is None:
-        return default
+        return None
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -50,6 +51,14 @@ def positive_key(cfg: Any, key: str, default: int | None = None) -> int | None:
     if number < 1 or float(value) != number:
         raise ValueError(f"dataset.{key} must be an integer >= 1, got {value}")
     return number
+
+
+def merge_key(cfg: Any) -> int:
+    """``dataset.merge``: consecutive steps merged into one (every reader with stamps sets it in its YAML)."""
+    merge = positive_key(cfg, "merge")
+    if merge is None:
+        raise ValueError("dataset.merge must be an integer >= 1, got null")
+    return merge
 
 
 def _fmt_estimate(e: snapshot_cost.Estimate) -> str:
@@ -65,7 +74,7 @@ def plan_for(cfg: Any, raw_steps: int, nodes: int, interactions: int, labelled: 
 
 
 def auto_bins(cfg: Any) -> bool:
-    value = cfg.get("auto_bins", False)
+    value = cfg.auto_bins
     if isinstance(value, str):
         if value.lower() not in ("true", "false"):
             raise ValueError(f"dataset.auto_bins must be true or false, got '{value}'")
@@ -104,7 +113,7 @@ def refuse(cfg: Any, plan: snapshot_cost.Plan, nodes: int, interactions: int, la
 def empty_mode(cfg: Any) -> str:
     """``dataset.empty_bins``: auto (drop the empty bins of automatic time bins, keep those of a given
     ``time_bins``) | keep | drop."""
-    mode = str(cfg.get("empty_bins", "auto")).lower()
+    mode = str(cfg.empty_bins).lower()
     if mode not in ("auto", "keep", "drop"):
         raise ValueError(f"dataset.empty_bins must be auto, keep or drop, got '{mode}'")
     return mode
@@ -147,7 +156,7 @@ def choose_steps(cfg: Any, stamps: Stamps, keep: np.ndarray, nodes: int, labelle
                  ) -> tuple[np.ndarray, int, dict]:
     """(step of every interaction, snapshot count, meta) per ``dataset.time_bins``, ``merge``, ``auto_bins``
     and ``empty_bins``; one info line when the count was chosen automatically, one warning for empty steps."""
-    merge = positive_key(cfg, "merge") or 1
+    merge = merge_key(cfg)
     time_bins = positive_key(cfg, "time_bins")
     interactions = int(keep.sum())
     mode = empty_mode(cfg)
@@ -235,7 +244,7 @@ def plan_holds(graph: TemporalGraph, cfg: Any) -> bool:
     if cfg.get("time_bins") is not None or not auto_bins(cfg):
         return "auto_bins" not in graph.meta and "auto_merge" not in graph.meta
     meta = graph.meta
-    merge = positive_key(cfg, "merge") or 1
+    merge = merge_key(cfg)
     if "distinct_stamps" not in meta:
         return False
     merged = -(-int(meta["distinct_stamps"]) // merge)

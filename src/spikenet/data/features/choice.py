@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from spikenet.data import hints
-from spikenet.data.feature_cache import fastrp_features, load_feature_file, smf_cached
-from spikenet.data.feature_files import feature_file_candidates, find_feature_file, generate_deepwalk
-from spikenet.data.parsing import REFERENCE_HINT, DatasetNotFoundError
+from spikenet.data.features.cache import fastrp_features, load_feature_file, smf_cached
+from spikenet.data.features.files import feature_file_candidates, find_feature_file, generate_deepwalk
+from spikenet.data.formats.parsing import REFERENCE_HINT, DatasetNotFoundError
+from spikenet.data.storage import hints
 from spikenet.data.temporal_graph import TemporalGraph
 
 log = logging.getLogger(__name__)
@@ -20,9 +20,9 @@ FEATURE_CHOICES = ("auto", "file", "smf", "deepwalk", "fastrp")
 
 def resolve_features(graph: TemporalGraph, cfg: Any) -> np.ndarray:
     """Features per ``dataset.features``: ``auto`` (the .npy file if present, else SMF), ``file`` (the file,
-    else an error), ``smf`` (DeepWalk-grade in seconds, ``spikenet.data.embeddings``), ``deepwalk`` (the file,
+    else an error), ``smf`` (DeepWalk-grade in seconds, ``spikenet.data.features.smf``), ``deepwalk`` (the file,
     generated first with gensim if absent: the reference recipe, minutes), ``fastrp``."""
-    choice = str(cfg.get("features", "auto"))
+    choice = str(cfg.features)
     if choice not in FEATURE_CHOICES:
         raise ValueError(f"dataset.features must be one of {', '.join(FEATURE_CHOICES)}, got '{choice}'")
     if choice == "fastrp":

@@ -8,9 +8,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from spikenet.data import cache, guards, hints
-from spikenet.data.deepwalk import DeepWalkConfig, corpus_bytes, write_feature_file
-from spikenet.data.paths import dataset_dir
+from spikenet.data.features.deepwalk import DeepWalkConfig, corpus_bytes, write_feature_file
+from spikenet.data.storage import cache, guards, hints
+from spikenet.data.storage.paths import dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def generate_deepwalk(
     graph: TemporalGraph, cfg: Any, force: bool = False, progress: bool = True
 ) -> tuple[Path, bool]:
     """Make sure a DeepWalk feature file exists (per ``dataset.deepwalk``); returns (path, generated)."""
-    dw = DeepWalkConfig.from_cfg(cfg.get("deepwalk"))
+    dw = DeepWalkConfig.from_cfg(cfg.deepwalk)
     existing = find_feature_file(cfg)
     if existing is not None and not force:
         return existing, False

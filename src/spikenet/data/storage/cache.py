@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikenet.data import guards, hints, hygiene
+from spikenet.data.storage import guards, hints, hygiene
 from spikenet.data.temporal_graph import TemporalGraph
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,8 @@ NON_STRUCTURE_KEYS = frozenset(
         "cache_keep",
         "deepwalk",
         # the automatic snapshot choice's inputs: a cached graph is checked against them instead
-        # (``ReaderSpec.check_cached``), so that a run with other settings reuses the parse when the choice holds
+        # (the reader's ``check_cached`` metadata in ``READERS``), so that a run with other settings reuses the
+        # parse when the choice holds
         "auto_bins",
         "epoch_seconds",
         "memory_share",
@@ -75,8 +76,8 @@ def cfg_to_dict(cfg: Any) -> dict:
 
 
 def enabled(cfg: Any) -> bool:
-    """``dataset.cache`` (default true)."""
-    return bool(cfg.get("cache", True))
+    """``dataset.cache``."""
+    return bool(cfg.cache)
 
 
 def user_cache_root() -> Path:

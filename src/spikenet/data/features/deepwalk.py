@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from spikenet.data.cache import atomic_path
+from spikenet.data.storage.cache import atomic_path
 from spikenet.data.temporal_graph import TemporalGraph
 
 log = logging.getLogger(__name__)

@@ -29,12 +29,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from spikenet.data import register_reader, table
-from spikenet.data.edgelist import index_ids, read_labels
-from spikenet.data.features import fastrp, standardize_per_step
-from spikenet.data.node_ids import compact_choice
-from spikenet.data.parsing import DataFormatError, require_files
-from spikenet.data.paths import dataset_dir
+from spikenet.data.features.arrays import fastrp, standardize_per_step
+from spikenet.data.formats import table
+from spikenet.data.formats.node_ids import compact_choice
+from spikenet.data.formats.parsing import DataFormatError, require_files
+from spikenet.data.readers import READERS
+from spikenet.data.readers.edgelist import index_ids, read_labels
+from spikenet.data.storage.paths import dataset_dir
 from spikenet.data.temporal_graph import TemporalGraph, build_structure
 
 PYG_DATASETS = ("Flickr", "Reddit", "Cora", "CiteSeer", "PubMed")
@@ -44,8 +45,8 @@ NORMALIZE = ("l2", "standardize", "none")
 def read_static_edges(path: Path, cfg: Any) -> tuple[np.ndarray, np.ndarray, table.TableFormat]:
     """``src dst [more columns]`` rows -> ids (int64, or string tokens) as the edge-list reader reads them:
     any separator, quotes, header (``dataset.delimiter``, ``dataset.header``, ``dataset.columns``)."""
-    fmt = table.sniff(path, "edge", ("src", "dst"), cfg.get("delimiter", "auto"), cfg.get("header", "auto"),
-                      cfg.get("comments", "#"), select=cfg.get("columns"), select_key="dataset.columns")
+    fmt = table.sniff(path, "edge", ("src", "dst"), cfg.delimiter, cfg.header,
+                      cfg.comments, select=cfg.get("columns"), select_key="dataset.columns")
     typed = table.read_typed_columns(fmt, [("s", "i8"), ("d", "i8")], fmt.usecols)
     if typed is not None:
         src, dst = typed["s"], typed["d"]
@@ -92,7 +93,7 @@ def normalize_features(x: np.ndarray, how: str) -> np.ndarray:
 
 def _read_files(cfg: Any) -> tuple[TemporalGraph, np.ndarray | None]:
     folder = dataset_dir(cfg)
-    edges_name, labels_name = str(cfg.get("edges", "edges.txt")), str(cfg.get("labels", "labels.txt"))
+    edges_name, labels_name = str(cfg.edges), str(cfg.labels)
     feats_name = cfg.get("node_features")
     require_files(folder, str(cfg.name), [edges_name, labels_name] + ([str(feats_name)] if feats_name else []))
     src, dst, fmt = read_static_edges(folder / edges_name, cfg)
@@ -100,7 +101,7 @@ def _read_files(cfg: Any) -> tuple[TemporalGraph, np.ndarray | None]:
     if features is not None and features.ndim != 2:
         raise DataFormatError(folder / str(feats_name), None, f"expected features [N, F], got shape {features.shape}")
     # a feature file's row u is node u: its ids are kept as they are
-    choice = "false" if features is not None else compact_choice(cfg.get("compact", "auto"))
+    choice = "false" if features is not None else compact_choice(cfg.compact)
     index = index_ids(src, dst, fmt, choice, "edges", "dataset.node_features: row u is node u" if feats_name else "")
     if features is not None:
         if features.shape[0] < index.num_nodes:
@@ -111,7 +112,7 @@ def _read_files(cfg: Any) -> tuple[TemporalGraph, np.ndarray | None]:
     meta = {"source": "files", "edges": int(src.size)}
     if index.node_ids is not None:
         meta["node_ids"] = index.node_ids
-    graph = static_graph(str(cfg.name), index.src, index.dst, index.num_nodes, int(cfg.get("num_steps", 15)), labels,
+    graph = static_graph(str(cfg.name), index.src, index.dst, index.num_nodes, int(cfg.num_steps), labels,
                          num_classes, meta)
     return graph, features
 
@@ -133,21 +134,21 @@ def _read_pyg(cfg: Any) -> tuple[TemporalGraph, np.ndarray]:
     edge_index = data.edge_index.numpy()
     labels = data.y.numpy().astype(np.int64).reshape(-1)
     graph = static_graph(str(cfg.name), edge_index[0], edge_index[1], int(data.num_nodes),
-                         int(cfg.get("num_steps", 15)), labels, int(labels.max()) + 1,
+                         int(cfg.num_steps), labels, int(labels.max()) + 1,
                          {"source": f"pyg:{name}", "edges": int(edge_index.shape[1])})
     return graph, data.x.numpy()
 
 
-@register_reader("static")
+@READERS.register("static")
 def read_static(cfg: Any) -> TemporalGraph:
     """A static graph (files or a PyG dataset) as ``dataset.num_steps`` identical snapshots, with features."""
-    source = str(cfg.get("source", "files"))
+    source = str(cfg.source)
     if source not in ("files", "pyg"):
         raise ValueError(f"dataset.source must be files or pyg, got '{source}'")
     graph, features = _read_pyg(cfg) if source == "pyg" else _read_files(cfg)
     if features is None:
-        dim, seed = int(cfg.get("feature_dim", 128)), int(cfg.get("feature_seed", 0))
+        dim, seed = int(cfg.feature_dim), int(cfg.feature_seed)
         features = fastrp(first_snapshot(graph), dim=dim, seed=seed)[0]
         graph.meta["features"] = f"fastrp{dim}"
-    graph.features = torch.from_numpy(normalize_features(features, str(cfg.get("normalize", "l2"))))
+    graph.features = torch.from_numpy(normalize_features(features, str(cfg.normalize)))
     return graph

@@ -12,9 +12,10 @@ import math
 import re
 import shlex
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
-from spikenet.data.paths import PROJECT_ROOT
+from spikenet.data.storage.paths import PROJECT_ROOT
 
 CONF_DATASETS = PROJECT_ROOT / "conf" / "dataset"
 SCRIPTS = {"run": "src/run.py", "features": "src/features.py"}
@@ -43,12 +44,28 @@ def dataset_group(cfg: Any) -> str | None:
     return None
 
 
+def group_file(path: Path) -> Any:
+    """A config file as Hydra composes it within its own group: the sibling files its defaults list names
+    (``conf/dataset/_base.yaml``) merged in order, its own keys where ``_self_`` stands (last when it is not
+    listed); entries choosing other groups' options (``config.yaml``'s) are left out."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.load(path)
+    defaults = list(node.pop("defaults", []) or [])
+    if "_self_" not in defaults:
+        defaults.append("_self_")
+    parts = [node if d == "_self_" else group_file(path.parent / f"{d}.yaml") for d in defaults
+             if d == "_self_" or (isinstance(d, str) and (path.parent / f"{d}.yaml").is_file())]
+    return OmegaConf.merge(*parts)
+
+
 def group_defaults(group: str) -> dict:
-    """The dataset keys of ``conf/dataset/<group>.yaml`` (resolved; ``@package _global_`` presets included)."""
+    """The dataset keys of ``conf/dataset/<group>.yaml`` (composed and resolved; ``@package _global_`` presets
+    included)."""
     from omegaconf import OmegaConf
 
     path = CONF_DATASETS / f"{group}.yaml"
-    node = OmegaConf.load(path)
+    node = group_file(path)
     if "@package _global_" in path.read_text().split("\n", 1)[0] or ("dataset" in node and "name" not in node):
         node = node.get("dataset", {})
     return OmegaConf.to_container(node, resolve=True) if node else {}  # type: ignore[return-value]
