@@ -13,12 +13,11 @@ import pytest
 import torch
 from conftest import TINY_OVERRIDES, compose_config
 from omegaconf import OmegaConf
-from spikingjelly.activation_based import functional
-from spikingjelly.activation_based import neuron as sj_neuron
 
 from spikenet.neurons import NEURONS, NODES, build_neuron, build_surrogate, cpu_kernel
 from spikenet.neurons import expr as E
 from spikenet.neurons.definitions import DEFINITIONS, NeuronDef, Param
+from spikenet.neurons.sj_compat import reset_net, sj_neuron
 from spikenet.neurons.surrogates import SURROGATES, Sigmoid
 
 SURROGATE_NAMES = sorted(SURROGATES)
@@ -115,7 +114,7 @@ def test_lif_if_plif_match_spikingjelly_nodes(name, sg):
                                                            v_reset=0.1, **ours_kw)
         if mode != "theirs":
             node.cpu_kernel = mode == "kernel"
-        functional.reset_net(node)
+        reset_net(node)
         xr = x.clone().requires_grad_(True)
         spikes = node(xr)
         loss = (spikes * weights[0]).sum() + (node.v * weights[1]).sum()
@@ -163,7 +162,7 @@ def test_blif_matches_the_official_update(mode):
     x = torch.randn(T, ROWS, C, generator=gen) * 1.5
     w_out = torch.randn(T, ROWS, C, generator=gen)
     node = _node("blif", build_surrogate("arctan", 1.0), mode)
-    functional.reset_net(node)
+    reset_net(node)
     xr = x.clone().requires_grad_(True)
     spikes = node(xr)
     loss = (spikes * w_out).sum() + node.v.sum() + node.theta.sum()
@@ -191,7 +190,7 @@ def test_blif_fires_on_negative_crossings_with_strict_comparisons():
                          surrogate_function=build_surrogate("arctan", 1.0))
     for mode in ("kernel", "torch", "loop"):
         node.fused, node.cpu_kernel = mode != "loop", mode == "kernel"
-        functional.reset_net(node)
+        reset_net(node)
         x = torch.tensor([3.0, -5.0, 2.0, -3.0]).view(4, 1, 1)
         assert node(x).flatten().tolist() == [1.0, 1.0, 0.0, 1.0], mode
         assert node.v.item() == 0.0 and node.theta.item() == 0.75, mode

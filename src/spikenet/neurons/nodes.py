@@ -1,8 +1,9 @@
 """SpikingJelly nodes for every neuron of ``definitions.py``: one base class runs the generated paths.
 
-``SpikingNode`` subclasses SpikingJelly's ``BaseNode`` (not ``LIFNode``, whose eval mode bypasses
-overridden methods). Each neuron class keeps SpikingJelly's step-by-step ``neuronal_charge /
-neuronal_fire / neuronal_reset`` path, written out by hand as the reference, and names its definition;
+``SpikingNode`` subclasses SpikingJelly's step-by-step base node (``sj_compat.StepNode``: 0.0.0.0.14's
+``BaseNode``, 2.x's ``SimpleBaseNode``; not ``LIFNode``, whose eval mode bypasses overridden methods).
+Each neuron class keeps SpikingJelly's step-by-step ``neuronal_charge / neuronal_fire / neuronal_reset``
+path, written out by hand as the reference, and names its definition;
 its multi-step forward then takes, in this order:
 
 * ``backend='cupy'``: the generated CUDA kernels (``cupy_kernels``);
@@ -24,7 +25,6 @@ from __future__ import annotations
 import math
 
 import torch
-from spikingjelly.activation_based import neuron
 from torch import nn
 
 from spikenet.contracts import FusedFiring, WordMaskDropout
@@ -33,13 +33,14 @@ from spikenet.neurons.definitions import BLIF, IF, LIF, PLIF, NeuronDef
 from spikenet.neurons.expr import evaluate, sym
 from spikenet.neurons.functions import Call, FusedNeuron, KernelFirePool, KernelNeuron, make_call
 from spikenet.neurons.program import X, param_sym, state_sym
+from spikenet.neurons.sj_compat import StepNode, node_kwargs
 from spikenet.neurons.surrogates import SURROGATES, Sigmoid, SpikeSurrogate
 
 TRANSFORMS = {"sigmoid": torch.sigmoid, "identity": lambda t: t}
 """A parameter's transform (``definitions.Param.transform``): raw value -> the value the step reads."""
 
 
-class SpikingNode(neuron.BaseNode, FusedFiring):
+class SpikingNode(StepNode, FusedFiring):
     """Base of the generated neurons (see the module docstring); subclasses set ``definition``, implement
     ``constants`` and the reference step, and return their parameters' kernel values from ``kernel_params``."""
 
@@ -58,14 +59,9 @@ class SpikingNode(neuron.BaseNode, FusedFiring):
     ) -> None:
         if v_reset is None:
             raise ValueError(f"{type(self).__name__} uses a hard reset: v_reset must be a number")
-        super().__init__(
-            v_threshold=float(v_threshold),
-            v_reset=float(v_reset),
-            surrogate_function=surrogate_function or Sigmoid(1.0),
-            detach_reset=detach_reset,
-            step_mode=step_mode,
-            backend=backend,
-        )
+        super().__init__(**node_kwargs(float(v_threshold), float(v_reset), surrogate_function or Sigmoid(1.0),
+                                       detach_reset, step_mode, backend))
+        self.backend = backend  # this project's backend (SpikingJelly 2.x's base node has none)
         self.fused = fused
         self.cpu_kernel: bool | None = None
         for name, init in self.definition.initial:  # where each state starts after a reset
@@ -83,8 +79,9 @@ class SpikingNode(neuron.BaseNode, FusedFiring):
     def supported_backends(self) -> tuple[str, ...]:
         return ("torch",) if self.step_mode == "s" else ("torch", "cupy")
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, fused={self.fused}"
+    def extra_repr(self) -> str:  # SpikingJelly 0.0.0.0.14's BaseNode wording, on both versions
+        return (f"v_threshold={self.v_threshold}, v_reset={self.v_reset}, detach_reset={self.detach_reset}, "
+                f"step_mode={self.step_mode}, backend={self.backend}, fused={self.fused}")
 
     # --- what the generated paths need ------------------------------------------------------
     def constants(self) -> dict[str, float]:  # pragma: no cover - abstract
@@ -116,6 +113,14 @@ class SpikingNode(neuron.BaseNode, FusedFiring):
         if self.channels is not None and x_seq.shape[-1] != self.channels:
             raise ValueError(f"{self.definition.name} neuron has {self.channels} channels but its input's last "
                              f"dimension is {x_seq.shape[-1]}")
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """SpikingJelly's step: states from floats to tensors, then charge -> fire -> reset."""
+        self._states_to_tensor(x)
+        self.neuronal_charge(x)
+        spike = self.neuronal_fire()
+        self.neuronal_reset(spike)
+        return spike
 
     # --- multi-step: CuPy kernels, compiled CPU kernel, generated torch path, or the step loop -------
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:

@@ -14,9 +14,9 @@ import functools
 import math
 
 import torch
-from spikingjelly.activation_based import surrogate as sj_surrogate
 
 from spikenet.neurons.expr import Expr, absolute, const, evaluate, exp, maximum, render, sym
+from spikenet.neurons.sj_compat import SurrogateBase, heaviside
 
 _SQRT2 = math.sqrt(2.0)
 SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -33,7 +33,7 @@ class _HeavisideSurrogate(torch.autograd.Function):
             ctx.save_for_backward(x)
             ctx.alpha = alpha
             ctx.derivative = derivative
-        return (x > 0).to(x.dtype) if strict else sj_surrogate.heaviside(x)
+        return (x > 0).to(x.dtype) if strict else heaviside(x)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
@@ -41,7 +41,7 @@ class _HeavisideSurrogate(torch.autograd.Function):
         return grad_output * ctx.derivative(x, ctx.alpha), None, None, None
 
 
-class SpikeSurrogate(sj_surrogate.SurrogateFunctionBase):
+class SpikeSurrogate(SurrogateBase):
     """Common base: subclasses define ``formula`` (the derivative, as an expression) and ``primitive_function``."""
 
     name: str = ""
@@ -49,7 +49,7 @@ class SpikeSurrogate(sj_surrogate.SurrogateFunctionBase):
     def __init__(self, alpha: float = 1.0, spiking: bool = True) -> None:
         if alpha <= 0:
             raise ValueError(f"surrogate.alpha must be > 0, got {alpha}")
-        super().__init__(float(alpha), spiking)
+        super().__init__(float(alpha), spiking)  # sj_compat: one signature for SpikingJelly 0.0.0.0.14 and 2.x
 
     @staticmethod
     def formula(x: Expr, alpha: Expr) -> Expr:  # pragma: no cover - abstract
