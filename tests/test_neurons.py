@@ -185,7 +185,7 @@ def _loss_grad(run, x, weights):
 
 
 @pytest.mark.parametrize("detach_reset", [False, True])
-@pytest.mark.parametrize("name", sorted(SURROGATES))
+@pytest.mark.parametrize("name", SURROGATES.names())
 def test_fused_matches_step_loop_and_reference(name, detach_reset):
     gen = torch.Generator().manual_seed(7)
     T, N, F = 12, 64, 16
@@ -386,7 +386,7 @@ def test_fused_paths_match_spikingjelly_step_loop(impl, tau, v_reset, detach_res
     torch.testing.assert_close(g_f, g_l, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(SURROGATES))
+@pytest.mark.parametrize("name", SURROGATES.names())
 @pytest.mark.parametrize("impl", ["kernel", "torch_ops"])
 def test_default_tau_one_matches_step_loop_for_every_surrogate(impl, name):
     """tau = 1 (the default branch), v_reset != 0, carried state, for each surrogate the kernel may inline."""
