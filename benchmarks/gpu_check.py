@@ -2,20 +2,23 @@
 
     python benchmarks/gpu_check.py [--T 25 --N 4096 --F 128] [--bench-N 65536] [--skip-epoch]
 
-1. Parity, cupy vs torch, for every neuron (adaptive_lif, lif, if, plif, blif) x every surrogate on the same
-   random input (same seed, same parameters): spikes identical, max |dV| and |dtheta| <= --tol (the kernels
-   are compiled without fused multiply-adds: they round as the torch path does), max |d grad_x| <=
-   ``grad_bound`` (T * eps32 * max |grad_x|: it accumulates over T), parameter gradients (PLIF's w, BLIF's
-   tau_raw and d_raw) <= ``param_grad_bound`` (from the sum of |terms|, ``param_grad_terms``). References:
-   the generated torch path, SpikingJelly's step loop over the node's reference methods and, for lif / if /
-   plif, SpikingJelly's own nodes; plus each neuron's autograd Function from carried initial states (their
-   gradients too) with and without detach_reset, and the one-neuron-per-thread kernels on [T, 1001, 3].
-   Inputs are multiples of 1/256 (exact in float16), so the adaptive LIF's charge is exact at tau = 1.
+1. Parity, cupy vs torch, for every registered neuron (adaptive_lif, lif, if, plif, blif, plugins') x every
+   surrogate on the same random input (same seed, same parameters): spikes identical, max |dV| and |dtheta| <= --tol
+   (the kernels are compiled without fused multiply-adds: they round as the torch path does), max |d grad_x| <=
+   ``grad_bound`` (T * eps32 * max |grad_x|: it accumulates over T), parameter gradients (PLIF's w, BLIF's tau_raw
+   and d_raw) <= ``param_grad_bound`` (from the sum of |terms|, ``param_grad_terms``). References: the generated
+   torch path, SpikingJelly's step loop over the node's reference methods and, for lif / if / plif, SpikingJelly's
+   own nodes (torch; 0.0.0.0.14: also its CuPy nodes; 2.x: ``neuron.backend=triton``, its own fused node, with the
+   sigmoid surrogate, and a line saying its CuPy nodes need 0.0.0.0.14); plus each neuron's autograd Function from
+   carried initial states (their gradients too) with and without detach_reset, and the one-neuron-per-thread kernels
+   on [T, 1001, 3]. Inputs are multiples of 1/256 (exact in float16), so the adaptive LIF's charge is exact at tau =
+   1.
 2. fp16 / bf16 rows, counted like the others: the CuPy kernels with float16 storage, and the torch path with
    bfloat16 storage, against the float32 torch path on the same rounded inputs. Both integrate and
    differentiate in float32 and round once when storing, so spikes must be identical and every stored value
    within ``storage_bound`` (u |ref| + T eps32 max |ref|, u = 2^-11 or 2^-8).
-3. Forward+backward time of both backends at [--bench-T, --bench-N, --bench-F] (sigmoid surrogate).
+3. Forward+backward time of both backends at [--bench-T, --bench-N, --bench-F] (sigmoid surrogate), and of
+   SpikingJelly's own fast nodes (CuPy on 0.0.0.0.14, Triton on 2.x) beside this project's CuPy kernels.
 4. DBLP epoch seconds per backend and ``trainer.data_device``, from ``benchmarks/epoch_time.py`` (last
    stdout line: JSON with ``epoch_seconds``, the split and peak GPU memory).
 
@@ -37,7 +40,39 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-NEURON_NAMES = ("adaptive_lif", "lif", "if", "plif", "blif")
+try:
+    import spikenet  # noqa: F401
+except ImportError:  # run from a checkout without installing it
+    sys.path.insert(0, str(ROOT / "src"))
+from spikenet.neurons import NEURONS, neuron_config  # noqa: E402
+from spikenet.neurons.sj_compat import (  # noqa: E402
+    SJ_SURROGATE_TWINS,
+    SJ_VERSION,
+    reset_net,
+    sj_cupy_available,
+    sj_cupy_message,
+    sj_node,
+)
+from spikenet.neurons.tolerances import (  # noqa: E402,F401 - shared with the tests (spikenet/neurons/tolerances.py)
+    BF16_UNIT_ROUNDOFF,
+    FLOAT32_EPS,
+    HALF_SUBNORMAL_ERROR,
+    HALF_UNIT_ROUNDOFF,
+    compare,
+    grad_bound,
+    node_states,
+    param_grad_bound,
+    param_grad_terms,
+    plif_weight_terms,
+    run_node,
+    set_parameters,
+    storage_bound,
+)
+from spikenet.registry import load_plugins  # noqa: E402
+
+load_plugins()  # $SPIKENET_PLUGINS: their neurons are checked too
+NEURON_NAMES = NEURONS.names()
+"""Every registered neuron (spikenet.neurons.NEURONS)."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -100,23 +135,12 @@ def check_environment() -> None:
 
 # ------------------------------------------------------------------------------------------------ parity
 def neuron_cfg(name: str, args: argparse.Namespace, fused: bool = True, detach_reset: bool = False) -> Any:
-    """The ``neuron`` config group for ``build_neuron``."""
-    from omegaconf import OmegaConf
-
-    tau = args.adaptive_tau if name == "adaptive_lif" else args.tau
-    return OmegaConf.create(
-        dict(name=name, tau=tau, v_threshold=1.0, v_reset=0.0, thresh_decay=0.7, gamma=0.2, tau_raw=1.0, d_raw=1.0,
-             detach_reset=detach_reset, fused=fused)
-    )
-
-
-def set_parameters(node: Any) -> None:
-    """Deterministic parameter values away from the (equal) initial ones, so per-channel gradients differ."""
-    import torch
-
-    with torch.no_grad():
-        for p in node.parameters():
-            p.copy_(torch.linspace(-0.8, 1.5, p.numel(), device=p.device).view(p.shape))
+    """The ``neuron`` config for ``build_neuron``: conf/neuron/<name>.yaml (a plugin's registered config) with
+    --adaptive-tau (adaptive_lif) or --tau (the others that have a tau), ``fused`` and ``detach_reset``."""
+    cfg = neuron_config(name, fused=fused, detach_reset=detach_reset)
+    if "tau" in cfg:
+        cfg.tau = args.adaptive_tau if name == "adaptive_lif" else args.tau
+    return cfg
 
 
 def make_node(name: str, sg_name: str, backend: str, args: argparse.Namespace, fused: bool = True,
@@ -130,46 +154,32 @@ def make_node(name: str, sg_name: str, backend: str, args: argparse.Namespace, f
     return node.cuda().train()
 
 
-def spikingjelly_node(name: str, sg_name: str, args: argparse.Namespace) -> Any:
-    """SpikingJelly's own LIFNode / IFNode / ParametricLIFNode (decay_input, hard reset), torch backend."""
-    from spikingjelly.activation_based import neuron as sj
+def triton_node(name: str, sg_name: str, args: argparse.Namespace) -> Any:
+    """``neuron.backend=triton`` (SpikingJelly 2.x): SpikingJelly's own node with its twin surrogate."""
+    from spikenet.neurons import build_neuron, build_surrogate
 
-    from spikenet.neurons import build_surrogate
-
-    common = dict(v_threshold=1.0, v_reset=0.0, surrogate_function=build_surrogate(sg_name, args.alpha),
-                  detach_reset=False, step_mode="m", backend="torch")
-    node = {"lif": lambda: sj.LIFNode(tau=args.tau, decay_input=True, **common),
-            "if": lambda: sj.IFNode(**common),
-            "plif": lambda: sj.ParametricLIFNode(init_tau=args.tau, decay_input=True, **common)}[name]()
+    node = build_neuron(neuron_cfg(name, args), build_surrogate(sg_name, args.alpha), "triton", args.F)
     set_parameters(node)
     return node.cuda().train()
 
 
-def _states(node: Any) -> tuple[str, ...]:
-    definition = getattr(node, "definition", None)
-    return definition.states if definition is not None else ("v",)
+def sj_rows(neuron: str, sg_name: str) -> list[str]:
+    """SpikingJelly's own fast node for this neuron and surrogate: "cupy" (0.0.0.0.14), "triton" (2.x, twin
+    surrogates only), or none."""
+    if neuron not in NEURONS.where(sj_node=True):
+        return []
+    if sj_cupy_available():
+        return ["cupy"]
+    return ["triton"] if sg_name in SJ_SURROGATE_TWINS else []
 
 
-def run_node(node: Any, x: Any, grads: dict[str, Any]) -> dict[str, Any]:
-    """Forward + backward of a fresh node; returns outputs (spikes, final states) and gradients (x, parameters)."""
-    from spikingjelly.activation_based import functional
+def spikingjelly_node(name: str, sg_name: str, args: argparse.Namespace, backend: str = "torch") -> Any:
+    """SpikingJelly's own LIFNode / IFNode / ParametricLIFNode (decay_input, hard reset) on its ``backend``."""
+    from spikenet.neurons import build_surrogate
 
-    functional.reset_net(node)
-    for p in node.parameters():
-        p.grad = None
-    xr = x.detach().clone().requires_grad_(True)
-    spikes = node(xr)
-    out = {"spikes": spikes.detach()}
-    loss = (spikes * grads["spikes"]).sum()
-    for s in _states(node):
-        out[s] = getattr(node, s).detach().clone()
-        loss = loss + (getattr(node, s) * grads[s]).sum()
-    loss.backward()
-    out["grad_x"] = xr.grad
-    for pname, p in node.named_parameters():
-        out[f"grad_{pname}"] = p.grad.detach().clone()
-    functional.reset_net(node)
-    return out
+    node = sj_node(name, build_surrogate(sg_name, args.alpha), tau=args.tau, backend=backend)
+    set_parameters(node)
+    return node.cuda().train()
 
 
 def run_functions(node: Any, x: Any, states0: dict[str, Any], grads: dict[str, Any]
@@ -180,7 +190,7 @@ def run_functions(node: Any, x: Any, states0: dict[str, Any], grads: dict[str, A
     from spikenet.neurons.cupy_kernels import CuPyNeuron
     from spikenet.neurons.functions import FusedNeuron
 
-    names = _states(node)
+    names = node_states(node)
     results = []
     for fn in (CuPyNeuron, FusedNeuron):
         xr = x.detach().clone().requires_grad_(True)
@@ -192,165 +202,6 @@ def run_functions(node: Any, x: Any, states0: dict[str, Any], grads: dict[str, A
         res.update({f"grad_{s}0": r.grad for s, r in zip(names, sr, strict=True)})
         results.append(res)
     return results[0], results[1]
-
-
-FLOAT32_EPS = 2.0**-23
-"""Spacing of float32 numbers at 1 (``torch.finfo(torch.float32).eps``)."""
-
-
-def grad_bound(ref_grad: Any, steps: int, tol: float) -> float:
-    """Largest |d grad_x| between two correct float32 BPTT implementations: max(tol, T * eps32 * max|grad_x|).
-
-    The input gradient is a sum over the T steps after it: dL/dH_t = dL/dS_t * sg'_t + dL/dH_{t+1} *
-    dV_t/dH_t * k, with k = 1 - 1/tau. With a leak (LIF, PLIF: k = 1/2 at tau = 2) old terms decay and the
-    gradient stays O(1); IF has k = 1 and dV_t/dH_t = 1 - S_t + (v_reset - H_t) sg'_t, which exceeds 1
-    wherever H_t < v_reset and the surrogate has mass there, so the gradient grows along T, most for
-    heavy-tailed surrogates (arctan > super_spike > sigmoid; multi_gauss and triangle have (almost) none).
-    Each backward step rounds the running sum once or twice (an add, a multiply: relative error <= eps/2
-    each), and two implementations may round in a different order or compute exp differently, so the two
-    results differ by up to ~T * eps times the gradient's magnitude, not by a fixed absolute amount.
-    Measured on CPU (T = 25): float32 torch vs a float64 run of IF differs by 1.1e-4 at max |grad_x| = 250
-    (arctan), i.e. 4.6e-7 relative, while T * eps = 3.0e-6; the H100's cupy-vs-torch differences (1.4e-4
-    arctan, 3.4e-5 super_spike, 1.1e-5 sigmoid) sat 5x under the bound. A wrong gradient (reset term
-    dropped, alpha 1 % off, a step missing) is off by >= 1e-3 relative and still fails
-    (tests/test_sj_numpy_fix.py perturbs it on CPU).
-    """
-    return max(tol, steps * FLOAT32_EPS * float(ref_grad.abs().max()))
-
-
-HALF_UNIT_ROUNDOFF = 2.0**-11
-"""Unit roundoff of float16 (11 significant bits, round to nearest): one rounding's relative error."""
-BF16_UNIT_ROUNDOFF = 2.0**-8
-"""Unit roundoff of bfloat16 (8 significant bits)."""
-HALF_SUBNORMAL_ERROR = 2.0**-25
-"""Largest absolute error of rounding to float16 below its normal range (half its spacing 2^-24);
-bfloat16 has float32's exponent range, so its equivalent is negligible here."""
-
-
-def storage_bound(ref: Any, unit_roundoff: float, steps: int, tiny: float = 0.0) -> Any:
-    """Elementwise bound on |stored - ref| for a result the kernels compute in float32 and store in a narrower
-    format (float16 / bfloat16 storage: the neuron kernels load, integrate and differentiate in float32).
-
-    ``ref``: the float32 reference computed from the same (already rounded) inputs. Two terms: the one
-    final rounding to the storage format, u |ref| + tiny (u its unit roundoff, tiny its subnormal error),
-    and the float32 differences of two correct implementations that accumulate over the T steps,
-    T eps32 max |ref| (``grad_bound``). Nothing is accumulated in the narrow format, so no T u term: a
-    kernel that kept a state in half between steps, or read a neighbour's value, exceeds it
-    (tests/test_cuda_kernels.py runs the half kernels and two mutations of them on the host).
-    """
-    return unit_roundoff * ref.abs() + tiny + steps * FLOAT32_EPS * float(ref.abs().max())
-
-
-def plif_weight_terms(x: Any, grad_x: Any, w: Any, v_threshold: float, v_reset: float) -> Any:
-    """[T, ...] float64: each element's share of dL/dw for SpikingJelly's PLIF (decay_input, hard reset).
-
-    With k = sigmoid(w), H_t = V_{t-1} + (X_t - (V_{t-1} - v_reset)) k, so dL/dX_t = dL/dH_t k and
-    dL/dw = sum_t dL/dH_t (X_t - V_{t-1} + v_reset) k (1 - k) = sum_t dL/dX_t (X_t - V_{t-1} + v_reset) (1 - k).
-    V_{t-1} comes from a float64 forward pass; ``grad_x`` is a reference input gradient.
-    """
-    import torch
-
-    k = torch.sigmoid(w.detach().double())
-    xd, g = x.double(), grad_x.double()
-    v = torch.full_like(xd[0], 0.0)
-    terms = []
-    for t in range(xd.shape[0]):
-        terms.append(g[t] * (xd[t] - v + v_reset) * (1.0 - k))
-        h = v + (xd[t] - (v - v_reset)) * k
-        v = torch.where(h >= v_threshold, torch.full_like(h, v_reset), h)
-    return torch.stack(terms)
-
-
-def param_grad_terms(node: Any, x: Any, grads: dict[str, Any]) -> dict[str, Any]:
-    """Per element (summed over the steps), each parameter's share of its gradient: float64, the generated
-    torch path with every kernel parameter expanded to the state's shape, chained through the node's
-    transform (sigmoid) to the raw parameter. Their sum over elements is dL/dparameter; the sum of their
-    absolute values sizes ``param_grad_bound``. Keys: ``grad_<raw parameter name>``."""
-    import torch
-    from spikingjelly.activation_based import functional
-
-    from spikenet.neurons.functions import FusedNeuron
-
-    names = _states(node)
-    shape = x.shape[1:]
-    raw = list(node.named_parameters())
-    kernel = node.kernel_params()
-    full = [k.detach().double().expand(shape).clone().requires_grad_(True) for k in kernel]
-    functional.reset_net(node)
-    node._states_to_tensor(x[0].double())  # the states a fresh forward starts from
-    states = [getattr(node, s) for s in names]
-    functional.reset_net(node)
-    outs = FusedNeuron.apply(node.call(), x.double(), *states, *full)
-    per_element = torch.autograd.grad(list(outs), full, [grads["spikes"].double(), *(grads[s].double() for s in names)])
-    terms = {}
-    for (pname, p), k, g in zip(raw, kernel, per_element, strict=True):
-        (dk,) = torch.autograd.grad(k.sum(), p, retain_graph=True)  # elementwise transform: its derivative
-        terms[f"grad_{pname}"] = g * dk.double()
-    return terms
-
-
-def param_grad_bound(ref_grad: float, terms_abs_sum: float, steps: int, tol: float) -> float:
-    """Largest difference, relative to max(|dL/dw|, 1), between two correct float32 parameter gradients.
-
-    dL/dw is a sum over every element and step; with random-signed upstream gradients its terms cancel
-    (sum |terms| / |sum| is ~1e3 on gpu_check's input), so the rounding of the two implementations
-    (per-element BPTT, ~T * eps each, then sums in different orders) scales with sum |terms|, not with
-    |dL/dw|: bound = max(tol, T * eps32 * sum |terms| / max(|dL/dw|, 1)). An error in the parameter's own
-    gradient path (a factor of dH/dw, a step left out) moves dL/dw by a sizeable part of |dL/dw| or of
-    the terms and still fails (``tests/test_sj_numpy_fix.py``); the input gradient, compared tightly on
-    the same row, guards the shared BPTT.
-    """
-    return max(tol, steps * FLOAT32_EPS * terms_abs_sum / max(abs(ref_grad), 1.0))
-
-
-def compare(a: dict[str, Any], b: dict[str, Any], tol: float, param_terms: dict[str, Any] | None = None,
-            storage: tuple[float, float] | None = None) -> dict[str, Any]:
-    """Spike mismatches and the largest differences of the shared entries (``b`` is the reference).
-
-    float32 rows: states and initial-state gradients <= ``tol``, grad_x <= ``grad_bound``, parameter
-    gradients (relative to max(|ref|, 1)) <= ``param_grad_bound`` from ``param_terms`` (else ``tol``).
-    ``storage`` = (unit roundoff, subnormal error): a float16 / bfloat16 row, where the states and grad_x
-    are held elementwise to ``storage_bound`` (reported: the largest difference and the bound there).
-    """
-    steps = b["spikes"].shape[0]
-    row: dict[str, Any] = {"mismatch": int((a["spikes"] != b["spikes"]).float().sum().item())}
-    checks: list[bool] = [row["mismatch"] == 0]
-
-    def diff(key: str, fixed: float | None) -> tuple[float, float]:
-        d = (a[key].float() - b[key].float()).abs()
-        if storage is None:
-            bound = fixed if fixed is not None else tol
-            checks.append(float(d.max()) <= bound)
-            return float(d.max()), bound
-        bound_t = storage_bound(b[key].float(), storage[0], steps, storage[1])
-        excess = d - bound_t
-        k = int(excess.flatten().argmax())
-        checks.append(bool((excess <= 0).all()))
-        return float(d.flatten()[k]), float(bound_t.flatten()[k])
-
-    row["dV"] = diff("v", None)[0]
-    row["dtheta"] = diff("theta", None)[0] if "theta" in a and "theta" in b else None
-    row["dgrad_x"], row["bound_gx"] = diff("grad_x", grad_bound(b["grad_x"], steps, tol))
-    other, bounds = [], []
-    for k in sorted(a):
-        if not k.startswith("grad_") or k == "grad_x" or k not in b:
-            continue
-        ref = float(b[k].abs().max())
-        if param_terms is not None and k in param_terms:
-            d = float((a[k] - b[k]).abs().max()) / max(ref, 1.0)
-            bd = param_grad_bound(ref, float(param_terms[k].abs().sum()), steps, tol)
-        elif k.endswith("0"):  # an initial state's gradient: it accumulates over T like grad_x
-            d, bd = float((a[k] - b[k]).abs().max()), grad_bound(b[k], steps, tol)
-        else:
-            d, bd = float((a[k] - b[k]).abs().max()) / max(ref, 1.0), tol
-        other.append(d)
-        bounds.append(bd)
-        checks.append(d <= bd)
-    row["dgrad_other"] = max(other) if other else None
-    row["bound_other"] = max(bounds) if bounds else None
-    row["ok"] = all(checks)
-    row["fired"] = b["spikes"].float().mean().item()
-    return row
 
 
 def fmt(v: Any) -> str:
@@ -388,6 +239,9 @@ def parity(args: argparse.Namespace, results: dict[str, Any]) -> bool:
     header = f"{'neuron':<13}{'torch ref':<17}{'surrogate':<13}{'fired':>7}{'spk diff':>9}" \
              f"{'max|dV|':>10}{'max|dth|':>10}{'max|dgx|':>10}{'gx bound':>10}{'other g':>10}{'g bound':>10}  status"
     print(f"\n== parity: cupy vs torch, input [{args.T}, {args.N}, {args.F}], tol {args.tol:g} ==")
+    print(f"SpikingJelly {SJ_VERSION}: " + ("its own CuPy nodes are checked too (rows 'spikingjelly cupy')"
+                                          if sj_cupy_available() else f"{sj_cupy_message()}; rows 'sj2 triton': "
+                                          f"neuron.backend=triton (surrogate {'/'.join(SJ_SURROGATE_TWINS)})"))
     print(header)
     print("-" * len(header))
     all_ok = True
@@ -420,7 +274,7 @@ def parity(args: argparse.Namespace, results: dict[str, Any]) -> bool:
         return compare(*run_functions(node, x, states0, grads), args.tol)
 
     for neuron in neurons:
-        for sg_name in sorted(SURROGATES):
+        for sg_name in SURROGATES.names():
             cu = make_node(neuron, sg_name, "cupy", args)
             terms = param_grad_terms(make_node(neuron, sg_name, "torch", args), x, grads) if list(
                 cu.parameters()) else None
@@ -431,6 +285,11 @@ def parity(args: argparse.Namespace, results: dict[str, Any]) -> bool:
             if neuron in ("lif", "if", "plif"):
                 attempt(neuron, "spikingjelly", sg_name, against, cupy_out, spikingjelly_node(neuron, sg_name, args),
                         terms)
+            for sj_backend in sj_rows(neuron, sg_name):
+                make = (lambda n=neuron, s=sg_name: spikingjelly_node(n, s, args, "cupy")) if sj_backend == "cupy" \
+                    else (lambda n=neuron, s=sg_name: triton_node(n, s, args))
+                attempt(neuron, "spikingjelly cupy" if sj_backend == "cupy" else "sj2 triton", sg_name,
+                        lambda got, mk=make, t=terms: against(got, mk(), t), cupy_out)
             for detach in (False, True):
                 attempt(neuron, f"fn states0{' det' if detach else ''}", sg_name, functions,
                         make_node(neuron, sg_name, "cupy", args, detach_reset=detach))
@@ -468,14 +327,13 @@ def parity(args: argparse.Namespace, results: dict[str, Any]) -> bool:
 def time_node(node: Any, x: Any, g: Any, repeats: int) -> tuple[float, float]:
     """(median milliseconds of forward + backward after one warm-up, peak MiB allocated during them)."""
     import torch
-    from spikingjelly.activation_based import functional
 
     times = []
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
     for i in range(repeats + 1):
-        functional.reset_net(node)
+        reset_net(node)
         xr = x.detach().requires_grad_(True)
         torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -484,7 +342,7 @@ def time_node(node: Any, x: Any, g: Any, repeats: int) -> tuple[float, float]:
         if i > 0:
             times.append((time.perf_counter() - t0) * 1e3)
         del xr
-    functional.reset_net(node)
+    reset_net(node)
     return statistics.median(times), (torch.cuda.max_memory_allocated() - base) / 2**20
 
 
@@ -515,6 +373,38 @@ def bench(args: argparse.Namespace, results: dict[str, Any]) -> None:
                 rows.append({"neuron": label, "torch_ms": t_th, "cupy_ms": t_cu, "ratio": t_th / t_cu,
                              "torch_peak_mib": m_th, "cupy_peak_mib": m_cu})
                 print(f"{label:<22}{t_th:>10.1f}{t_cu:>10.2f}{t_th / t_cu:>12.2f}{m_th:>11.0f}{m_cu:>10.0f}")
+            except Exception as exc:
+                rows.append({"neuron": label, "error": f"{type(exc).__name__}: {exc}"})
+                print(f"{label:<22}  ERROR {type(exc).__name__}: {exc}")
+            finally:
+                torch.cuda.empty_cache()
+
+
+def bench_spikingjelly(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Forward+backward times of SpikingJelly's own fast nodes (0.0.0.0.14: CuPy; 2.x: neuron.backend=triton)
+    beside this project's CuPy kernels, for the neurons SpikingJelly has (sigmoid surrogate)."""
+    import torch
+
+    dev = torch.device("cuda")
+    gen = torch.Generator(device=dev).manual_seed(args.seed)
+    shape = (args.bench_T, args.bench_N, args.bench_F)
+    x = torch.randn(shape, device=dev, generator=gen) + 0.25
+    g = torch.randn(shape, device=dev, generator=gen)
+    rows = results.setdefault("bench_spikingjelly", [])
+    args = argparse.Namespace(**{**vars(args), "F": args.bench_F})
+    print(f"\n== SpikingJelly {SJ_VERSION}'s own nodes: forward+backward ms, input {list(shape)}, sigmoid ==")
+    print(f"{'neuron':<22}{'sj ms':>10}{'cupy ms':>10}{'sj/cupy':>10}")
+    for neuron in NEURONS.where(sj_node=True):
+        for sj_backend in sj_rows(neuron, "sigmoid"):
+            label = f"{neuron} (sj {sj_backend})"
+            try:
+                ref = spikingjelly_node(neuron, "sigmoid", args, "cupy") if sj_backend == "cupy" else triton_node(
+                    neuron, "sigmoid", args)
+                t_sj, _ = time_node(ref, x, g, args.repeats)
+                torch.cuda.empty_cache()
+                t_cu, _ = time_node(make_node(neuron, "sigmoid", "cupy", args), x, g, args.repeats)
+                rows.append({"neuron": label, "sj_ms": t_sj, "cupy_ms": t_cu, "ratio": t_sj / t_cu})
+                print(f"{label:<22}{t_sj:>10.2f}{t_cu:>10.2f}{t_sj / t_cu:>10.2f}")
             except Exception as exc:
                 rows.append({"neuron": label, "error": f"{type(exc).__name__}: {exc}"})
                 print(f"{label:<22}  ERROR {type(exc).__name__}: {exc}")
@@ -590,12 +480,14 @@ def main(argv: list[str] | None = None) -> int:
     check_environment()
     import torch
 
-    results: dict[str, Any] = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
+    results: dict[str, Any] = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+                               "spikingjelly": SJ_VERSION}
     print(f"device: {results['device']}, torch {torch.__version__}")
     ok = parity(args, results)
     results["parity_ok"] = ok
     if not args.skip_bench:
         bench(args, results)
+        bench_spikingjelly(args, results)
     if not args.skip_epoch:
         epochs(args, results)
     print(f"\nparity: {'all passed' if ok else 'FAILED'}")

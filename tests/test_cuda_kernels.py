@@ -24,10 +24,10 @@ import cuda_host
 import numpy as np
 import pytest
 import torch
-from conftest import load_benchmark
 
 from spikenet.neurons import NEURONS, AdaptiveLIFNode, build_neuron, neuron_config, node_class, resolve_backend
 from spikenet.neurons import cupy_kernels as ck
+from spikenet.neurons import tolerances as tol
 from spikenet.neurons.expr import sym
 from spikenet.neurons.functions import FusedNeuron
 from spikenet.neurons.program import program
@@ -314,10 +314,6 @@ def host():
         yield {dtype: cuda_host.finish(s) for dtype, s in started.items()}
 
 
-def _gpu_check():
-    return load_benchmark("gpu_check")
-
-
 def _sg_inputs(dtype: str) -> np.ndarray:
     x = np.concatenate([np.linspace(-4, 4, 400), [0.0, 1e-4, -1e-4, 1e-3]])  # an even count: half2 pairs
     return x.astype(np.float16 if dtype == "half2" else np.float32)
@@ -465,17 +461,16 @@ def _emulate(lib, node, dtype: str, x, states, params, grads, width: int, source
 
 def _neuron_errors(lib, name, variant, sg, detach, width, dtype, sources=None) -> list[str]:
     """Run ``name``'s kernels of storage ``dtype`` on the host against the torch path in float32 on the same
-    (rounded) inputs: spikes must be equal, states and gradients within ``gpu_check.storage_bound`` (float:
-    no storage rounding, half: one float16 rounding)."""
-    gc = _gpu_check()
+    (rounded) inputs: spikes must be equal, states and gradients within ``tolerances.storage_bound`` (the bound
+    gpu_check holds the GPU to; float: no storage rounding, half: one float16 rounding)."""
     node = _node(name, variant, sg, detach)
     x, states, grads = _inputs(name, torch.float16 if dtype == "half" else torch.float32)
     outs, gx, g_states, g_params, params = _torch_reference(node, x, states, grads)
     e_spk, e_last, e_gx, e_gs, e_gp, e_scale = _emulate(lib, node, dtype, x, states, params, grads, width, sources)
-    u, tiny = (gc.HALF_UNIT_ROUNDOFF, gc.HALF_SUBNORMAL_ERROR) if dtype == "half" else (0.0, 0.0)
+    u, tiny = (tol.HALF_UNIT_ROUNDOFF, tol.HALF_SUBNORMAL_ERROR) if dtype == "half" else (0.0, 0.0)
     n = lambda t: t.double().reshape(T, -1).numpy() if t.dim() == 3 else t.double().reshape(-1).numpy()  # noqa: E731
     # exp is each side's own (torch's, expf): 1e-6 relative on gradients covers their last-bit differences
-    bound = lambda t: n(gc.storage_bound(t.double(), u, T, tiny) + 1e-6 * t.double().abs())  # noqa: E731
+    bound = lambda t: n(tol.storage_bound(t.double(), u, T, tiny) + 1e-6 * t.double().abs())  # noqa: E731
     errors = []
     if not np.array_equal(e_spk, n(outs[0])):
         errors.append(f"spikes: {int((e_spk != n(outs[0])).sum())} of {e_spk.size} differ")
@@ -489,7 +484,7 @@ def _neuron_errors(lib, name, variant, sg, detach, width, dtype, sources=None) -
         errors += cuda_host.isclose_report(f"grad initial {s}", got, n(ref), bound(ref))
     for p, got, ref, scale in zip(NEURONS.get(name).param_names, e_gp, g_params, e_scale, strict=True):
         # float32 per-neuron sums, then summed over rows in another order: rounding of the sum of |terms|
-        b = (ROWS + T) * gc.FLOAT32_EPS * scale + 1e-6 * np.abs(ref.double().reshape(-1).numpy())
+        b = (ROWS + T) * tol.FLOAT32_EPS * scale + 1e-6 * np.abs(ref.double().reshape(-1).numpy())
         errors += cuda_host.isclose_report(f"grad {p}", got, ref.double().reshape(-1).numpy(), b)
     assert np.abs(e_gx).max() > 0
     return errors

@@ -18,6 +18,7 @@ from spikingjelly.activation_based.auto_cuda import base as ac_base
 from spikingjelly.activation_based.auto_cuda import neuron_kernel
 
 from spikenet.neurons import build_neuron, build_surrogate
+from spikenet.neurons import tolerances as tol
 from spikenet.neurons.sj_compat import NumpyWithAliases, patch_spikingjelly_numpy
 
 pytestmark = pytest.mark.skipif(hasattr(numpy, "int"), reason="numpy < 1.24 still has np.int: nothing to fix")
@@ -114,11 +115,10 @@ def if_input():
 
 @pytest.mark.parametrize("sg_name", ["arctan", "super_spike", "sigmoid", "triangle"])
 def test_if_gradient_bound_passes_rounding_and_catches_errors(if_input, sg_name):
-    gc = _gpu_check()
     x, grads = if_input
     T = x.shape[0]
     exact = _if_grad(x, grads, sg_name, torch.float64)
-    bound = gc.grad_bound(exact, T, 1e-5)
+    bound = tol.grad_bound(exact, T, 1e-5)
     assert bound == max(1e-5, T * 2.0**-23 * exact.abs().max().item())
     # float32 rounding alone (another correct implementation, other rounding order) stays inside it
     assert (_if_grad(x, grads, sg_name, torch.float32) - exact).abs().max() <= bound
@@ -156,15 +156,14 @@ def _plif_grads(x, grads, dtype, sg_name: str = "arctan"):
 
 @pytest.mark.parametrize("sg_name", ["arctan", "sigmoid"])
 def test_plif_weight_bound_passes_rounding_and_catches_errors(if_input, sg_name):
-    gc = _gpu_check()
     x, grads = if_input
     T = x.shape[0]
     exact, grad_x, w = _plif_grads(x, grads, torch.float64, sg_name)
-    terms = gc.plif_weight_terms(x, grad_x, w, 1.0, 0.0)
+    terms = tol.plif_weight_terms(x, grad_x, w, 1.0, 0.0)
     assert terms.sum().item() == pytest.approx(exact, rel=1e-9)  # the decomposition is dL/dw itself
     scale = terms.abs().sum().item()
     assert scale > 20 * abs(exact)  # random-signed terms cancel: why |dL/dw| alone is the wrong yardstick
-    bound = gc.param_grad_bound(exact, scale, T, 1e-5)
+    bound = tol.param_grad_bound(exact, scale, T, 1e-5)
     rel = lambda g: abs(g - exact) / max(abs(exact), 1.0)  # noqa: E731
     assert rel(_plif_grads(x, grads, torch.float32, sg_name)[0]) <= bound  # float32 rounding passes
     wrong = {
@@ -195,8 +194,8 @@ def test_param_grad_terms_are_the_parameter_gradient():
     for name in ("plif", "blif"):
         cfg = gc.neuron_cfg(name, args)
         node = build_neuron(cfg, build_surrogate("arctan", 1.0), "torch", F).double()
-        gc.set_parameters(node)
-        terms = gc.param_grad_terms(node, x, grads)
+        tol.set_parameters(node)
+        terms = tol.param_grad_terms(node, x, grads)
         functional.reset_net(node)
         xr = x.double().clone().requires_grad_(True)
         spikes = node(xr)
@@ -207,7 +206,7 @@ def test_param_grad_terms_are_the_parameter_gradient():
             total = terms[f"grad_{pname}"].sum(0) if p.dim() else terms[f"grad_{pname}"].sum()
             torch.testing.assert_close(total.reshape(p.shape), g, rtol=1e-9, atol=1e-12)
         if name == "plif":
-            independent = gc.plif_weight_terms(x, exact[0], node.w, 1.0, 0.0).sum(0)
+            independent = tol.plif_weight_terms(x, exact[0], node.w, 1.0, 0.0).sum(0)
             torch.testing.assert_close(terms["grad_w"], independent, rtol=1e-9, atol=1e-12)
 
 
@@ -230,12 +229,12 @@ def test_bf16_storage_bound_passes_the_torch_path_and_catches_bf16_integration(n
 
     def run(dtype, fused):
         node = build_neuron(gc.neuron_cfg(name, args, fused), build_surrogate("sigmoid", 1.0), "torch", F)
-        gc.set_parameters(node)
+        tol.set_parameters(node)
         g = {k: v.to(dtype) for k, v in grads.items()}
-        return gc.run_node(node.to(dtype) if not fused else node, x.to(dtype), g)
+        return tol.run_node(node.to(dtype) if not fused else node, x.to(dtype), g)
 
     ref = run(torch.float32, True)
-    row = gc.compare(run(torch.bfloat16, True), ref, 1e-5, None, (gc.BF16_UNIT_ROUNDOFF, 0.0))
+    row = tol.compare(run(torch.bfloat16, True), ref, 1e-5, None, (tol.BF16_UNIT_ROUNDOFF, 0.0))
     assert row["mismatch"] == 0 and row["ok"], row
-    bad = gc.compare(run(torch.bfloat16, False), ref, 1e-5, None, (gc.BF16_UNIT_ROUNDOFF, 0.0))
+    bad = tol.compare(run(torch.bfloat16, False), ref, 1e-5, None, (tol.BF16_UNIT_ROUNDOFF, 0.0))
     assert not bad["ok"], bad

@@ -10,10 +10,13 @@ import torch
 from spikenet.neurons.adaptive_lif import AdaptiveLIFNode
 from spikenet.neurons.definitions import NEURONS, NeuronDef, define
 from spikenet.neurons.nodes import BLIFNode, DefinedNode, IFNode, LIFNode, ParametricLIFNode, SpikingNode
-from spikenet.neurons.sj_compat import patch_spikingjelly_numpy
+from spikenet.neurons.sj_compat import SJ2, SJ_VERSION, patch_spikingjelly_numpy, sj_triton_node
 from spikenet.neurons.surrogates import SURROGATES, SpikeSurrogate, build_surrogate, register_surrogate
 
-BACKENDS = ("auto", "torch", "cupy")
+BACKENDS = ("auto", "torch", "cupy", "triton")
+"""``neuron.backend``: auto (cupy on CUDA where CuPy works, else torch), torch (the generated torch path / CPU
+kernel), cupy (the generated CUDA kernels), triton (SpikingJelly 2.x's own fused node, for the neurons it has:
+lif, if, plif with surrogate=sigmoid; sj_compat.sj_triton_node)."""
 
 __all__ = ["NEURONS", "SURROGATES", "AdaptiveLIFNode", "BLIFNode", "DefinedNode", "IFNode", "LIFNode", "NeuronDef",
            "ParametricLIFNode", "SpikeSurrogate", "SpikingNode", "build_neuron", "build_surrogate", "define",
@@ -63,6 +66,10 @@ def resolve_backend(backend: str, device: torch.device) -> str:
         return "cupy" if device.type == "cuda" and cupy_available() else "torch"
     if backend == "cupy" and device.type != "cuda":
         raise ValueError("neuron.backend=cupy needs device=cuda (CuPy kernels run on GPUs only)")
+    if backend == "triton" and not SJ2:
+        raise ValueError(f"neuron.backend=triton needs SpikingJelly 2.x (installed: {SJ_VERSION})")
+    if backend == "triton" and device.type != "cuda":
+        raise ValueError("neuron.backend=triton needs device=cuda (SpikingJelly's Triton kernels run on GPUs only)")
     return backend
 
 
@@ -90,6 +97,12 @@ def build_neuron(cfg: Any, surrogate: SpikeSurrogate, backend: str, channels: in
 
 def _build_node(cfg: Any, surrogate: SpikeSurrogate, backend: str, channels: int | None) -> torch.nn.Module:
     entry = NEURONS.entry(cfg.name)  # an unknown name: one-line ValueError naming the choices
+    if backend == "triton":
+        if not entry.get("sj_node"):
+            raise ValueError(f"neuron.backend=triton runs SpikingJelly's own nodes: neuron={entry.name} has none "
+                             f"(it has {', '.join(NEURONS.where(sj_node=True))}); use neuron.backend=auto/torch/cupy")
+        return sj_triton_node(entry.name, surrogate, float(cfg.v_threshold), float(cfg.v_reset),
+                              float(cfg.get("tau", 2.0)), bool(cfg.get("detach_reset", False)))
     if backend == "cupy":
         patch_spikingjelly_numpy()  # for SpikingJelly's own CuPy nodes elsewhere in a model (np.int, numpy >= 1.24)
     # keys a neuron's config may leave out get the constructor's own default

@@ -31,7 +31,8 @@ NEURONS: Registry[NeuronDef] = Registry("neuron", "neuron.name")
 """Config name -> ``NeuronDef``, each registered beside its definition (``define``). Metadata: ``node``, the
 hand-written node class (``nodes.py``; none: the definition runs as a ``DefinedNode``), set where that class
 is defined (``nodes.node_for``); ``config``, a plugin neuron's default config when there is no
-``conf/neuron/<name>.yaml`` (``spikenet.neurons.neuron_config``)."""
+``conf/neuron/<name>.yaml`` (``spikenet.neurons.neuron_config``); ``sj_node``: True where SpikingJelly's own node
+computes the same step (lif, if, plif), which ``neuron.backend=triton`` then runs on SpikingJelly 2.x."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ def _lif(n: StepBuilder) -> Step:
 
 
 LIF = define(NeuronDef("lif", states=("v",), constants=("tau", "v_reset", "v_threshold"), params=(), step_fn=_lif,
-                       initial=(("v", "v_reset"),)))
+                       initial=(("v", "v_reset"),)), sj_node=True)
 
 
 def _if(n: StepBuilder) -> Step:
@@ -172,7 +173,7 @@ def _if(n: StepBuilder) -> Step:
 
 
 IF = define(NeuronDef("if", states=("v",), constants=("v_reset", "v_threshold"), params=(), step_fn=_if,
-                      initial=(("v", "v_reset"),)))
+                      initial=(("v", "v_reset"),)), sj_node=True)
 
 
 def _plif(n: StepBuilder) -> Step:
@@ -184,7 +185,8 @@ def _plif(n: StepBuilder) -> Step:
 
 
 PLIF = define(NeuronDef("plif", states=("v",), constants=("v_reset", "v_threshold"),
-                        params=(Param("k", raw="w", per_channel=False),), step_fn=_plif, initial=(("v", "v_reset"),)))
+                        params=(Param("k", raw="w", per_channel=False),), step_fn=_plif, initial=(("v", "v_reset"),)),
+                sj_node=True)
 
 
 def _blif(n: StepBuilder) -> Step:

@@ -99,6 +99,36 @@ def require_sj_cupy() -> None:
         raise RuntimeError(sj_cupy_message())
 
 
+SJ_SURROGATE_TWINS = {"sigmoid": "Sigmoid"}
+"""This project's surrogates whose formula is one of SpikingJelly's own (``sigmoid``: alpha s (1 - s), s =
+sigmoid(alpha x), SpikingJelly's ``Sigmoid``; tests/test_surrogates.py). SpikingJelly 2.x's fused kernels
+dispatch on its own surrogate types only; any other surrogate runs its torch reference."""
+
+
+def sj_surrogate_twin(surrogate: Any) -> Any | None:
+    """SpikingJelly's own surrogate with the same formula and alpha as ``surrogate`` (one of this project's),
+    or None where SpikingJelly has none."""
+    twin = SJ_SURROGATE_TWINS.get(getattr(surrogate, "name", ""))
+    return None if twin is None else getattr(_sj_surrogate, twin)(alpha=float(surrogate.alpha))
+
+
+def sj_triton_node(name: str, surrogate: Any, v_threshold: float, v_reset: float, tau: float,
+                   detach_reset: bool) -> torch.nn.Module:
+    """``neuron.backend=triton``: SpikingJelly 2.x's own multi-step node for ``name`` (lif, if, plif), with
+    SpikingJelly's twin of ``surrogate``, so that its fused CUDA operator (Triton where installed) runs it;
+    one-line errors where SpikingJelly is 0.0.0.0.14 or the surrogate has no twin."""
+    if not SJ2:
+        raise ValueError(f"neuron.backend=triton needs SpikingJelly 2.x (installed: {SJ_VERSION}; "
+                         f"pip install -e '.[sj2]'); 0.0.0.0.14's fast path is neuron.backend=cupy")
+    twin = sj_surrogate_twin(surrogate)
+    if twin is None:
+        raise ValueError(f"neuron.backend=triton runs SpikingJelly's own kernels, which know its own surrogates "
+                         f"only: surrogate={getattr(surrogate, 'name', surrogate)!r} has no twin there; use "
+                         f"surrogate={'/'.join(SJ_SURROGATE_TWINS)} or another neuron.backend")
+    return sj_node(name, twin, v_threshold=v_threshold, v_reset=v_reset, tau=tau, detach_reset=detach_reset,
+                   backend="triton")
+
+
 def sj_node(name: str, surrogate_function: Any, v_threshold: float = 1.0, v_reset: float = 0.0,
             tau: float = 2.0, detach_reset: bool = False, backend: str = "torch") -> torch.nn.Module:
     """SpikingJelly's own multi-step ``LIFNode(decay_input=True)`` / ``IFNode`` / ``ParametricLIFNode`` (hard
