@@ -62,8 +62,9 @@ reset_net = _sj_functional.reset_net
 
 def node_kwargs(v_threshold: float, v_reset: float, surrogate_function: Any, detach_reset: bool, step_mode: str,
                 backend: str) -> dict[str, Any]:
-    """``StepNode.__init__``'s keyword arguments (0.0.0.0.14's ``BaseNode`` also takes ``backend``; a node of
-    this project runs its own backends, so SpikingJelly is always told ``torch``)."""
+    """``StepNode.__init__``'s keyword arguments. 0.0.0.0.14's ``BaseNode`` also takes ``backend`` and checks it
+    against the node's ``supported_backends`` (torch, cupy); 2.x's ``SimpleBaseNode`` has none. The node keeps
+    this project's backend itself and runs it (``SpikingNode.multi_step_forward``)."""
     kw = dict(v_threshold=v_threshold, v_reset=v_reset, surrogate_function=surrogate_function,
               detach_reset=detach_reset, step_mode=step_mode)
     if not SJ2:
