@@ -15,11 +15,12 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from spikenet.config import validate
+from spikenet.neurons import NEURONS, SURROGATES
 from spikenet.reporting import make_report
 
-PRESETS = {
-    "neuron": {"neuron": ["if", "lif", "plif", "adaptive_lif", "blif"]},
-    "surrogate": {"surrogate": ["sigmoid", "triangle", "arctan", "super_spike", "multi_gauss"]},
+PRESETS = {  # neuron and surrogate: glob(*), every option of the config group, i.e. every registered part
+    "neuron": {"neuron": sorted(NEURONS.where(config=None))},  # (a plugin neuron without a conf file: not swept)
+    "surrogate": {"surrogate": sorted(SURROGATES.where(config=None))},
     "tau_alpha": {"neuron.tau": ["1.0", "1.5", "2.0", "3.0"], "surrogate.alpha": ["0.5", "1.0", "2.0", "5.0"]},
     "p": {"sampler.p": ["0.0", "0.25", "0.5", "0.75", "1.0"]},
     "sampler": {"sampler": ["sage", "rw"]},
@@ -32,8 +33,15 @@ TINY = ["seed=1,2", "trainer.epochs=1", "dataset.num_nodes=200", "dataset.num_st
 
 
 def sweep_params(name: str) -> dict[str, list[str]]:
+    """A preset's swept values; ``glob(*)`` on a config group expanded as Hydra does (the group's options, sorted)."""
     params = yaml.safe_load((CONF_DIR / "ablation" / f"{name}.yaml").read_text())["hydra"]["sweeper"]["params"]
-    return {k: [v.strip() for v in str(values).split(",")] for k, values in params.items()}
+    out = {}
+    for k, values in params.items():
+        if str(values).strip() == "glob(*)":
+            out[k] = sorted(p.stem for p in (CONF_DIR / k).glob("*.yaml"))
+        else:
+            out[k] = [v.strip() for v in str(values).split(",")]
+    return out
 
 
 def test_presets_sweep_what_they_say():

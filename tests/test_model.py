@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 from omegaconf import OmegaConf
-from spikingjelly.activation_based import functional
 
 from spikenet.data.readers.synthetic import make_synthetic
 from spikenet.gather import layer0_inputs
 from spikenet.models import SAGEAggregator, SpikeNet, build_model
 from spikenet.models.aggregators import reduce_neighbours
 from spikenet.neurons import build_neuron, build_surrogate
+from spikenet.neurons.sj_compat import reset_net
 from spikenet.sampling import TemporalSampler
 
 T, F, C = 4, 12, 3
@@ -59,7 +59,7 @@ def _reference_forward(model, blocks, sizes, aggr, concat):
             z_neigh = _pool(x[h + 1], sizes[h], aggr) @ agg.lin_neigh.weight.T + agg.lin_neigh.bias
             zs.append(torch.cat([z_self, z_neigh], -1) if concat else z_self + z_neigh)
         neuron = model.neurons[i]
-        functional.reset_net(neuron)
+        reset_net(neuron)
         spikes = neuron(torch.cat(zs, dim=1))  # one multi-step call over T for all hops
         x = list(torch.split(spikes, [b.shape[1] for b in zs], dim=1))
     out = x[0]  # [T, B, H]
@@ -132,7 +132,7 @@ def test_neuron_state_resets_between_batches(graph):
     with torch.no_grad():
         model(*b)
         stale = model.neurons[0](z)
-        functional.reset_net(model)
+        reset_net(model)
         fresh = model.neurons[0](z)
     assert not torch.equal(stale, fresh)
 

@@ -13,15 +13,14 @@ import pytest
 import torch
 from conftest import TINY_OVERRIDES, compose_config
 from omegaconf import OmegaConf
-from spikingjelly.activation_based import functional
-from spikingjelly.activation_based import neuron as sj_neuron
 
-from spikenet.neurons import NEURONS, NODES, build_neuron, build_surrogate, cpu_kernel
+from spikenet.neurons import NEURONS, build_neuron, build_surrogate, cpu_kernel, neuron_config, node_class
 from spikenet.neurons import expr as E
-from spikenet.neurons.definitions import DEFINITIONS, NeuronDef, Param
+from spikenet.neurons.definitions import NeuronDef, Param
+from spikenet.neurons.sj_compat import reset_net, sj_neuron
 from spikenet.neurons.surrogates import SURROGATES, Sigmoid
 
-SURROGATE_NAMES = sorted(SURROGATES)
+SURROGATE_NAMES = SURROGATES.names()
 EPS32 = 2.0**-23
 ALPHAS = {"sigmoid": 1.0, "triangle": 1.0, "arctan": 10.0, "super_spike": 10.0, "multi_gauss": 0.5}
 NODE_KW = {  # per neuron: a configuration with a leak / reset / threshold that is not the trivial one
@@ -36,8 +35,11 @@ T, ROWS, C = 10, 12, 8
 
 def _node(name: str, sg, mode: str, dtype=torch.float32, **kw):
     """A neuron on the compiled kernel ("kernel"), the generated torch path ("torch") or the step loop ("loop")."""
-    args = {**NODE_KW[name], **kw, **({"channels": C} if name == "blif" else {})}
-    node = NODES[name](surrogate_function=sg, fused=mode != "loop", **args).to(dtype)
+    if name in NODE_KW:
+        args = {**NODE_KW[name], **kw, **({"channels": C} if name == "blif" else {})}
+        node = node_class(name)(surrogate_function=sg, fused=mode != "loop", **args).to(dtype)
+    else:  # a registered neuron without hand-picked values (a plugin's): its default config
+        node = build_neuron(neuron_config(name, fused=mode != "loop", **kw), sg, "torch", channels=C).to(dtype)
     node.cpu_kernel = mode == "kernel"
     with torch.no_grad():  # parameters away from their (equal) initial values
         for p in node.parameters():
@@ -63,14 +65,14 @@ def _data(name: str, seed: int = 11):
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(T, ROWS, C, generator=gen) * 0.9 + 0.5
     states = [torch.rand(ROWS, C, generator=gen) * 0.6 - 0.1, 0.6 + 0.5 * torch.rand(ROWS, C, generator=gen)]
-    states = states[: len(DEFINITIONS[name].states)]
+    states = states[: len(NEURONS.get(name).states)]
     weights = [torch.randn(T, ROWS, C, generator=gen)] + [torch.randn(ROWS, C, generator=gen) for _ in states]
     return x, states, weights
 
 
 @pytest.mark.parametrize("detach", [False, True])
 @pytest.mark.parametrize("sg", SURROGATE_NAMES)
-@pytest.mark.parametrize("name", NEURONS)
+@pytest.mark.parametrize("name", NEURONS.names())
 def test_generated_paths_match_the_step_loop(name, sg, detach):
     """Torch path and CPU kernel vs the node's own step-by-step reference, from carried (non-rest) states:
     spikes equal; final states equal bit for bit (the adaptive LIF's loop writes its charge as
@@ -111,11 +113,11 @@ def test_lif_if_plif_match_spikingjelly_nodes(name, sg):
     x, _, weights = _data(name, seed=4)
     results = []
     for mode in ("theirs", "kernel", "torch"):
-        node = theirs if mode == "theirs" else NODES[name](surrogate_function=surrogate, v_threshold=0.9,
+        node = theirs if mode == "theirs" else node_class(name)(surrogate_function=surrogate, v_threshold=0.9,
                                                            v_reset=0.1, **ours_kw)
         if mode != "theirs":
             node.cpu_kernel = mode == "kernel"
-        functional.reset_net(node)
+        reset_net(node)
         xr = x.clone().requires_grad_(True)
         spikes = node(xr)
         loss = (spikes * weights[0]).sum() + (node.v * weights[1]).sum()
@@ -163,7 +165,7 @@ def test_blif_matches_the_official_update(mode):
     x = torch.randn(T, ROWS, C, generator=gen) * 1.5
     w_out = torch.randn(T, ROWS, C, generator=gen)
     node = _node("blif", build_surrogate("arctan", 1.0), mode)
-    functional.reset_net(node)
+    reset_net(node)
     xr = x.clone().requires_grad_(True)
     spikes = node(xr)
     loss = (spikes * w_out).sum() + node.v.sum() + node.theta.sum()
@@ -187,11 +189,11 @@ def test_blif_fires_on_negative_crossings_with_strict_comparisons():
         X=2:    H = 1.0, 1.0 - 1.0 = 0: not > 0       -> S=0 (strict), V=1.0, th = 0.5
         X=-3:   H = 1/2 - 3/2 = -1.0, -0.5 + 1 = 0.5  -> S=1, V=0, th = 0.25 + 0.5 = 0.75
     """
-    node = NODES["blif"](channels=1, tau_raw=0.0, d_raw=0.0, v_threshold=1.0, v_reset=0.0,
+    node = node_class("blif")(channels=1, tau_raw=0.0, d_raw=0.0, v_threshold=1.0, v_reset=0.0,
                          surrogate_function=build_surrogate("arctan", 1.0))
     for mode in ("kernel", "torch", "loop"):
         node.fused, node.cpu_kernel = mode != "loop", mode == "kernel"
-        functional.reset_net(node)
+        reset_net(node)
         x = torch.tensor([3.0, -5.0, 2.0, -3.0]).view(4, 1, 1)
         assert node(x).flatten().tolist() == [1.0, 1.0, 0.0, 1.0], mode
         assert node.v.item() == 0.0 and node.theta.item() == 0.75, mode
@@ -237,7 +239,7 @@ def _flat_inputs(node, x, states):
 
 
 @pytest.mark.parametrize("sg", ["sigmoid", "arctan", "multi_gauss", "super_spike"])
-@pytest.mark.parametrize("name", NEURONS)
+@pytest.mark.parametrize("name", NEURONS.names())
 def test_bptt_gradients_match_finite_differences(name, sg):
     """dL/dX, dL/d(initial states) and dL/dparameters of the torch path (float64) and the CPU kernel (float32)
     against central differences of the frozen-spike network in float64 (the node's step loop)."""
@@ -249,10 +251,10 @@ def test_bptt_gradients_match_finite_differences(name, sg):
         x = (torch.randn(*shape, generator=gen, dtype=torch.float64) * 0.8 + 0.5)
         states = [torch.rand(rows, C, generator=gen, dtype=torch.float64) * 0.6 - 0.1,
                   0.6 + 0.5 * torch.rand(rows, C, generator=gen, dtype=torch.float64)]
-        states = states[: len(DEFINITIONS[name].states)]
+        states = states[: len(NEURONS.get(name).states)]
         weights = [torch.randn(*shape, generator=gen, dtype=torch.float64)] + [
             torch.randn(rows, C, generator=gen, dtype=torch.float64) for _ in states]
-        frozen = _FrozenSpikes(SURROGATES[sg], alpha)
+        frozen = _FrozenSpikes(SURROGATES.get(sg), alpha)
         ref_node = _node(name, frozen, "loop", torch.float64)
         spikes = _run(ref_node, x, states, weights)[0]
         if min(float(z.abs().min()) for z in frozen.base) > 1e-3:
@@ -397,11 +399,11 @@ def test_training_runs_on_the_kernel_without_fallback(monkeypatch, caplog, overr
 
 def test_neuron_configs_build_every_neuron(conf_dir):
     """One config file per neuron, and each builds its node (the layer width given)."""
-    assert {p.stem for p in (conf_dir / "neuron").glob("*.yaml")} == set(NEURONS)
-    for name in NEURONS:
+    assert {p.stem for p in (conf_dir / "neuron").glob("*.yaml")} == set(NEURONS.where(config=None))
+    for name in NEURONS.where(config=None):
         cfg = compose_config([f"neuron={name}"])
         node = build_neuron(cfg.neuron, Sigmoid(1.0), "torch", channels=4)
-        assert isinstance(node, NODES[name]) and node.step_mode == "m" and node.fused
+        assert isinstance(node, node_class(name)) and node.step_mode == "m" and node.fused
 
 
 # ------------------------------------------------------------------ a new neuron: one definition, one config
@@ -432,7 +434,8 @@ def test_a_new_neuron_is_one_definition_and_one_config(monkeypatch):
     from spikenet.neurons import DefinedNode
     from spikenet.neurons import cupy_kernels as ck
 
-    monkeypatch.setitem(DEFINITIONS, SOFT_ALIF.name, SOFT_ALIF)
+    monkeypatch.setattr(NEURONS, "_entries", dict(NEURONS._entries))  # the registration is undone after the test
+    NEURONS.add(SOFT_ALIF.name, SOFT_ALIF)
     cfg = OmegaConf.create(SOFT_ALIF_CONFIG)
     sg = build_surrogate("sigmoid", 2.0)
     x, states, weights = _data("adaptive_lif", seed=21)
@@ -459,7 +462,7 @@ def test_a_new_neuron_is_one_definition_and_one_config(monkeypatch):
         build_neuron(OmegaConf.create({k: v for k, v in SOFT_ALIF_CONFIG.items() if k != "beta"}), sg, "torch", C)
 
     # float64 finite differences of the frozen-spike network against the generated torch path
-    frozen = _FrozenSpikes(SURROGATES["sigmoid"], 2.0)
+    frozen = _FrozenSpikes(SURROGATES.get("sigmoid"), 2.0)
     ref_node = build_neuron(cfg, frozen, "torch", channels=C).double()
     ref_node.fused = False
     xs, ss = x[:5, :2].double(), [s[:2].double() for s in states]

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
-from spikingjelly.activation_based import functional
 
 from spikenet.neurons import AdaptiveLIFNode, build_neuron, build_surrogate
+from spikenet.neurons.sj_compat import reset_net
 from spikenet.neurons.surrogates import SURROGATES, Sigmoid
 
 CONFIG_ALPHAS = {"sigmoid": 1.0, "triangle": 1.0, "arctan": 10.0, "super_spike": 10.0, "multi_gauss": 0.5}
@@ -118,7 +118,7 @@ def test_reset_net_resets_v_and_theta(fused):
     net = torch.nn.Sequential(torch.nn.Identity(), node)
     fresh = net(torch.tensor(TAU1[:3])[:, :1].view(3, 1, 1)).clone()
     assert float(node.theta.flatten()[0]) != 1.0 and float(node.v.flatten()[0]) != 0.0
-    functional.reset_net(net)
+    reset_net(net)
     assert node.v == 0.0 and node.theta == 1.0  # back to the float initial values
     again = net(torch.tensor(TAU1[:3])[:, :1].view(3, 1, 1))
     assert torch.equal(fresh, again)
@@ -185,7 +185,7 @@ def _loss_grad(run, x, weights):
 
 
 @pytest.mark.parametrize("detach_reset", [False, True])
-@pytest.mark.parametrize("name", sorted(SURROGATES))
+@pytest.mark.parametrize("name", SURROGATES.names())
 def test_fused_matches_step_loop_and_reference(name, detach_reset):
     gen = torch.Generator().manual_seed(7)
     T, N, F = 12, 64, 16
@@ -386,7 +386,7 @@ def test_fused_paths_match_spikingjelly_step_loop(impl, tau, v_reset, detach_res
     torch.testing.assert_close(g_f, g_l, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(SURROGATES))
+@pytest.mark.parametrize("name", SURROGATES.names())
 @pytest.mark.parametrize("impl", ["kernel", "torch_ops"])
 def test_default_tau_one_matches_step_loop_for_every_surrogate(impl, name):
     """tau = 1 (the default branch), v_reset != 0, carried state, for each surrogate the kernel may inline."""
@@ -509,7 +509,7 @@ def test_lif_and_plif_leak_matches_hand_computed_sequence(name, params, rows):
         spike = node(torch.tensor([[x]]))  # multi-step, one step per call: V is read after each
         assert spike.flatten().tolist() == [s], f"step {t + 1}"
         assert float(node.v.detach().flatten()[0]) == pytest.approx(v, abs=1e-6), f"V after step {t + 1}"
-    functional.reset_net(node)
+    reset_net(node)
     whole = node(torch.tensor([r[0] for r in rows]).view(-1, 1))  # the whole sequence in one call
     assert whole.flatten().tolist() == [r[1] for r in rows]
 
@@ -528,7 +528,7 @@ def test_plif_tau_learns():
     x = torch.full((3, 1), 0.8)
 
     def loss() -> torch.Tensor:
-        functional.reset_net(node)
+        reset_net(node)
         spikes = node(x)
         assert spikes.sum() == 0
         return -node.v.sum()

@@ -17,7 +17,8 @@ from spikingjelly.activation_based import base as sj_base
 from spikingjelly.activation_based.auto_cuda import base as ac_base
 from spikingjelly.activation_based.auto_cuda import neuron_kernel
 
-from spikenet.neurons import build_neuron, build_surrogate, parity, tolerances
+from spikenet.neurons import build_neuron, build_surrogate, neuron_config
+from spikenet.neurons import tolerances as tol
 from spikenet.neurons.sj_compat import NumpyWithAliases, patch_spikingjelly_numpy
 
 pytestmark = pytest.mark.skipif(hasattr(numpy, "int"), reason="numpy < 1.24 still has np.int: nothing to fix")
@@ -111,7 +112,7 @@ def test_if_gradient_bound_passes_rounding_and_catches_errors(if_input, sg_name)
     x, grads = if_input
     T = x.shape[0]
     exact = _if_grad(x, grads, sg_name, torch.float64)
-    bound = tolerances.grad_bound(exact, T, 1e-5)
+    bound = tol.grad_bound(exact, T, 1e-5)
     assert bound == max(1e-5, T * 2.0**-23 * exact.abs().max().item())
     # float32 rounding alone (another correct implementation, other rounding order) stays inside it
     assert (_if_grad(x, grads, sg_name, torch.float32) - exact).abs().max() <= bound
@@ -152,11 +153,11 @@ def test_plif_weight_bound_passes_rounding_and_catches_errors(if_input, sg_name)
     x, grads = if_input
     T = x.shape[0]
     exact, grad_x, w = _plif_grads(x, grads, torch.float64, sg_name)
-    terms = tolerances.plif_weight_terms(x, grad_x, w, 1.0, 0.0)
+    terms = tol.plif_weight_terms(x, grad_x, w, 1.0, 0.0)
     assert terms.sum().item() == pytest.approx(exact, rel=1e-9)  # the decomposition is dL/dw itself
     scale = terms.abs().sum().item()
     assert scale > 20 * abs(exact)  # random-signed terms cancel: why |dL/dw| alone is the wrong yardstick
-    bound = tolerances.param_grad_bound(exact, scale, T, 1e-5)
+    bound = tol.param_grad_bound(exact, scale, T, 1e-5)
     rel = lambda g: abs(g - exact) / max(abs(exact), 1.0)  # noqa: E731
     assert rel(_plif_grads(x, grads, torch.float32, sg_name)[0]) <= bound  # float32 rounding passes
     wrong = {
@@ -173,8 +174,6 @@ def test_param_grad_terms_are_the_parameter_gradient():
     """``param_grad_terms`` (generated torch path, parameters expanded per element) sums to dL/dparameter for
     PLIF's scalar w and BLIF's per-channel tau_raw / d_raw, and for PLIF agrees with the independent
     ``plif_weight_terms`` element by element (summed over the steps)."""
-    from types import SimpleNamespace
-
     from spikingjelly.activation_based import functional
 
     gen = torch.Generator().manual_seed(1)
@@ -182,12 +181,11 @@ def test_param_grad_terms_are_the_parameter_gradient():
     x = torch.round(torch.randn(T, N, F, generator=gen) * 256.0 + 64.0) / 256.0
     grads = {"spikes": torch.randn(T, N, F, generator=gen), "v": torch.randn(N, F, generator=gen),
              "theta": torch.randn(N, F, generator=gen)}
-    args = SimpleNamespace(adaptive_tau=1.0, tau=2.0)
     for name in ("plif", "blif"):
-        cfg = parity.neuron_cfg(name, args)
+        cfg = neuron_config(name)  # gpu_check's configs: the group's defaults (tau 2.0 for plif)
         node = build_neuron(cfg, build_surrogate("arctan", 1.0), "torch", F).double()
-        parity.set_parameters(node)
-        terms = tolerances.param_grad_terms(node, x, grads)
+        tol.set_parameters(node)
+        terms = tol.param_grad_terms(node, x, grads)
         functional.reset_net(node)
         xr = x.double().clone().requires_grad_(True)
         spikes = node(xr)
@@ -198,7 +196,7 @@ def test_param_grad_terms_are_the_parameter_gradient():
             total = terms[f"grad_{pname}"].sum(0) if p.dim() else terms[f"grad_{pname}"].sum()
             torch.testing.assert_close(total.reshape(p.shape), g, rtol=1e-9, atol=1e-12)
         if name == "plif":
-            independent = tolerances.plif_weight_terms(x, exact[0], node.w, 1.0, 0.0).sum(0)
+            independent = tol.plif_weight_terms(x, exact[0], node.w, 1.0, 0.0).sum(0)
             torch.testing.assert_close(terms["grad_w"], independent, rtol=1e-9, atol=1e-12)
 
 
@@ -208,24 +206,21 @@ def test_bf16_storage_bound_passes_the_torch_path_and_catches_bf16_integration(n
     """The bf16 row of gpu_check on the CPU: the generated torch path with bfloat16 storage (integrating in
     float32) stays within ``storage_bound`` of float32 on the same rounded inputs, with identical spikes; the
     step loop run in bfloat16 (states rounded at every step) does not."""
-    from types import SimpleNamespace
-
     gen = torch.Generator().manual_seed(2)
     T, N, F = 25, 64, 8
     x = (torch.round(torch.randn(T, N, F, generator=gen) * 256.0 + 64.0) / 256.0).bfloat16()
     grads = {"spikes": torch.randn(T, N, F, generator=gen), "v": torch.randn(N, F, generator=gen),
              "theta": torch.randn(N, F, generator=gen)}
     grads = {k: g.bfloat16() for k, g in grads.items()}
-    args = SimpleNamespace(adaptive_tau=1.0, tau=2.0)
 
     def run(dtype, fused):
-        node = build_neuron(parity.neuron_cfg(name, args, fused), build_surrogate("sigmoid", 1.0), "torch", F)
-        parity.set_parameters(node)
+        node = build_neuron(neuron_config(name, fused=fused), build_surrogate("sigmoid", 1.0), "torch", F)
+        tol.set_parameters(node)
         g = {k: v.to(dtype) for k, v in grads.items()}
-        return parity.run_node(node.to(dtype) if not fused else node, x.to(dtype), g)
+        return tol.run_node(node.to(dtype) if not fused else node, x.to(dtype), g)
 
     ref = run(torch.float32, True)
-    row = parity.compare(run(torch.bfloat16, True), ref, 1e-5, None, (tolerances.BF16_UNIT_ROUNDOFF, 0.0))
+    row = tol.compare(run(torch.bfloat16, True), ref, 1e-5, None, (tol.BF16_UNIT_ROUNDOFF, 0.0))
     assert row["mismatch"] == 0 and row["ok"], row
-    bad = parity.compare(run(torch.bfloat16, False), ref, 1e-5, None, (tolerances.BF16_UNIT_ROUNDOFF, 0.0))
+    bad = tol.compare(run(torch.bfloat16, False), ref, 1e-5, None, (tol.BF16_UNIT_ROUNDOFF, 0.0))
     assert not bad["ok"], bad

@@ -282,10 +282,10 @@ NEURON_KW = {"adaptive_lif": dict(tau=1.0), "lif": dict(tau=1.5), "if": {}, "pli
 def _kernel_node(name: str, surrogate: str, alpha: float, mode: str, channels: int, **kw):
     """A neuron on the compiled kernel (mode "kernel"), the generated torch path ("torch") or SpikingJelly's
     step loop ("loop"); blif's per-channel parameters set away from their equal initial values."""
-    from spikenet.neurons import NODES, build_surrogate
+    from spikenet.neurons import build_surrogate, node_class
 
     args = {**NEURON_KW[name], **kw, **({"channels": channels} if name == "blif" else {})}
-    node = NODES[name](surrogate_function=build_surrogate(surrogate, alpha), fused=mode != "loop", **args)
+    node = node_class(name)(surrogate_function=build_surrogate(surrogate, alpha), fused=mode != "loop", **args)
     node.cpu_kernel = mode == "kernel"
     if name == "blif":
         with torch.no_grad():

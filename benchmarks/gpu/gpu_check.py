@@ -2,26 +2,27 @@
 
     python benchmarks/gpu/gpu_check.py [--T 25 --N 4096 --F 128] [--bench-N 65536] [--skip-epoch]
 
-1. Parity, cupy vs torch, for every neuron (adaptive_lif, lif, if, plif, blif) x every surrogate on the same
-   random input (same seed, same parameters): spikes identical, max |dV| and |dtheta| <= --tol (the kernels
-   are compiled without fused multiply-adds: they round as the torch path does), max |d grad_x| <=
-   ``grad_bound`` (T * eps32 * max |grad_x|: it accumulates over T), parameter gradients (PLIF's w, BLIF's
-   tau_raw and d_raw) <= ``param_grad_bound`` (from the sum of |terms|, ``param_grad_terms``). References:
-   the generated torch path, SpikingJelly's step loop over the node's reference methods and, for lif / if /
-   plif, SpikingJelly's own nodes; plus each neuron's autograd Function from carried initial states (their
-   gradients too) with and without detach_reset, and the one-neuron-per-thread kernels on [T, 1001, 3].
-   Inputs are multiples of 1/256 (exact in float16), so the adaptive LIF's charge is exact at tau = 1.
+1. Parity, cupy vs torch, for every registered neuron (adaptive_lif, lif, if, plif, blif, plugins') x every
+   surrogate on the same random input (same seed, same parameters): spikes identical, max |dV| and |dtheta| <= --tol
+   (the kernels are compiled without fused multiply-adds: they round as the torch path does), max |d grad_x| <=
+   ``grad_bound`` (T * eps32 * max |grad_x|: it accumulates over T), parameter gradients (PLIF's w, BLIF's tau_raw
+   and d_raw) <= ``param_grad_bound`` (from the sum of |terms|, ``param_grad_terms``). References: the generated
+   torch path, SpikingJelly's step loop over the node's reference methods and, for lif / if / plif, SpikingJelly's
+   own nodes (torch; 0.0.0.0.14: also its CuPy nodes; 2.x: ``neuron.backend=triton``, its own fused node, with the
+   sigmoid surrogate, and a line saying its CuPy nodes need 0.0.0.0.14); plus each neuron's autograd Function from
+   carried initial states (their gradients too) with and without detach_reset, and the one-neuron-per-thread kernels
+   on [T, 1001, 3]. Inputs are multiples of 1/256 (exact in float16), so the adaptive LIF's charge is exact at tau =
+   1.
 2. fp16 / bf16 rows, counted like the others: the CuPy kernels with float16 storage, and the torch path with
    bfloat16 storage, against the float32 torch path on the same rounded inputs. Both integrate and
    differentiate in float32 and round once when storing, so spikes must be identical and every stored value
    within ``storage_bound`` (u |ref| + T eps32 max |ref|, u = 2^-11 or 2^-8).
-3. Forward+backward time of both backends at [--bench-T, --bench-N, --bench-F] (sigmoid surrogate).
+3. Forward+backward time of both backends at [--bench-T, --bench-N, --bench-F] (sigmoid surrogate), and of
+   SpikingJelly's own fast nodes (CuPy on 0.0.0.0.14, Triton on 2.x) beside this project's CuPy kernels.
 4. DBLP epoch seconds per backend and ``trainer.data_device``, from ``benchmarks/speed/epoch_time.py`` (last
    stdout line: JSON with ``epoch_seconds``, the split and peak GPU memory).
 
-``--json PATH`` also writes every figure (parity rows, timings, epochs) to PATH. The bounds are
-``spikenet.neurons.tolerances``', the runs and comparisons ``spikenet.neurons.parity``'s. Where the project
-is not installed (the GPU machine), run it as ``PYTHONPATH=<deps>:src python benchmarks/gpu/gpu_check.py``.
+``--json PATH`` also writes every figure (parity rows, timings, epochs) to PATH.
 
 Exits 1 if a parity check fails, 2 (with a message, no traceback) when no CUDA device / CuPy is usable.
 """
@@ -39,7 +40,39 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-NEURON_NAMES = ("adaptive_lif", "lif", "if", "plif", "blif")
+try:
+    import spikenet  # noqa: F401
+except ImportError:  # not installed: the GPU machine runs it with PYTHONPATH=<deps>:src (benchmarks/README.md)
+    sys.exit("error: cannot import spikenet: `pip install -e .`, or run with PYTHONPATH=<deps>:src")
+from spikenet.neurons import NEURONS, neuron_config  # noqa: E402
+from spikenet.neurons.sj_compat import (  # noqa: E402
+    SJ_SURROGATE_TWINS,
+    SJ_VERSION,
+    reset_net,
+    sj_cupy_available,
+    sj_cupy_message,
+    sj_node,
+)
+from spikenet.neurons.tolerances import (  # noqa: E402,F401 - shared with the tests (spikenet/neurons/tolerances.py)
+    BF16_UNIT_ROUNDOFF,
+    FLOAT32_EPS,
+    HALF_SUBNORMAL_ERROR,
+    HALF_UNIT_ROUNDOFF,
+    compare,
+    grad_bound,
+    node_states,
+    param_grad_bound,
+    param_grad_terms,
+    plif_weight_terms,
+    run_node,
+    set_parameters,
+    storage_bound,
+)
+from spikenet.registry import load_plugins  # noqa: E402
+
+load_plugins()  # $SPIKENET_PLUGINS: their neurons are checked too
+NEURON_NAMES = NEURONS.names()
+"""Every registered neuron (spikenet.neurons.NEURONS)."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,21 +124,25 @@ def check_environment() -> None:
         raise
     except Exception as exc:
         fail(f"CuPy is not usable ({type(exc).__name__}: {exc}); install cupy-cuda13x on the GPU machine.")
-    try:
-        from spikenet.neurons import patch_spikingjelly_numpy
-    except ImportError as exc:
-        fail(f"cannot import spikenet ({exc}): install the project (pip install -e .) or run with "
-             "PYTHONPATH=<deps>:src (benchmarks/README.md)")
+    from spikenet.neurons import patch_spikingjelly_numpy
 
     patch_spikingjelly_numpy()  # SpikingJelly's CuPy kernels check arguments with np.int (numpy >= 1.24)
 
 
 # ------------------------------------------------------------------------------------------------ parity
+def neuron_cfg(name: str, args: argparse.Namespace, fused: bool = True, detach_reset: bool = False) -> Any:
+    """The ``neuron`` config for ``build_neuron``: conf/neuron/<name>.yaml (a plugin's registered config) with
+    --adaptive-tau (adaptive_lif) or --tau (the others that have a tau), ``fused`` and ``detach_reset``."""
+    cfg = neuron_config(name, fused=fused, detach_reset=detach_reset)
+    if "tau" in cfg:
+        cfg.tau = args.adaptive_tau if name == "adaptive_lif" else args.tau
+    return cfg
+
+
 def make_node(name: str, sg_name: str, backend: str, args: argparse.Namespace, fused: bool = True,
               detach_reset: bool = False) -> Any:
     """One multi-step neuron on CUDA (channels: --F), train mode, parameters set by ``set_parameters``."""
     from spikenet.neurons import build_neuron, build_surrogate
-    from spikenet.neurons.parity import neuron_cfg, set_parameters
 
     node = build_neuron(neuron_cfg(name, args, fused, detach_reset), build_surrogate(sg_name, args.alpha), backend,
                         args.F)
@@ -113,18 +150,30 @@ def make_node(name: str, sg_name: str, backend: str, args: argparse.Namespace, f
     return node.cuda().train()
 
 
-def spikingjelly_node(name: str, sg_name: str, args: argparse.Namespace) -> Any:
-    """SpikingJelly's own LIFNode / IFNode / ParametricLIFNode (decay_input, hard reset), torch backend."""
-    from spikingjelly.activation_based import neuron as sj
+def triton_node(name: str, sg_name: str, args: argparse.Namespace) -> Any:
+    """``neuron.backend=triton`` (SpikingJelly 2.x): SpikingJelly's own node with its twin surrogate."""
+    from spikenet.neurons import build_neuron, build_surrogate
 
+    node = build_neuron(neuron_cfg(name, args), build_surrogate(sg_name, args.alpha), "triton", args.F)
+    set_parameters(node)
+    return node.cuda().train()
+
+
+def sj_rows(neuron: str, sg_name: str) -> list[str]:
+    """SpikingJelly's own fast node for this neuron and surrogate: "cupy" (0.0.0.0.14), "triton" (2.x, twin
+    surrogates only), or none."""
+    if neuron not in NEURONS.where(sj_node=True):
+        return []
+    if sj_cupy_available():
+        return ["cupy"]
+    return ["triton"] if sg_name in SJ_SURROGATE_TWINS else []
+
+
+def spikingjelly_node(name: str, sg_name: str, args: argparse.Namespace, backend: str = "torch") -> Any:
+    """SpikingJelly's own LIFNode / IFNode / ParametricLIFNode (decay_input, hard reset) on its ``backend``."""
     from spikenet.neurons import build_surrogate
-    from spikenet.neurons.parity import set_parameters
 
-    common = dict(v_threshold=1.0, v_reset=0.0, surrogate_function=build_surrogate(sg_name, args.alpha),
-                  detach_reset=False, step_mode="m", backend="torch")
-    node = {"lif": lambda: sj.LIFNode(tau=args.tau, decay_input=True, **common),
-            "if": lambda: sj.IFNode(**common),
-            "plif": lambda: sj.ParametricLIFNode(init_tau=args.tau, decay_input=True, **common)}[name]()
+    node = sj_node(name, build_surrogate(sg_name, args.alpha), tau=args.tau, backend=backend)
     set_parameters(node)
     return node.cuda().train()
 
@@ -136,9 +185,8 @@ def run_functions(node: Any, x: Any, states0: dict[str, Any], grads: dict[str, A
 
     from spikenet.neurons.cupy_kernels import CuPyNeuron
     from spikenet.neurons.functions import FusedNeuron
-    from spikenet.neurons.tolerances import _states
 
-    names = _states(node)
+    names = node_states(node)
     results = []
     for fn in (CuPyNeuron, FusedNeuron):
         xr = x.detach().clone().requires_grad_(True)
@@ -181,19 +229,15 @@ def parity(args: argparse.Namespace, results: dict[str, Any]) -> bool:
     import torch
 
     from spikenet.neurons import SURROGATES
-    from spikenet.neurons.parity import compare, run_node
-    from spikenet.neurons.tolerances import (
-        BF16_UNIT_ROUNDOFF,
-        HALF_SUBNORMAL_ERROR,
-        HALF_UNIT_ROUNDOFF,
-        param_grad_terms,
-    )
 
     neurons = [n for n in args.neurons.split(",") if n]
     x, grads, states0 = _inputs((args.T, args.N, args.F), args.seed)
     header = f"{'neuron':<13}{'torch ref':<17}{'surrogate':<13}{'fired':>7}{'spk diff':>9}" \
              f"{'max|dV|':>10}{'max|dth|':>10}{'max|dgx|':>10}{'gx bound':>10}{'other g':>10}{'g bound':>10}  status"
     print(f"\n== parity: cupy vs torch, input [{args.T}, {args.N}, {args.F}], tol {args.tol:g} ==")
+    print(f"SpikingJelly {SJ_VERSION}: " + ("its own CuPy nodes are checked too (rows 'spikingjelly cupy')"
+                                          if sj_cupy_available() else f"{sj_cupy_message()}; rows 'sj2 triton': "
+                                          f"neuron.backend=triton (surrogate {'/'.join(SJ_SURROGATE_TWINS)})"))
     print(header)
     print("-" * len(header))
     all_ok = True
@@ -226,7 +270,7 @@ def parity(args: argparse.Namespace, results: dict[str, Any]) -> bool:
         return compare(*run_functions(node, x, states0, grads), args.tol)
 
     for neuron in neurons:
-        for sg_name in sorted(SURROGATES):
+        for sg_name in SURROGATES.names():
             cu = make_node(neuron, sg_name, "cupy", args)
             terms = param_grad_terms(make_node(neuron, sg_name, "torch", args), x, grads) if list(
                 cu.parameters()) else None
@@ -237,6 +281,11 @@ def parity(args: argparse.Namespace, results: dict[str, Any]) -> bool:
             if neuron in ("lif", "if", "plif"):
                 attempt(neuron, "spikingjelly", sg_name, against, cupy_out, spikingjelly_node(neuron, sg_name, args),
                         terms)
+            for sj_backend in sj_rows(neuron, sg_name):
+                make = (lambda n=neuron, s=sg_name: spikingjelly_node(n, s, args, "cupy")) if sj_backend == "cupy" \
+                    else (lambda n=neuron, s=sg_name: triton_node(n, s, args))
+                attempt(neuron, "spikingjelly cupy" if sj_backend == "cupy" else "sj2 triton", sg_name,
+                        lambda got, mk=make, t=terms: against(got, mk(), t), cupy_out)
             for detach in (False, True):
                 attempt(neuron, f"fn states0{' det' if detach else ''}", sg_name, functions,
                         make_node(neuron, sg_name, "cupy", args, detach_reset=detach))
@@ -274,14 +323,13 @@ def parity(args: argparse.Namespace, results: dict[str, Any]) -> bool:
 def time_node(node: Any, x: Any, g: Any, repeats: int) -> tuple[float, float]:
     """(median milliseconds of forward + backward after one warm-up, peak MiB allocated during them)."""
     import torch
-    from spikingjelly.activation_based import functional
 
     times = []
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
     for i in range(repeats + 1):
-        functional.reset_net(node)
+        reset_net(node)
         xr = x.detach().requires_grad_(True)
         torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -290,7 +338,7 @@ def time_node(node: Any, x: Any, g: Any, repeats: int) -> tuple[float, float]:
         if i > 0:
             times.append((time.perf_counter() - t0) * 1e3)
         del xr
-    functional.reset_net(node)
+    reset_net(node)
     return statistics.median(times), (torch.cuda.max_memory_allocated() - base) / 2**20
 
 
@@ -321,6 +369,38 @@ def bench(args: argparse.Namespace, results: dict[str, Any]) -> None:
                 rows.append({"neuron": label, "torch_ms": t_th, "cupy_ms": t_cu, "ratio": t_th / t_cu,
                              "torch_peak_mib": m_th, "cupy_peak_mib": m_cu})
                 print(f"{label:<22}{t_th:>10.1f}{t_cu:>10.2f}{t_th / t_cu:>12.2f}{m_th:>11.0f}{m_cu:>10.0f}")
+            except Exception as exc:
+                rows.append({"neuron": label, "error": f"{type(exc).__name__}: {exc}"})
+                print(f"{label:<22}  ERROR {type(exc).__name__}: {exc}")
+            finally:
+                torch.cuda.empty_cache()
+
+
+def bench_spikingjelly(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Forward+backward times of SpikingJelly's own fast nodes (0.0.0.0.14: CuPy; 2.x: neuron.backend=triton)
+    beside this project's CuPy kernels, for the neurons SpikingJelly has (sigmoid surrogate)."""
+    import torch
+
+    dev = torch.device("cuda")
+    gen = torch.Generator(device=dev).manual_seed(args.seed)
+    shape = (args.bench_T, args.bench_N, args.bench_F)
+    x = torch.randn(shape, device=dev, generator=gen) + 0.25
+    g = torch.randn(shape, device=dev, generator=gen)
+    rows = results.setdefault("bench_spikingjelly", [])
+    args = argparse.Namespace(**{**vars(args), "F": args.bench_F})
+    print(f"\n== SpikingJelly {SJ_VERSION}'s own nodes: forward+backward ms, input {list(shape)}, sigmoid ==")
+    print(f"{'neuron':<22}{'sj ms':>10}{'cupy ms':>10}{'sj/cupy':>10}")
+    for neuron in NEURONS.where(sj_node=True):
+        for sj_backend in sj_rows(neuron, "sigmoid"):
+            label = f"{neuron} (sj {sj_backend})"
+            try:
+                ref = spikingjelly_node(neuron, "sigmoid", args, "cupy") if sj_backend == "cupy" else triton_node(
+                    neuron, "sigmoid", args)
+                t_sj, _ = time_node(ref, x, g, args.repeats)
+                torch.cuda.empty_cache()
+                t_cu, _ = time_node(make_node(neuron, "sigmoid", "cupy", args), x, g, args.repeats)
+                rows.append({"neuron": label, "sj_ms": t_sj, "cupy_ms": t_cu, "ratio": t_sj / t_cu})
+                print(f"{label:<22}{t_sj:>10.2f}{t_cu:>10.2f}{t_sj / t_cu:>10.2f}")
             except Exception as exc:
                 rows.append({"neuron": label, "error": f"{type(exc).__name__}: {exc}"})
                 print(f"{label:<22}  ERROR {type(exc).__name__}: {exc}")
@@ -396,12 +476,14 @@ def main(argv: list[str] | None = None) -> int:
     check_environment()
     import torch
 
-    results: dict[str, Any] = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
+    results: dict[str, Any] = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+                               "spikingjelly": SJ_VERSION}
     print(f"device: {results['device']}, torch {torch.__version__}")
     ok = parity(args, results)
     results["parity_ok"] = ok
     if not args.skip_bench:
         bench(args, results)
+        bench_spikingjelly(args, results)
     if not args.skip_epoch:
         epochs(args, results)
     print(f"\nparity: {'all passed' if ok else 'FAILED'}")

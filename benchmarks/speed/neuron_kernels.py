@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line flags."""
@@ -45,8 +47,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-NEURON_CFG = dict(tau=1.0, v_threshold=1.0, v_reset=0.0, thresh_decay=0.7, gamma=0.2, detach_reset=False,
-                  tau_raw=1.0, d_raw=1.0)
+def neuron_cfg(neurons: Any, name: str) -> Any:
+    """Neuron ``name``'s default config: ``neurons.neuron_config`` (conf/neuron/<name>.yaml, or a plugin's
+    registered config); a ``--src`` tree without it reads this checkout's conf/neuron/<name>.yaml."""
+    from omegaconf import OmegaConf
+
+    if hasattr(neurons, "neuron_config"):
+        return neurons.neuron_config(name)
+    return OmegaConf.load(ROOT / "conf" / "neuron" / f"{name}.yaml")
+
+
+def _reset_net() -> Any:
+    try:
+        from spikenet.neurons.sj_compat import reset_net
+    except ImportError:  # a --src tree from before sj_compat held it (SpikingJelly 0.0.0.0.14 only)
+        from spikingjelly.activation_based.functional import reset_net
+    return reset_net
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -62,12 +78,11 @@ def _median_ms(fn, repeats: int) -> float:
 def bench_neuron(neurons: Any, name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Timings of one neuron (``neurons``: the imported ``spikenet.neurons`` package)."""
     import torch
-    from omegaconf import OmegaConf
-    from spikingjelly.activation_based import functional
 
     from spikenet.models.dropout import FastDropout
 
-    cfg = OmegaConf.create({**NEURON_CFG, "name": name, "tau": 2.0 if name in ("lif", "plif") else 1.0})
+    reset_net = _reset_net()
+    cfg = neuron_cfg(neurons, name)
     sg = neurons.build_surrogate(args.surrogate, 1.0)
     takes_width = "channels" in inspect.signature(neurons.build_neuron).parameters
     node = neurons.build_neuron(cfg, sg, "torch", args.channels) if takes_width else neurons.build_neuron(
@@ -79,19 +94,19 @@ def bench_neuron(neurons: Any, name: str, args: argparse.Namespace) -> dict[str,
     row: dict[str, Any] = {"neuron": name}
 
     def forward() -> None:
-        functional.reset_net(node)
+        reset_net(node)
         with torch.no_grad():
             node(x)
 
     def forward_backward() -> None:
-        functional.reset_net(node)
+        reset_net(node)
         xr = x.detach().requires_grad_(True)
         out = node(xr)
         row["path"] = type(out.grad_fn).__name__
         out.backward(g)
 
     def drop_forward_backward() -> None:
-        functional.reset_net(node)
+        reset_net(node)
         xr = x.detach().requires_grad_(True)
         node.fire_and_drop(xr, drop).backward(g)
 
@@ -99,7 +114,7 @@ def bench_neuron(neurons: Any, name: str, args: argparse.Namespace) -> dict[str,
     xp, gp = x[:, : 3 * n0], torch.randn(args.T, n0, args.channels, generator=gen)
 
     def pool_forward_backward() -> None:
-        functional.reset_net(node)
+        reset_net(node)
         xr = xp.detach().requires_grad_(True)
         pooled = node.fire_drop_pool(xr, drop, n0, 2, "mean")
         if pooled is None:
@@ -151,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if hasattr(neurons, "neuron_config"):  # this checkout: $SPIKENET_PLUGINS' neurons are timed too
+        from spikenet.registry import load_plugins
+
+        load_plugins()
     names = [n for n in args.neurons.split(",") if n] or list(neurons.NEURONS)
     print(f"spikenet from {Path(neurons.__file__).resolve().parents[1]}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, input [{args.T}, {args.rows}, {args.channels}] "

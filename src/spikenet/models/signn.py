@@ -30,7 +30,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from spikingjelly.activation_based import functional
 from torch import nn
 
 from spikenet.contracts import ENCODERS, Encoder, FusedFiring
@@ -39,6 +38,7 @@ from spikenet.gather import UniqueRows, rows_per_step, unique_keys
 from spikenet.models.aggregators import SAGEAggregator, check_layers, hop_inputs
 from spikenet.models.dropout import FastDropout
 from spikenet.models.op_counts import hop_multiplicities
+from spikenet.neurons.sj_compat import reset_net
 
 
 def channel_steps(num_steps: int, granularity: int) -> list[int]:
@@ -177,7 +177,7 @@ class SiGNN(Encoder):
             raise ValueError("SiGNN has no projected evaluation path (projection_pays is False)")
         if _steps_of(x_self) != self.num_steps:
             raise ValueError(f"SiGNN was built for {self.num_steps} steps but its inputs have {_steps_of(x_self)}")
-        functional.reset_net(self)
+        reset_net(self)
         self.spike_rates = []
         mult = hop_multiplicities(self.sizes, self.num_layers)
         rows = [rows_per_step(x_agg) // sum(mult) * m for m in mult]

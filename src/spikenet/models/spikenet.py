@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from spikingjelly.activation_based import functional
 from torch import nn
 
 from spikenet.contracts import ENCODERS, Encoder, FusedFiring
@@ -30,6 +29,7 @@ from spikenet.gather import rows_per_step
 from spikenet.models.aggregators import SAGEAggregator, check_layers, hop_inputs
 from spikenet.models.dropout import FastDropout
 from spikenet.models.op_counts import sage_layer_ops
+from spikenet.neurons.sj_compat import reset_net
 
 
 @ENCODERS.register("spikenet", tiny=("model.hids=[16,4]",))
@@ -135,7 +135,7 @@ class SpikeNet(Encoder):
 
     def forward(self, x_self: torch.Tensor, x_agg: torch.Tensor, projected: bool = False) -> torch.Tensor:
         """Layer-0 inputs [T, M, F] (or projected [T, M, H]) -> the targets' spike trains, flattened [B, T * H]."""
-        functional.reset_net(self)
+        reset_net(self)
         self.spike_rates = []
         agg0 = self.aggregators[0]
         if projected:

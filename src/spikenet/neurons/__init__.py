@@ -2,27 +2,51 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from spikenet.neurons.adaptive_lif import AdaptiveLIFNode
-from spikenet.neurons.definitions import DEFINITIONS
+from spikenet.neurons.definitions import NEURONS, NeuronDef, define
 from spikenet.neurons.nodes import BLIFNode, DefinedNode, IFNode, LIFNode, ParametricLIFNode, SpikingNode
-from spikenet.neurons.sj_compat import patch_spikingjelly_numpy
-from spikenet.neurons.surrogates import SURROGATES, SpikeSurrogate, build_surrogate
+from spikenet.neurons.sj_compat import SJ2, SJ_VERSION, patch_spikingjelly_numpy, sj_triton_node
+from spikenet.neurons.surrogates import SURROGATES, SpikeSurrogate, build_surrogate, register_surrogate
 
-NODES: dict[str, type[SpikingNode]] = {
-    "adaptive_lif": AdaptiveLIFNode, "lif": LIFNode, "if": IFNode, "plif": ParametricLIFNode, "blif": BLIFNode,
-}
-"""The neurons with a hand-written node (a reference step path written out, constructor checks); any other
-definition runs as a ``DefinedNode``."""
-NEURONS = tuple(DEFINITIONS)
-BACKENDS = ("auto", "torch", "cupy")
+BACKENDS = ("auto", "torch", "cupy", "triton")
+"""``neuron.backend``: auto (cupy on CUDA where CuPy works, else torch), torch (the generated torch path / CPU
+kernel), cupy (the generated CUDA kernels), triton (SpikingJelly 2.x's own fused node, for the neurons it has:
+lif, if, plif with surrogate=sigmoid; sj_compat.sj_triton_node)."""
 
-__all__ = ["NEURONS", "NODES", "SURROGATES", "AdaptiveLIFNode", "BLIFNode", "DefinedNode", "IFNode", "LIFNode",
+__all__ = ["NEURONS", "SURROGATES", "AdaptiveLIFNode", "BLIFNode", "DefinedNode", "IFNode", "LIFNode", "NeuronDef",
            "ParametricLIFNode", "SpikeSurrogate", "SpikingNode", "build_neuron", "build_surrogate",
-           "check_neuron_config", "patch_spikingjelly_numpy", "resolve_backend"]
+           "check_neuron_config", "define", "neuron_config", "node_class", "patch_spikingjelly_numpy",
+           "register_surrogate", "resolve_backend"]
+
+CONF_NEURON_DIR = Path(__file__).resolve().parents[3] / "conf" / "neuron"
+"""The ``neuron`` config group of this checkout (conf/neuron/<name>.yaml)."""
+
+
+def node_class(name: str) -> type[SpikingNode]:
+    """The node class that builds neuron ``name``: its hand-written class, else ``DefinedNode``."""
+    return NEURONS.entry(name).get("node") or DefinedNode
+
+
+def neuron_config(name: str, **overrides: Any) -> Any:
+    """Neuron ``name``'s default config (conf/neuron/<name>.yaml, or a plugin's ``config`` metadata), with
+    ``overrides`` applied: what tests and benchmarks build every registered neuron from."""
+    from omegaconf import OmegaConf
+
+    entry = NEURONS.entry(name)
+    path = CONF_NEURON_DIR / f"{name}.yaml"
+    if path.is_file():
+        cfg = OmegaConf.load(path)
+    elif entry.get("config") is not None:
+        cfg = OmegaConf.create({"name": name, **entry.get("config")})
+    else:
+        raise ValueError(f"neuron '{name}' has neither conf/neuron/{name}.yaml nor a config in its registration "
+                         f"(define(defn, config={{...}}))")
+    return OmegaConf.merge(cfg, OmegaConf.create(overrides))
 
 
 def cupy_available() -> bool:
@@ -43,6 +67,10 @@ def resolve_backend(backend: str, device: torch.device) -> str:
         return "cupy" if device.type == "cuda" and cupy_available() else "torch"
     if backend == "cupy" and device.type != "cuda":
         raise ValueError("neuron.backend=cupy needs device=cuda (CuPy kernels run on GPUs only)")
+    if backend == "triton" and not SJ2:
+        raise ValueError(f"neuron.backend=triton needs SpikingJelly 2.x (installed: {SJ_VERSION})")
+    if backend == "triton" and device.type != "cuda":
+        raise ValueError("neuron.backend=triton needs device=cuda (SpikingJelly's Triton kernels run on GPUs only)")
     return backend
 
 
@@ -74,9 +102,13 @@ def check_neuron_config(cfg: Any) -> None:
 
 
 def _build_node(cfg: Any, surrogate: SpikeSurrogate, backend: str, channels: int | None) -> torch.nn.Module:
-    name = cfg.name
-    if name not in DEFINITIONS:
-        raise ValueError(f"unknown neuron '{name}'; choose one of {tuple(DEFINITIONS)}")
+    entry = NEURONS.entry(cfg.name)  # an unknown name: one-line ValueError naming the choices
+    if backend == "triton":
+        if not entry.get("sj_node"):
+            raise ValueError(f"neuron.backend=triton runs SpikingJelly's own nodes: neuron={entry.name} has none "
+                             f"(it has {', '.join(NEURONS.where(sj_node=True))}); use neuron.backend=auto/torch/cupy")
+        return sj_triton_node(entry.name, surrogate, float(cfg.v_threshold), float(cfg.v_reset),
+                              float(cfg.get("tau", 2.0)), bool(cfg.get("detach_reset", False)))
     if backend == "cupy":
         patch_spikingjelly_numpy()  # for SpikingJelly's own CuPy nodes elsewhere in a model (np.int, numpy >= 1.24)
     # keys a neuron's config may leave out get the constructor's own default
@@ -89,18 +121,4 @@ def _build_node(cfg: Any, surrogate: SpikeSurrogate, backend: str, channels: int
         **({"detach_reset": bool(cfg.detach_reset)} if "detach_reset" in cfg else {}),
         **({"fused": bool(cfg.fused)} if "fused" in cfg else {}),
     )
-    if name == "adaptive_lif":
-        return AdaptiveLIFNode(tau=float(cfg.tau), thresh_decay=float(cfg.thresh_decay), gamma=float(cfg.gamma),
-                               **common)
-    if name == "lif":
-        return LIFNode(tau=float(cfg.tau), **common)
-    if name == "plif":
-        return ParametricLIFNode(init_tau=float(cfg.tau), **common)
-    if name == "blif":
-        if channels is None:
-            raise ValueError("neuron=blif has per-channel parameters: build_neuron needs channels (the layer width)")
-        return BLIFNode(channels=int(channels), tau_raw=float(cfg.tau_raw), d_raw=float(cfg.d_raw), **common)
-    if name == "if":
-        return IFNode(**common)
-    values = {k: v for k, v in cfg.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    return DefinedNode(DEFINITIONS[name], values, channels, **common)
+    return node_class(entry.name).from_config(entry.obj, cfg, channels, **common)

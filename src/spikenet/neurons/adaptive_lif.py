@@ -15,17 +15,22 @@ memory, so ``functional.reset_net`` resets it with V. The generated paths (compi
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from spikenet.neurons.definitions import ADAPTIVE_LIF
-from spikenet.neurons.nodes import SpikingNode
+from spikenet.neurons.definitions import ADAPTIVE_LIF, NeuronDef
+from spikenet.neurons.nodes import SpikingNode, node_for
 from spikenet.neurons.surrogates import SpikeSurrogate
 
 
+@node_for(ADAPTIVE_LIF)
 class AdaptiveLIFNode(SpikingNode):
     """Multi-step adaptive-threshold LIF; ``fused`` picks the generated one-Function paths on torch."""
 
-    definition = ADAPTIVE_LIF
+    @classmethod
+    def from_config(cls, definition: NeuronDef, cfg: Any, channels: int | None, **common: Any) -> AdaptiveLIFNode:
+        return cls(tau=float(cfg.tau), thresh_decay=float(cfg.thresh_decay), gamma=float(cfg.gamma), **common)
 
     def __init__(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spikenet.neurons.definitions import DEFINITIONS
+from spikenet.neurons.definitions import NEURONS
 from spikenet.neurons.expr import Expr, add, render, sym, symbols
 from spikenet.neurons.program import Body, Program, program
 from spikenet.neurons.surrogates import SURROGATES, cpp_name
@@ -142,7 +142,7 @@ def _variant_struct(prog: Program) -> str:
 
 def generated_part(name: str) -> str:
     """The neuron-specific C++ that replaces ``// @@GENERATED@@`` in the skeleton."""
-    defn = DEFINITIONS[name]
+    defn = NEURONS.get(name)
     consts = list(defn.constants)
     n_values = len(consts) + 2
     fields = ", ".join(consts + ["alpha", "reset_grad"])
@@ -171,7 +171,7 @@ def generated_part(name: str) -> str:
         "  return c;",
         "}",
         "",
-        *(cls.cpp_struct() for cls in SURROGATES.values()),
+        *(SURROGATES.get(n).cpp_struct() for n in SURROGATES),
         "template <class Fn>",
         "void with_surrogate(int64_t id, Fn&& fn) {",
         "  switch (id) {",
@@ -195,8 +195,7 @@ def generated_part(name: str) -> str:
 
 def cpu_source(name: str) -> str:
     """The complete C++ source of neuron ``name``'s CPU kernel."""
-    if name not in DEFINITIONS:
-        raise ValueError(f"unknown neuron '{name}'; choose one of {sorted(DEFINITIONS)}")
+    NEURONS.entry(name)  # an unknown name: one-line ValueError naming the choices
     skeleton = SKELETON.read_text()
     if "// @@GENERATED@@" not in skeleton or "@@OPS@@" not in skeleton:
         raise ValueError(f"{SKELETON}: the markers '// @@GENERATED@@' and '@@OPS@@' are missing")

@@ -29,12 +29,12 @@ from typing import Any
 
 import torch
 
-from spikenet.neurons.definitions import DEFINITIONS
+from spikenet.neurons.definitions import NEURONS
 from spikenet.neurons.expr import Expr, add, const, render, sym, symbols
 from spikenet.neurons.functions import Call, bind_surrogate
 from spikenet.neurons.grad_utils import reduce_to
 from spikenet.neurons.program import Body, Program, program
-from spikenet.neurons.surrogates import SURROGATES, SpikeSurrogate
+from spikenet.neurons.surrogates import SURROGATES, SpikeSurrogate, is_registered
 
 THREADS = 256
 """CUDA threads per block."""
@@ -62,8 +62,7 @@ class KernelSources:
 
 
 def _check(name: str, dtype: str, width: int) -> None:
-    if name not in DEFINITIONS:
-        raise ValueError(f"unknown neuron '{name}'; choose one of {sorted(DEFINITIONS)}")
+    NEURONS.entry(name)  # an unknown name: one-line ValueError naming the choices
     if dtype not in DTYPES:
         raise ValueError(f"neuron kernels support dtype {sorted(DTYPES)}, got {dtype!r}")
     if width not in WIDTHS:
@@ -472,7 +471,7 @@ def run_cupy(node: Any, x_seq: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Run ``node`` (a ``SpikingNode``) over x_seq [T, ...] with the CuPy kernels from its current states;
     returns ``(spikes, *final states)``."""
     surrogate = node.surrogate_function
-    if SURROGATES.get(getattr(surrogate, "name", "")) is not type(surrogate):
+    if not is_registered(surrogate):
         raise TypeError(f"surrogate {type(surrogate).__name__} has no generated CUDA code; use one of "
-                        f"{sorted(SURROGATES)}")
+                        f"{SURROGATES.names()}")
     return CuPyNeuron.apply(node.call(), x_seq, *node._states(), *node.kernel_params())

@@ -14,8 +14,9 @@ path as the reference the generated paths are tested against; a definition witho
 is compiled as its own specialised code and picked at run time when the node's constants match (the
 last, general, variant is implicit). Only exact identities are simplified, so results do not change.
 
-Adding a neuron: write its step function and a ``NeuronDef`` here and a ``conf/neuron/<name>.yaml`` naming
-its constants and its parameters' initial values (see docs/design.md, "Adding a neuron").
+Adding a neuron: write its step function and a ``NeuronDef`` here, register it with ``define``, and add a
+``conf/neuron/<name>.yaml`` naming its constants and its parameters' initial values (see docs/design.md,
+"Adding a neuron"; a plugin module outside this repository calls ``define(defn, config={...})`` instead).
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from spikenet.neurons.expr import Expr, fire, reset_spike, sym
+from spikenet.registry import Registry
+
+NEURONS: Registry[NeuronDef] = Registry("neuron", "neuron.name")
+"""Config name -> ``NeuronDef``, each registered beside its definition (``define``). Metadata: ``node``, the
+hand-written node class (``nodes.py``; none: the definition runs as a ``DefinedNode``), set where that class
+is defined (``nodes.node_for``); ``config``, a plugin neuron's default config when there is no
+``conf/neuron/<name>.yaml`` (``spikenet.neurons.neuron_config``); ``sj_node``: True where SpikingJelly's own node
+computes the same step (lif, if, plif), which ``neuron.backend=triton`` then runs on SpikingJelly 2.x."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,12 @@ class NeuronDef:
         raise AssertionError("unreachable: the general variant always matches")
 
 
+def define(defn: NeuronDef, **meta) -> NeuronDef:
+    """Register ``defn`` in ``NEURONS`` under its name (``meta``: the entry's metadata); returns it."""
+    NEURONS.add(defn.name, defn, **meta)
+    return defn
+
+
 # ----------------------------------------------------------------------------------------------- neurons
 def _adaptive_lif(n: StepBuilder) -> Step:
     # docs/design.md "Adaptive LIF"; the charge V + (X - (V - v_reset)) / tau is written as
@@ -125,7 +140,7 @@ def _adaptive_lif(n: StepBuilder) -> Step:
     return n.step(s, v=(h - h * r) + n.v_reset * r, theta=n.theta * n.thresh_decay + n.gamma * s)
 
 
-ADAPTIVE_LIF = NeuronDef(
+ADAPTIVE_LIF = define(NeuronDef(
     name="adaptive_lif",
     states=("v", "theta"),
     constants=("inv_tau", "keep", "v_reset", "thresh_decay", "gamma"),
@@ -134,7 +149,7 @@ ADAPTIVE_LIF = NeuronDef(
     initial=(("v", "v_reset"), ("theta", "v_threshold")),
     # tau = 1 and v_reset = 0 (the paper's): H = X; tau = 1: H = X + v_reset; V is then only needed at the end
     variants=({"keep": 0.0, "v_reset": 0.0, "inv_tau": 1.0}, {"keep": 0.0}),
-)
+))
 
 
 def _lif(n: StepBuilder) -> Step:
@@ -145,8 +160,8 @@ def _lif(n: StepBuilder) -> Step:
     return n.step(s, v=(1.0 - r) * h + r * n.v_reset)
 
 
-LIF = NeuronDef("lif", states=("v",), constants=("tau", "v_reset", "v_threshold"), params=(), step_fn=_lif,
-                initial=(("v", "v_reset"),))
+LIF = define(NeuronDef("lif", states=("v",), constants=("tau", "v_reset", "v_threshold"), params=(), step_fn=_lif,
+                       initial=(("v", "v_reset"),)), sj_node=True)
 
 
 def _if(n: StepBuilder) -> Step:
@@ -157,8 +172,8 @@ def _if(n: StepBuilder) -> Step:
     return n.step(s, v=(1.0 - r) * h + r * n.v_reset)
 
 
-IF = NeuronDef("if", states=("v",), constants=("v_reset", "v_threshold"), params=(), step_fn=_if,
-               initial=(("v", "v_reset"),))
+IF = define(NeuronDef("if", states=("v",), constants=("v_reset", "v_threshold"), params=(), step_fn=_if,
+                      initial=(("v", "v_reset"),)), sj_node=True)
 
 
 def _plif(n: StepBuilder) -> Step:
@@ -169,8 +184,9 @@ def _plif(n: StepBuilder) -> Step:
     return n.step(s, v=(1.0 - r) * h + r * n.v_reset)
 
 
-PLIF = NeuronDef("plif", states=("v",), constants=("v_reset", "v_threshold"),
-                 params=(Param("k", raw="w", per_channel=False),), step_fn=_plif, initial=(("v", "v_reset"),))
+PLIF = define(NeuronDef("plif", states=("v",), constants=("v_reset", "v_threshold"),
+                        params=(Param("k", raw="w", per_channel=False),), step_fn=_plif, initial=(("v", "v_reset"),)),
+                sj_node=True)
 
 
 def _blif(n: StepBuilder) -> Step:
@@ -181,8 +197,6 @@ def _blif(n: StepBuilder) -> Step:
     return n.step(s, v=(1.0 - r) * h + r * n.v_reset, theta=n.theta * n.c + (1.0 - n.c) * s)
 
 
-BLIF = NeuronDef("blif", states=("v", "theta"), constants=("v_reset",),
-                 params=(Param("k", raw="tau_raw"), Param("c", raw="d_raw")), step_fn=_blif,
-                 initial=(("v", 0.0), ("theta", "v_threshold")))  # V from 0 whatever v_reset, as the official code
-
-DEFINITIONS: dict[str, NeuronDef] = {d.name: d for d in (ADAPTIVE_LIF, LIF, IF, PLIF, BLIF)}
+BLIF = define(NeuronDef("blif", states=("v", "theta"), constants=("v_reset",),
+                        params=(Param("k", raw="tau_raw"), Param("c", raw="d_raw")), step_fn=_blif,
+                        initial=(("v", 0.0), ("theta", "v_threshold"))))  # V from 0 whatever v_reset (official code)

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from spikenet.neurons.definitions import DEFINITIONS, NeuronDef
+from spikenet.neurons.definitions import NEURONS, NeuronDef
 from spikenet.neurons.expr import Expr, depends, evaluate, substitute, sym, topo_order
 from spikenet.neurons.grad_utils import reduce_to
 from spikenet.neurons.program import ADJ_OUT, Body, X, adj_sym, param_sym, program, state_sym, tape_syms
@@ -45,7 +45,7 @@ class Call:
 
     @property
     def defn(self) -> NeuronDef:
-        return DEFINITIONS[self.name]
+        return NEURONS.get(self.name)
 
     def kernel_constants(self) -> list[float]:
         """The compiled kernels' constants: the neuron's, then alpha and the reset's gradient factor."""
@@ -57,7 +57,7 @@ class Call:
 
 def make_call(name: str, constants: dict[str, float], surrogate: SpikeSurrogate, detach: bool) -> Call:
     """The ``Call`` of neuron ``name`` with these constants (its variant picked from their values)."""
-    defn = DEFINITIONS[name]
+    defn = NEURONS.get(name)
     values = tuple(float(constants[c]) for c in defn.constants)
     return Call(name, defn.pick_variant(constants), values, type(surrogate), float(surrogate.alpha), bool(detach))
 

@@ -1,8 +1,9 @@
 """SpikingJelly nodes for every neuron of ``definitions.py``: one base class runs the generated paths.
 
-``SpikingNode`` subclasses SpikingJelly's ``BaseNode`` (not ``LIFNode``, whose eval mode bypasses
-overridden methods). Each neuron class keeps SpikingJelly's step-by-step ``neuronal_charge /
-neuronal_fire / neuronal_reset`` path, written out by hand as the reference, and names its definition;
+``SpikingNode`` subclasses SpikingJelly's step-by-step base node (``sj_compat.StepNode``: 0.0.0.0.14's
+``BaseNode``, 2.x's ``SimpleBaseNode``; not ``LIFNode``, whose eval mode bypasses overridden methods).
+Each neuron class keeps SpikingJelly's step-by-step ``neuronal_charge / neuronal_fire / neuronal_reset``
+path, written out by hand as the reference, and names its definition;
 its multi-step forward then takes, in this order:
 
 * ``backend='cupy'``: the generated CUDA kernels (``cupy_kernels``);
@@ -22,24 +23,43 @@ for ``v_reset``).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
-from spikingjelly.activation_based import neuron
 from torch import nn
 
 from spikenet.contracts import FusedFiring, WordMaskDropout
 from spikenet.neurons import cpu_kernel
-from spikenet.neurons.definitions import BLIF, IF, LIF, PLIF, NeuronDef
+from spikenet.neurons.definitions import BLIF, IF, LIF, NEURONS, PLIF, NeuronDef
 from spikenet.neurons.expr import evaluate, sym
 from spikenet.neurons.functions import Call, FusedNeuron, KernelFirePool, KernelNeuron, make_call
 from spikenet.neurons.program import X, param_sym, state_sym
-from spikenet.neurons.surrogates import SURROGATES, Sigmoid, SpikeSurrogate
+from spikenet.neurons.sj_compat import StepNode, node_kwargs
+from spikenet.neurons.surrogates import Sigmoid, SpikeSurrogate, is_registered
 
 TRANSFORMS = {"sigmoid": torch.sigmoid, "identity": lambda t: t}
 """A parameter's transform (``definitions.Param.transform``): raw value -> the value the step reads."""
 
 
-class SpikingNode(neuron.BaseNode, FusedFiring):
+def node_for(definition: NeuronDef):
+    """Class decorator: ``cls`` is the hand-written node of ``definition`` (its ``NEURONS`` entry's ``node``
+    metadata, which ``build_neuron`` constructs through ``cls.from_config``)."""
+
+    def wrap(cls: type[SpikingNode]) -> type[SpikingNode]:
+        cls.definition = definition
+        entry = NEURONS.entry(definition.name)
+        NEURONS.add(definition.name, entry.obj, **{**entry.meta, "node": cls})
+        return cls
+
+    return wrap
+
+
+def config_values(cfg: Any) -> dict[str, float]:
+    """A neuron config's numbers (booleans excluded), by key."""
+    return {k: v for k, v in cfg.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+class SpikingNode(StepNode, FusedFiring):
     """Base of the generated neurons (see the module docstring); subclasses set ``definition``, implement
     ``constants`` and the reference step, and return their parameters' kernel values from ``kernel_params``."""
 
@@ -58,14 +78,9 @@ class SpikingNode(neuron.BaseNode, FusedFiring):
     ) -> None:
         if v_reset is None:
             raise ValueError(f"{type(self).__name__} uses a hard reset: v_reset must be a number")
-        super().__init__(
-            v_threshold=float(v_threshold),
-            v_reset=float(v_reset),
-            surrogate_function=surrogate_function or Sigmoid(1.0),
-            detach_reset=detach_reset,
-            step_mode=step_mode,
-            backend=backend,
-        )
+        super().__init__(**node_kwargs(float(v_threshold), float(v_reset), surrogate_function or Sigmoid(1.0),
+                                       detach_reset, step_mode, backend))
+        self.backend = backend  # this project's backend (SpikingJelly 2.x's base node has none)
         self.fused = fused
         self.cpu_kernel: bool | None = None
         for name, init in self.definition.initial:  # where each state starts after a reset
@@ -83,8 +98,15 @@ class SpikingNode(neuron.BaseNode, FusedFiring):
     def supported_backends(self) -> tuple[str, ...]:
         return ("torch",) if self.step_mode == "s" else ("torch", "cupy")
 
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, fused={self.fused}"
+    def extra_repr(self) -> str:  # SpikingJelly 0.0.0.0.14's BaseNode wording, on both versions
+        return (f"v_threshold={self.v_threshold}, v_reset={self.v_reset}, detach_reset={self.detach_reset}, "
+                f"step_mode={self.step_mode}, backend={self.backend}, fused={self.fused}")
+
+    @classmethod
+    def from_config(cls, definition: NeuronDef, cfg: Any, channels: int | None, **common: Any) -> SpikingNode:
+        """The node for a ``neuron`` config node (``build_neuron``); ``common``: threshold, reset, surrogate,
+        step mode, backend and the optional ``detach_reset`` / ``fused``. Subclasses read their own keys."""
+        return cls(**common)
 
     # --- what the generated paths need ------------------------------------------------------
     def constants(self) -> dict[str, float]:  # pragma: no cover - abstract
@@ -117,6 +139,14 @@ class SpikingNode(neuron.BaseNode, FusedFiring):
             raise ValueError(f"{self.definition.name} neuron has {self.channels} channels but its input's last "
                              f"dimension is {x_seq.shape[-1]}")
 
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """SpikingJelly's step: states from floats to tensors, then charge -> fire -> reset."""
+        self._states_to_tensor(x)
+        self.neuronal_charge(x)
+        spike = self.neuronal_fire()
+        self.neuronal_reset(spike)
+        return spike
+
     # --- multi-step: CuPy kernels, compiled CPU kernel, generated torch path, or the step loop -------
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         self._check_input(x_seq)
@@ -148,7 +178,7 @@ class SpikingNode(neuron.BaseNode, FusedFiring):
             and self.backend == "torch"
             and x_seq.device.type == "cpu"
             and x_seq.dtype == torch.float32
-            and SURROGATES.get(getattr(sg, "name", "")) is type(sg)  # exact types: a subclass may differ
+            and is_registered(sg)  # exact types: a subclass may differ
             and cpu_kernel.available(self.definition.name)
         )
 
@@ -193,10 +223,13 @@ class SpikingNode(neuron.BaseNode, FusedFiring):
         return spike.detach() if self.detach_reset else spike
 
 
+@node_for(LIF)
 class LIFNode(SpikingNode):
     """SpikingJelly's ``LIFNode(decay_input=True)`` with a hard reset: H = V + (X - (V - v_reset)) / tau."""
 
-    definition = LIF
+    @classmethod
+    def from_config(cls, definition: NeuronDef, cfg: Any, channels: int | None, **common: Any) -> LIFNode:
+        return cls(tau=float(cfg.tau), **common)
 
     def __init__(self, tau: float = 2.0, **kw) -> None:
         if not tau > 1.0:  # as SpikingJelly's LIFNode, which asserts it without a message
@@ -214,10 +247,9 @@ class LIFNode(SpikingNode):
         self.v = self.v + (x - (self.v - self.v_reset)) / self.tau
 
 
+@node_for(IF)
 class IFNode(SpikingNode):
     """SpikingJelly's ``IFNode`` with a hard reset: H = V + X."""
-
-    definition = IF
 
     def constants(self) -> dict[str, float]:
         return {"v_reset": self.v_reset, "v_threshold": self.v_threshold}
@@ -226,10 +258,14 @@ class IFNode(SpikingNode):
         self.v = self.v + x
 
 
+@node_for(PLIF)
 class ParametricLIFNode(SpikingNode):
     """SpikingJelly's ``ParametricLIFNode(decay_input=True)`` with a hard reset: one learnable w, 1/tau = sigmoid(w)."""
 
-    definition = PLIF
+    @classmethod
+    def from_config(cls, definition: NeuronDef, cfg: Any, channels: int | None, **common: Any
+                    ) -> ParametricLIFNode:
+        return cls(init_tau=float(cfg.tau), **common)
 
     def __init__(self, init_tau: float = 2.0, **kw) -> None:
         if not init_tau > 1.0:
@@ -249,6 +285,7 @@ class ParametricLIFNode(SpikingNode):
         self.v = self.v + (x - (self.v - self.v_reset)) * self.w.sigmoid()
 
 
+@node_for(BLIF)
 class BLIFNode(SpikingNode):
     """SiGNN's bidirectional LIF (Pattern Recognition 2025), per channel (the input's last dimension):
 
@@ -262,7 +299,11 @@ class BLIFNode(SpikingNode):
     detached (``detach_reset`` is available), V starts at 0 and theta at v_threshold after a reset.
     """
 
-    definition = BLIF
+    @classmethod
+    def from_config(cls, definition: NeuronDef, cfg: Any, channels: int | None, **common: Any) -> BLIFNode:
+        if channels is None:
+            raise ValueError("neuron=blif has per-channel parameters: build_neuron needs channels (the layer width)")
+        return cls(channels=int(channels), tau_raw=float(cfg.tau_raw), d_raw=float(cfg.d_raw), **common)
 
     def __init__(self, channels: int, tau_raw: float = 1.0, d_raw: float = 1.0, **kw) -> None:
         if not (isinstance(channels, int) and channels > 0):
@@ -323,6 +364,10 @@ class DefinedNode(SpikingNode):
         for p in definition.params:
             shape = (channels,) if p.per_channel else ()
             self.register_parameter(p.raw, nn.Parameter(torch.full(shape, float(values[p.raw]))))
+
+    @classmethod
+    def from_config(cls, definition: NeuronDef, cfg: Any, channels: int | None, **common: Any) -> DefinedNode:
+        return cls(definition, config_values(cfg), channels, **common)
 
     def extra_repr(self) -> str:
         consts = ", ".join(f"{k}={v}" for k, v in self._constants.items())

@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from spikenet.neurons.definitions import DEFINITIONS, NeuronDef
+from spikenet.neurons.definitions import NEURONS, NeuronDef
 from spikenet.neurons.expr import Expr, const, depends, reverse, substitute, sym, symbols, topo_order
 
 X = sym("x", "x")
@@ -150,7 +150,7 @@ def _choose_tape(roots: list[Expr], saved: list[Expr]) -> list[Expr]:
 def program(name: str, variant: int = -1, detach: bool | None = None) -> Program:
     """The program of neuron ``name`` for its variant ``variant`` (-1: the general one); ``detach``:
     True/False fixes detach_reset, None leaves it to the run-time constant ``reset_grad``."""
-    defn = DEFINITIONS[name]
+    defn = NEURONS.get(name)
     variants = defn.all_variants()
     variant = variant % len(variants)
     facts = variants[variant]

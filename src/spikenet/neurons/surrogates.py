@@ -14,9 +14,14 @@ import functools
 import math
 
 import torch
-from spikingjelly.activation_based import surrogate as sj_surrogate
 
 from spikenet.neurons.expr import Expr, absolute, const, evaluate, exp, maximum, render, sym
+from spikenet.neurons.sj_compat import SurrogateBase, heaviside
+from spikenet.registry import Registry
+
+SURROGATES: Registry[type[SpikeSurrogate]] = Registry("surrogate", "surrogate.name")
+"""Config name -> surrogate class, each registered beside its definition (``register_surrogate``); the
+registration order is each surrogate's index in the compiled CPU kernel (built-in ones first, then plugins')."""
 
 _SQRT2 = math.sqrt(2.0)
 SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -33,7 +38,7 @@ class _HeavisideSurrogate(torch.autograd.Function):
             ctx.save_for_backward(x)
             ctx.alpha = alpha
             ctx.derivative = derivative
-        return (x > 0).to(x.dtype) if strict else sj_surrogate.heaviside(x)
+        return (x > 0).to(x.dtype) if strict else heaviside(x)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
@@ -41,15 +46,15 @@ class _HeavisideSurrogate(torch.autograd.Function):
         return grad_output * ctx.derivative(x, ctx.alpha), None, None, None
 
 
-class SpikeSurrogate(sj_surrogate.SurrogateFunctionBase):
+class SpikeSurrogate(SurrogateBase):
     """Common base: subclasses define ``formula`` (the derivative, as an expression) and ``primitive_function``."""
 
-    name: str = ""
+    name: str = ""  # set by register_surrogate
 
     def __init__(self, alpha: float = 1.0, spiking: bool = True) -> None:
         if alpha <= 0:
             raise ValueError(f"surrogate.alpha must be > 0, got {alpha}")
-        super().__init__(float(alpha), spiking)
+        super().__init__(float(alpha), spiking)  # sj_compat: one signature for SpikingJelly 0.0.0.0.14 and 2.x
 
     @staticmethod
     def formula(x: Expr, alpha: Expr) -> Expr:  # pragma: no cover - abstract
@@ -106,15 +111,32 @@ class SpikeSurrogate(sj_surrogate.SurrogateFunctionBase):
                 + "\n".join(body) + "\n    return r;\n  }\n};\n")
 
 
+def register_surrogate(name: str, **meta):
+    """Class decorator: register a ``SpikeSurrogate`` subclass in ``SURROGATES`` as ``name`` (its config name,
+    also set as the class's ``name``)."""
+
+    def wrap(cls: type[SpikeSurrogate]) -> type[SpikeSurrogate]:
+        cls.name = name
+        return SURROGATES.register(name, **meta)(cls)
+
+    return wrap
+
+
+def is_registered(surrogate: object) -> bool:
+    """True when ``surrogate``'s exact type is the registered class of its name (a subclass may differ)."""
+    name = getattr(surrogate, "name", "")
+    return name in SURROGATES and SURROGATES.get(name) is type(surrogate)
+
+
 def cpp_name(name: str) -> str:
     """The C++ type of a surrogate's slope in the CPU kernel."""
     return f"Slope_{name}"
 
 
+@register_surrogate("sigmoid")
 class Sigmoid(SpikeSurrogate):
     """alpha * sigma(alpha x) * (1 - sigma(alpha x))."""
 
-    name = "sigmoid"
 
     @staticmethod
     def formula(x: Expr, alpha: Expr) -> Expr:
@@ -126,10 +148,10 @@ class Sigmoid(SpikeSurrogate):
         return torch.sigmoid(alpha * x)
 
 
+@register_surrogate("triangle")
 class Triangle(SpikeSurrogate):
     """max(0, 1 - alpha |x|)."""
 
-    name = "triangle"
 
     @staticmethod
     def formula(x: Expr, alpha: Expr) -> Expr:
@@ -143,6 +165,7 @@ class Triangle(SpikeSurrogate):
         return torch.where(xc <= 0, left, right)
 
 
+@register_surrogate("arctan")
 class ArcTan(SpikeSurrogate):
     """1 / (1 + alpha x^2): the SpikeNet reference's ``arctan``, whose primitive is an arctangent.
 
@@ -151,7 +174,6 @@ class ArcTan(SpikeSurrogate):
     same curve. ``surrogate=arctan`` reproduces the reference.
     """
 
-    name = "arctan"
 
     @staticmethod
     def formula(x: Expr, alpha: Expr) -> Expr:
@@ -163,10 +185,10 @@ class ArcTan(SpikeSurrogate):
         return (torch.atan(r * x) + math.pi / 2) / r
 
 
+@register_surrogate("super_spike")
 class SuperSpike(SpikeSurrogate):
     """1 / (1 + alpha |x|)^2 (Zenke & Ganguli 2018)."""
 
-    name = "super_spike"
 
     @staticmethod
     def formula(x: Expr, alpha: Expr) -> Expr:
@@ -189,10 +211,10 @@ def _normal_cdf(x: torch.Tensor, mu: float, sigma: float) -> torch.Tensor:
     return 0.5 * (1.0 + torch.erf((x - mu) / (sigma * _SQRT2)))
 
 
+@register_surrogate("multi_gauss")
 class MultiGaussian(SpikeSurrogate):
     """1.15 N(x; 0, a) - 0.15 N(x; a, 6a) - 0.15 N(x; -a, 6a) (Yin et al. 2021)."""
 
-    name = "multi_gauss"
     h, s = 0.15, 6.0
 
     @staticmethod
@@ -210,14 +232,6 @@ class MultiGaussian(SpikeSurrogate):
         )
 
 
-SURROGATES: dict[str, type[SpikeSurrogate]] = {
-    cls.name: cls for cls in (Sigmoid, Triangle, ArcTan, SuperSpike, MultiGaussian)
-}
-"""Config name -> class; the order is each surrogate's index in the compiled CPU kernel."""
-
-
 def build_surrogate(name: str, alpha: float) -> SpikeSurrogate:
     """Instantiate a surrogate by its config name (``surrogate.name``)."""
-    if name not in SURROGATES:
-        raise ValueError(f"unknown surrogate '{name}'; choose one of {sorted(SURROGATES)}")
-    return SURROGATES[name](alpha=alpha)
+    return SURROGATES.get(name)(alpha=alpha)  # an unknown name: one-line ValueError naming the choices

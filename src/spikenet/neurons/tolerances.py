@@ -1,18 +1,20 @@
-"""Numeric bounds two correct implementations of a neuron stay within, float32 and narrower storage: what
-``benchmarks/gpu/gpu_check.py`` holds the CuPy kernels to on a GPU and the tests hold the kernels and the torch
-path to on the CPU (``tests/test_cuda_kernels.py``, ``tests/test_sj_numpy_fix.py``). ``spikenet.neurons.parity``
-runs the comparisons with them.
+"""What ``benchmarks/gpu_check.py`` and the tests share: the tolerance bounds two correct float32 (or
+float16 / bfloat16 storage) neuron implementations are held to, the comparison that applies them, and the
+harness that runs a node forward and backward for it.
+
+The GPU check (CuPy kernels against the torch path on a CUDA device) and the CPU tests (the same bounds on
+the torch path, the host-emulated CUDA kernels, and mutations that must fail them) import these from here,
+so the bound a test validates is the bound the GPU is held to. Each bound's docstring derives it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
 
-def _states(node: Any) -> tuple[str, ...]:
-    definition = getattr(node, "definition", None)
-    return definition.states if definition is not None else ("v",)
-
+from spikenet.neurons.functions import FusedNeuron
+from spikenet.neurons.sj_compat import reset_net
 
 FLOAT32_EPS = 2.0**-23
 """Spacing of float32 numbers at 1 (``torch.finfo(torch.float32).eps``)."""
@@ -68,8 +70,6 @@ def plif_weight_terms(x: Any, grad_x: Any, w: Any, v_threshold: float, v_reset: 
     dL/dw = sum_t dL/dH_t (X_t - V_{t-1} + v_reset) k (1 - k) = sum_t dL/dX_t (X_t - V_{t-1} + v_reset) (1 - k).
     V_{t-1} comes from a float64 forward pass; ``grad_x`` is a reference input gradient.
     """
-    import torch
-
     k = torch.sigmoid(w.detach().double())
     xd, g = x.double(), grad_x.double()
     v = torch.full_like(xd[0], 0.0)
@@ -86,20 +86,16 @@ def param_grad_terms(node: Any, x: Any, grads: dict[str, Any]) -> dict[str, Any]
     torch path with every kernel parameter expanded to the state's shape, chained through the node's
     transform (sigmoid) to the raw parameter. Their sum over elements is dL/dparameter; the sum of their
     absolute values sizes ``param_grad_bound``. Keys: ``grad_<raw parameter name>``."""
-    import torch
-    from spikingjelly.activation_based import functional
 
-    from spikenet.neurons.functions import FusedNeuron
-
-    names = _states(node)
+    names = node_states(node)
     shape = x.shape[1:]
     raw = list(node.named_parameters())
     kernel = node.kernel_params()
     full = [k.detach().double().expand(shape).clone().requires_grad_(True) for k in kernel]
-    functional.reset_net(node)
+    reset_net(node)
     node._states_to_tensor(x[0].double())  # the states a fresh forward starts from
     states = [getattr(node, s) for s in names]
-    functional.reset_net(node)
+    reset_net(node)
     outs = FusedNeuron.apply(node.call(), x.double(), *states, *full)
     per_element = torch.autograd.grad(list(outs), full, [grads["spikes"].double(), *(grads[s].double() for s in names)])
     terms = {}
@@ -121,3 +117,84 @@ def param_grad_bound(ref_grad: float, terms_abs_sum: float, steps: int, tol: flo
     the same row, guards the shared BPTT.
     """
     return max(tol, steps * FLOAT32_EPS * terms_abs_sum / max(abs(ref_grad), 1.0))
+
+
+def compare(a: dict[str, Any], b: dict[str, Any], tol: float, param_terms: dict[str, Any] | None = None,
+            storage: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Spike mismatches and the largest differences of the shared entries (``b`` is the reference).
+
+    float32 rows: states and initial-state gradients <= ``tol``, grad_x <= ``grad_bound``, parameter
+    gradients (relative to max(|ref|, 1)) <= ``param_grad_bound`` from ``param_terms`` (else ``tol``).
+    ``storage`` = (unit roundoff, subnormal error): a float16 / bfloat16 row, where the states and grad_x
+    are held elementwise to ``storage_bound`` (reported: the largest difference and the bound there).
+    """
+    steps = b["spikes"].shape[0]
+    row: dict[str, Any] = {"mismatch": int((a["spikes"] != b["spikes"]).float().sum().item())}
+    checks: list[bool] = [row["mismatch"] == 0]
+
+    def diff(key: str, fixed: float | None) -> tuple[float, float]:
+        d = (a[key].float() - b[key].float()).abs()
+        if storage is None:
+            bound = fixed if fixed is not None else tol
+            checks.append(float(d.max()) <= bound)
+            return float(d.max()), bound
+        bound_t = storage_bound(b[key].float(), storage[0], steps, storage[1])
+        excess = d - bound_t
+        k = int(excess.flatten().argmax())
+        checks.append(bool((excess <= 0).all()))
+        return float(d.flatten()[k]), float(bound_t.flatten()[k])
+
+    row["dV"] = diff("v", None)[0]
+    row["dtheta"] = diff("theta", None)[0] if "theta" in a and "theta" in b else None
+    row["dgrad_x"], row["bound_gx"] = diff("grad_x", grad_bound(b["grad_x"], steps, tol))
+    other, bounds = [], []
+    for k in sorted(a):
+        if not k.startswith("grad_") or k == "grad_x" or k not in b:
+            continue
+        ref = float(b[k].abs().max())
+        if param_terms is not None and k in param_terms:
+            d = float((a[k] - b[k]).abs().max()) / max(ref, 1.0)
+            bd = param_grad_bound(ref, float(param_terms[k].abs().sum()), steps, tol)
+        elif k.endswith("0"):  # an initial state's gradient: it accumulates over T like grad_x
+            d, bd = float((a[k] - b[k]).abs().max()), grad_bound(b[k], steps, tol)
+        else:
+            d, bd = float((a[k] - b[k]).abs().max()) / max(ref, 1.0), tol
+        other.append(d)
+        bounds.append(bd)
+        checks.append(d <= bd)
+    row["dgrad_other"] = max(other) if other else None
+    row["bound_other"] = max(bounds) if bounds else None
+    row["ok"] = all(checks)
+    row["fired"] = b["spikes"].float().mean().item()
+    return row
+
+def set_parameters(node: Any) -> None:
+    """Deterministic parameter values away from the (equal) initial ones, so per-channel gradients differ."""
+    with torch.no_grad():
+        for p in node.parameters():
+            p.copy_(torch.linspace(-0.8, 1.5, p.numel(), device=p.device).view(p.shape))
+
+def node_states(node: Any) -> tuple[str, ...]:
+    definition = getattr(node, "definition", None)
+    return definition.states if definition is not None else ("v",)
+
+
+def run_node(node: Any, x: Any, grads: dict[str, Any]) -> dict[str, Any]:
+    """Forward + backward of a fresh node; returns outputs (spikes, final states) and gradients (x, parameters)."""
+
+    reset_net(node)
+    for p in node.parameters():
+        p.grad = None
+    xr = x.detach().clone().requires_grad_(True)
+    spikes = node(xr)
+    out = {"spikes": spikes.detach()}
+    loss = (spikes * grads["spikes"]).sum()
+    for s in node_states(node):
+        out[s] = getattr(node, s).detach().clone()
+        loss = loss + (getattr(node, s) * grads[s]).sum()
+    loss.backward()
+    out["grad_x"] = xr.grad
+    for pname, p in node.named_parameters():
+        out[f"grad_{pname}"] = p.grad.detach().clone()
+    reset_net(node)
+    return out
