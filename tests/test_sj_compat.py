@@ -129,7 +129,7 @@ if sj.SJ2:  # defined on 2.x only (CI=true fails skips); 0.0.0.0.14 refuses back
             build_neuron(neuron_config("lif"), build_surrogate("arctan", 1.0), "triton")
 
 
-# ------------------------------------------------ benchmarks/gpu_check.py: imports and CPU parts on both versions
+# ------------------------------------------------ benchmarks/gpu/gpu_check.py: imports and CPU parts on both versions
 def test_gpu_check_imports_and_its_cpu_parts_run():
     """gpu_check checks every registered neuron from its conf/neuron/<name>.yaml (the tau flags applied) and,
     for lif / if / plif, SpikingJelly's own fast node of the installed version (0.0.0.0.14: CuPy; 2.x: triton
@@ -140,7 +140,7 @@ def test_gpu_check_imports_and_its_cpu_parts_run():
 
     from spikenet.neurons import NEURONS
 
-    gc = load_benchmark("gpu_check")
+    gc = load_benchmark("gpu/gpu_check")
     assert tuple(gc.NEURON_NAMES) == NEURONS.names()
     args = gc.parse_args([])
     assert args.neurons.split(",") == list(NEURONS.names())

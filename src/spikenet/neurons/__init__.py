@@ -108,7 +108,7 @@ def _build_node(cfg: Any, surrogate: SpikeSurrogate, backend: str, channels: int
             raise ValueError(f"neuron.backend=triton runs SpikingJelly's own nodes: neuron={entry.name} has none "
                              f"(it has {', '.join(NEURONS.where(sj_node=True))}); use neuron.backend=auto/torch/cupy")
         return sj_triton_node(entry.name, surrogate, float(cfg.v_threshold), float(cfg.v_reset),
-                              float(cfg.get("tau", 2.0)), bool(cfg.get("detach_reset", False)))
+                              float(cfg.tau), bool(cfg.detach_reset))
     if backend == "cupy":
         patch_spikingjelly_numpy()  # for SpikingJelly's own CuPy nodes elsewhere in a model (np.int, numpy >= 1.24)
     # keys a neuron's config may leave out get the constructor's own default

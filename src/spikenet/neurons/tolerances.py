@@ -1,4 +1,4 @@
-"""What ``benchmarks/gpu_check.py`` and the tests share: the tolerance bounds two correct float32 (or
+"""What ``benchmarks/gpu/gpu_check.py`` and the tests share: the tolerance bounds two correct float32 (or
 float16 / bfloat16 storage) neuron implementations are held to, the comparison that applies them, and the
 harness that runs a node forward and backward for it.
 
