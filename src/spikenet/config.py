@@ -66,7 +66,7 @@ def validate(cfg: Any) -> Checked:
         if spiking:
             backend = resolve_backend(str(cfg.neuron.backend), device)
             surrogate = build_surrogate(str(cfg.surrogate.name), float(cfg.surrogate.alpha))
-            check_neuron_config(cfg.neuron)
+            check_neuron_config(cfg.neuron, backend)
         check_task_config(cfg.task)
         check_trainer_config(cfg.trainer)
         precision = Precision(str(cfg.trainer.precision), device)

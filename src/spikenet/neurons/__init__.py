@@ -96,17 +96,27 @@ def build_neuron(cfg: Any, surrogate: SpikeSurrogate, backend: str, channels: in
     return node
 
 
-def check_neuron_config(cfg: Any) -> None:
-    """The ``neuron`` config's range checks, before any data is read (``config.validate``)."""
-    _build_node(cfg, build_surrogate("sigmoid", 1.0), "torch", 1)
+def check_neuron_config(cfg: Any, backend: str) -> None:
+    """The ``neuron`` config's range checks, made by its node class without building a node (``config.validate``,
+    before any data is read); the constructor makes the same checks when the model builds its neurons."""
+    entry = NEURONS.entry(str(cfg.name))  # an unknown name: one-line ValueError naming the choices
+    if backend == "triton":
+        check_triton(entry)
+        return
+    node_class(entry.name).check_config(entry.obj, cfg)
+
+
+def check_triton(entry: Any) -> None:
+    """``neuron.backend=triton`` runs SpikingJelly's own nodes: only for the neurons it has."""
+    if not entry.get("sj_node"):
+        raise ValueError(f"neuron.backend=triton runs SpikingJelly's own nodes: neuron={entry.name} has none "
+                         f"(it has {', '.join(NEURONS.where(sj_node=True))}); use neuron.backend=auto/torch/cupy")
 
 
 def _build_node(cfg: Any, surrogate: SpikeSurrogate, backend: str, channels: int | None) -> torch.nn.Module:
     entry = NEURONS.entry(cfg.name)  # an unknown name: one-line ValueError naming the choices
     if backend == "triton":
-        if not entry.get("sj_node"):
-            raise ValueError(f"neuron.backend=triton runs SpikingJelly's own nodes: neuron={entry.name} has none "
-                             f"(it has {', '.join(NEURONS.where(sj_node=True))}); use neuron.backend=auto/torch/cupy")
+        check_triton(entry)
         return sj_triton_node(entry.name, surrogate, float(cfg.v_threshold), float(cfg.v_reset),
                               float(cfg.tau), bool(cfg.detach_reset))
     if backend == "cupy":

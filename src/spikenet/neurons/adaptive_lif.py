@@ -24,6 +24,16 @@ from spikenet.neurons.nodes import SpikingNode, node_for
 from spikenet.neurons.surrogates import SpikeSurrogate
 
 
+def check_adaptive(tau: float, thresh_decay: float, gamma: float) -> None:
+    """``neuron.tau`` >= 1 (1 is the paper's), ``neuron.thresh_decay`` in [0, 1], ``neuron.gamma`` >= 0."""
+    if tau < 1.0:
+        raise ValueError(f"neuron.tau must be >= 1.0, got {tau}")
+    if not 0.0 <= thresh_decay <= 1.0:
+        raise ValueError(f"neuron.thresh_decay must be in [0, 1], got {thresh_decay}")
+    if gamma < 0.0:
+        raise ValueError(f"neuron.gamma must be >= 0, got {gamma}")
+
+
 @node_for(ADAPTIVE_LIF)
 class AdaptiveLIFNode(SpikingNode):
     """Multi-step adaptive-threshold LIF; ``fused`` picks the generated one-Function paths on torch."""
@@ -31,6 +41,11 @@ class AdaptiveLIFNode(SpikingNode):
     @classmethod
     def from_config(cls, definition: NeuronDef, cfg: Any, channels: int | None, **common: Any) -> AdaptiveLIFNode:
         return cls(tau=float(cfg.tau), thresh_decay=float(cfg.thresh_decay), gamma=float(cfg.gamma), **common)
+
+    @classmethod
+    def check_config(cls, definition: NeuronDef, cfg: Any) -> None:
+        super().check_config(definition, cfg)
+        check_adaptive(float(cfg.tau), float(cfg.thresh_decay), float(cfg.gamma))
 
     def __init__(
         self,
@@ -45,12 +60,7 @@ class AdaptiveLIFNode(SpikingNode):
         backend: str = "torch",
         fused: bool = True,
     ) -> None:
-        if tau < 1.0:
-            raise ValueError(f"neuron.tau must be >= 1.0, got {tau}")
-        if not 0.0 <= thresh_decay <= 1.0:
-            raise ValueError(f"neuron.thresh_decay must be in [0, 1], got {thresh_decay}")
-        if gamma < 0.0:
-            raise ValueError(f"neuron.gamma must be >= 0, got {gamma}")
+        check_adaptive(tau, thresh_decay, gamma)
         super().__init__(v_threshold=v_threshold, v_reset=v_reset, surrogate_function=surrogate_function,
                          detach_reset=detach_reset, step_mode=step_mode, backend=backend, fused=fused)
         self.tau = float(tau)

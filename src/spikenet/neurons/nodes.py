@@ -59,6 +59,26 @@ def config_values(cfg: Any) -> dict[str, float]:
     return {k: v for k, v in cfg.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
+def check_hard_reset(node: str, v_reset: Any) -> None:
+    """``neuron.v_reset``: a number (the nodes here reset hard)."""
+    if v_reset is None:
+        raise ValueError(f"{node} uses a hard reset: v_reset must be a number")
+
+
+def check_tau_above_one(name: str, sj_name: str, tau: float) -> None:
+    """``neuron.tau`` > 1, as SpikingJelly's LIF and PLIF nodes require."""
+    if not tau > 1.0:
+        raise ValueError(f"neuron.tau must be > 1.0 for the {name} neuron (SpikingJelly's {sj_name}), got {tau}")
+
+
+def check_defined_keys(definition: NeuronDef, values: dict[str, float]) -> None:
+    """A definition's constants and its parameters' initial values are all in the config."""
+    missing = [k for k in (*definition.constants, *(p.raw for p in definition.params)) if k not in values]
+    if missing:
+        raise ValueError(f"neuron '{definition.name}' needs the keys {missing} (its constants and its "
+                         f"parameters' initial values) in its config")
+
+
 class SpikingNode(StepNode, FusedFiring):
     """Base of the generated neurons (see the module docstring); subclasses set ``definition``, implement
     ``constants`` and the reference step, and return their parameters' kernel values from ``kernel_params``."""
@@ -76,8 +96,7 @@ class SpikingNode(StepNode, FusedFiring):
         backend: str = "torch",
         fused: bool = True,
     ) -> None:
-        if v_reset is None:
-            raise ValueError(f"{type(self).__name__} uses a hard reset: v_reset must be a number")
+        check_hard_reset(type(self).__name__, v_reset)
         super().__init__(**node_kwargs(float(v_threshold), float(v_reset), surrogate_function or Sigmoid(1.0),
                                        detach_reset, step_mode, backend))
         self.backend = backend  # this project's backend (SpikingJelly 2.x's base node has none)
@@ -107,6 +126,12 @@ class SpikingNode(StepNode, FusedFiring):
         """The node for a ``neuron`` config node (``build_neuron``); ``common``: threshold, reset, surrogate,
         step mode, backend and the optional ``detach_reset`` / ``fused``. Subclasses read their own keys."""
         return cls(**common)
+
+    @classmethod
+    def check_config(cls, definition: NeuronDef, cfg: Any) -> None:
+        """The range checks the constructor makes of a ``neuron`` config, without building a node (no data needed:
+        ``config.validate`` runs them before any data is read). Subclasses add their own keys' checks."""
+        check_hard_reset(cls.__name__, cfg.v_reset)
 
     # --- what the generated paths need ------------------------------------------------------
     def constants(self) -> dict[str, float]:  # pragma: no cover - abstract
@@ -231,9 +256,13 @@ class LIFNode(SpikingNode):
     def from_config(cls, definition: NeuronDef, cfg: Any, channels: int | None, **common: Any) -> LIFNode:
         return cls(tau=float(cfg.tau), **common)
 
+    @classmethod
+    def check_config(cls, definition: NeuronDef, cfg: Any) -> None:
+        super().check_config(definition, cfg)
+        check_tau_above_one("lif", "LIFNode", float(cfg.tau))
+
     def __init__(self, tau: float = 2.0, **kw) -> None:
-        if not tau > 1.0:  # as SpikingJelly's LIFNode, which asserts it without a message
-            raise ValueError(f"neuron.tau must be > 1.0 for the lif neuron (SpikingJelly's LIFNode), got {tau}")
+        check_tau_above_one("lif", "LIFNode", tau)  # as SpikingJelly's LIFNode, which asserts it without a message
         super().__init__(**kw)
         self.tau = float(tau)
 
@@ -267,9 +296,13 @@ class ParametricLIFNode(SpikingNode):
                     ) -> ParametricLIFNode:
         return cls(init_tau=float(cfg.tau), **common)
 
+    @classmethod
+    def check_config(cls, definition: NeuronDef, cfg: Any) -> None:
+        super().check_config(definition, cfg)
+        check_tau_above_one("plif", "PLIF", float(cfg.tau))
+
     def __init__(self, init_tau: float = 2.0, **kw) -> None:
-        if not init_tau > 1.0:
-            raise ValueError(f"neuron.tau must be > 1.0 for the plif neuron (SpikingJelly's PLIF), got {init_tau}")
+        check_tau_above_one("plif", "PLIF", init_tau)
         super().__init__(**kw)
         self.w = nn.Parameter(torch.as_tensor(-math.log(init_tau - 1.0)))
 
@@ -350,10 +383,7 @@ class DefinedNode(SpikingNode):
 
     def __init__(self, definition: NeuronDef, values: dict[str, float], channels: int | None = None, **kw) -> None:
         self.definition = definition
-        missing = [k for k in (*definition.constants, *(p.raw for p in definition.params)) if k not in values]
-        if missing:
-            raise ValueError(f"neuron '{definition.name}' needs the keys {missing} (its constants and its "
-                             f"parameters' initial values) in its config")
+        check_defined_keys(definition, values)
         if any(p.per_channel for p in definition.params) and not (isinstance(channels, int) and channels > 0):
             raise ValueError(f"neuron '{definition.name}' has per-channel parameters: it needs its channel count "
                              f"(the layer width), got {channels!r}")
@@ -368,6 +398,11 @@ class DefinedNode(SpikingNode):
     @classmethod
     def from_config(cls, definition: NeuronDef, cfg: Any, channels: int | None, **common: Any) -> DefinedNode:
         return cls(definition, config_values(cfg), channels, **common)
+
+    @classmethod
+    def check_config(cls, definition: NeuronDef, cfg: Any) -> None:
+        super().check_config(definition, cfg)
+        check_defined_keys(definition, config_values(cfg))
 
     def extra_repr(self) -> str:
         consts = ", ".join(f"{k}={v}" for k, v in self._constants.items())
