@@ -57,17 +57,11 @@ def search_dirs(args: Sequence[str]) -> list[Path]:
     return [d for d in dirs if d.is_dir()]
 
 
-def plugin_config_dirs(modules: Sequence[Any]) -> list[Path]:
-    """The ``conf/`` folder beside each plugin module's file (its group options: ``model/myenc.yaml``, ...)."""
-    dirs = [Path(m.__file__).resolve().parent / "conf" for m in modules if getattr(m, "__file__", None)]
-    return list(dict.fromkeys(d for d in dirs if d.is_dir()))
-
-
 def with_plugins(args: Sequence[str]) -> list[str]:
     """Import the plugins that ``plugins=[...]`` on the command line (and ``$SPIKENET_PLUGINS``) name, so their
     parts register, and put their ``conf/`` folders on Hydra's search path (``hydra.searchpath``), so that
     ``model=myenc`` composes. Exits with one ``error:`` line when a plugin does not import."""
-    from spikenet.registry import PluginError, load_plugins
+    from spikenet.registry import PluginError, load_plugins, plugin_config_dirs
 
     named = [v for a in args if a.lstrip("+").startswith("plugins=") for v in _list_value(a.split("=", 1)[1])]
     try:

@@ -21,6 +21,7 @@ import importlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -122,6 +123,9 @@ def plugin_modules(configured: Sequence[str] = ()) -> list[str]:
     return list(dict.fromkeys(m for m in names if m))
 
 
+_LOADED: dict[str, Any] = {}
+
+
 def load_plugins(configured: Sequence[str] = ()) -> list[Any]:
     """Import each plugin module (its decorators register its parts); returns the modules.
 
@@ -135,4 +139,13 @@ def load_plugins(configured: Sequence[str] = ()) -> list[Any]:
             missing = getattr(err, "name", None)
             why = f"no module named '{missing}'" if isinstance(err, ModuleNotFoundError) and missing else str(err)
             raise PluginError(f"plugins: cannot import '{name}': {why} (is its folder on PYTHONPATH?)") from None
+        _LOADED[name] = modules[-1]
     return modules
+
+
+def plugin_config_dirs(modules: Sequence[Any] | None = None) -> list[Path]:
+    """The ``conf/`` folder beside each plugin module's file (its group options: ``conf/model/myenc.yaml``, ...);
+    ``modules``: by default every plugin imported so far."""
+    modules = list(_LOADED.values()) if modules is None else modules
+    dirs = [Path(m.__file__).resolve().parent / "conf" for m in modules if getattr(m, "__file__", None)]
+    return list(dict.fromkeys(d for d in dirs if d.is_dir()))

@@ -44,6 +44,26 @@ class TemporalGraph:
     def __post_init__(self) -> None:
         self.advise_feature_access()
 
+    @classmethod
+    def from_interactions(cls, name: str, src: Any, dst: Any, step: Any, labels: Any, num_nodes: int | None = None,
+                          num_steps: int | None = None, features: torch.Tensor | None = None,
+                          meta: dict | None = None) -> TemporalGraph:
+        """A graph from timed interactions: node ids ``src``/``dst`` in 0..N-1, ``step`` in 0..T-1 (e.g. from
+        ``steps_from_stamps``), ``labels`` [N] (-1: unlabelled; classes 0..C-1). Features stay empty unless
+        given, so the dataset's ``features`` key picks them (SMF, DeepWalk, a file). What a reader of a format
+        of its own returns (docs/extending.md)."""
+        src, dst, step = (np.asarray(a, dtype=np.int64) for a in (src, dst, step))
+        labels = np.asarray(labels, dtype=np.int64)
+        n = int(num_nodes) if num_nodes is not None else int(max(src.max(), dst.max(), labels.size - 1)) + 1
+        t = int(num_steps) if num_steps is not None else int(step.max()) + 1
+        if labels.shape != (n,):
+            raise ValueError(f"{name}: {labels.size} labels for {n} nodes")
+        if step.size and (step.min() < 0 or step.max() >= t):
+            raise ValueError(f"{name}: steps must lie in 0..{t - 1}, got {step.min()}..{step.max()}")
+        return cls(name=name, num_nodes=n, num_steps=t, features=features if features is not None else torch.empty(0),
+                   labels=torch.from_numpy(labels), num_classes=int(labels.max()) + 1 if labels.size else 0,
+                   meta=dict(meta or {}), **build_structure(src, dst, step, n, t))
+
     def advise_feature_access(self) -> None:
         """Tell the OS that a memory-mapped feature file is read at random (no readahead)."""
         handle = getattr(self.feature_array, "_mmap", None)

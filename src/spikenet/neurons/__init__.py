@@ -33,13 +33,16 @@ def node_class(name: str) -> type[SpikingNode]:
 
 
 def neuron_config(name: str, **overrides: Any) -> Any:
-    """Neuron ``name``'s default config (conf/neuron/<name>.yaml, or a plugin's ``config`` metadata), with
-    ``overrides`` applied: what tests and benchmarks build every registered neuron from."""
+    """Neuron ``name``'s default config (conf/neuron/<name>.yaml, a plugin's conf/neuron/<name>.yaml, or its
+    ``config`` metadata), with ``overrides`` applied: what tests and benchmarks build every registered neuron from."""
     from omegaconf import OmegaConf
 
+    from spikenet.registry import plugin_config_dirs
+
     entry = NEURONS.entry(name)
-    path = CONF_NEURON_DIR / f"{name}.yaml"
-    if path.is_file():
+    paths = [d / f"{name}.yaml" for d in (CONF_NEURON_DIR, *(c / "neuron" for c in plugin_config_dirs()))]
+    path = next((p for p in paths if p.is_file()), None)
+    if path is not None:
         cfg = OmegaConf.load(path)
     elif entry.get("config") is not None:
         cfg = OmegaConf.create({"name": name, **entry.get("config")})
