@@ -34,7 +34,7 @@ from guards import (  # noqa: F401 - pytest finds hooks by name in conftest's na
     pytest_unconfigure,
 )
 
-pytest_plugins = ("pytester",)  # tests/test_harness.py runs small pytest sessions of its own
+pytest_plugins = ("pytester",)  # tests/project/test_harness.py runs small pytest sessions of its own
 
 _MISSING = object()
 
@@ -65,7 +65,7 @@ importlib.import_module("spikenet.registry").load_plugins()
 
 # SpikingJelly 2.x has no auto_cuda CuPy backend: the numpy fix for 0.0.0.0.14's is not collected there
 # (deselected, not skipped: CI=true fails skips); test_sj_compat checks 2.x's side.
-collect_ignore = ["test_sj_numpy_fix.py"] if importlib.import_module("spikenet.neurons.sj_compat").SJ2 else []
+collect_ignore = ["neurons/test_sj_numpy_fix.py"] if importlib.import_module("spikenet.neurons.sj_compat").SJ2 else []
 
 # A run that finishes in a few seconds on two cores: 300 nodes, 4 steps, small layers, one epoch.
 TINY_OVERRIDES: tuple[str, ...] = (
@@ -111,8 +111,12 @@ def tiny_overrides() -> list[str]:
 def _composed(overrides: Sequence[str] = ()) -> Iterator:
     from hydra import compose, initialize_config_dir
 
+    from spikenet.registry import plugin_config_dirs
+
+    plugins = [f"file://{d}" for d in plugin_config_dirs()]  # $SPIKENET_PLUGINS' group options compose too
+    search = [f"hydra.searchpath=[{','.join(plugins)}]"] if plugins else []
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        yield compose(config_name="config", overrides=list(overrides))
+        yield compose(config_name="config", overrides=[*search, *overrides])
 
 
 @functools.cache

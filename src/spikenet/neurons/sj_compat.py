@@ -102,7 +102,7 @@ def require_sj_cupy() -> None:
 
 SJ_SURROGATE_TWINS = {"sigmoid": "Sigmoid"}
 """This project's surrogates whose formula is one of SpikingJelly's own (``sigmoid``: alpha s (1 - s), s =
-sigmoid(alpha x), SpikingJelly's ``Sigmoid``; tests/test_surrogates.py). SpikingJelly 2.x's fused kernels
+sigmoid(alpha x), SpikingJelly's ``Sigmoid``; tests/neurons/test_surrogates.py). SpikingJelly 2.x's fused kernels
 dispatch on its own surrogate types only; any other surrogate runs its torch reference."""
 
 

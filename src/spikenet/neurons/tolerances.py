@@ -35,7 +35,7 @@ def grad_bound(ref_grad: Any, steps: int, tol: float) -> float:
     (arctan), i.e. 4.6e-7 relative, while T * eps = 3.0e-6; the H100's cupy-vs-torch differences (1.4e-4
     arctan, 3.4e-5 super_spike, 1.1e-5 sigmoid) sat 5x under the bound. A wrong gradient (reset term
     dropped, alpha 1 % off, a step missing) is off by >= 1e-3 relative and still fails
-    (tests/test_sj_numpy_fix.py perturbs it on CPU).
+    (tests/neurons/test_sj_numpy_fix.py perturbs it on CPU).
     """
     return max(tol, steps * FLOAT32_EPS * float(ref_grad.abs().max()))
 
@@ -58,7 +58,7 @@ def storage_bound(ref: Any, unit_roundoff: float, steps: int, tiny: float = 0.0)
     and the float32 differences of two correct implementations that accumulate over the T steps,
     T eps32 max |ref| (``grad_bound``). Nothing is accumulated in the narrow format, so no T u term: a
     kernel that kept a state in half between steps, or read a neighbour's value, exceeds it
-    (tests/test_cuda_kernels.py runs the half kernels and two mutations of them on the host).
+    (tests/neurons/test_cuda_kernels.py runs the half kernels and two mutations of them on the host).
     """
     return unit_roundoff * ref.abs() + tiny + steps * FLOAT32_EPS * float(ref.abs().max())
 
@@ -113,7 +113,7 @@ def param_grad_bound(ref_grad: float, terms_abs_sum: float, steps: int, tol: flo
     (per-element BPTT, ~T * eps each, then sums in different orders) scales with sum |terms|, not with
     |dL/dw|: bound = max(tol, T * eps32 * sum |terms| / max(|dL/dw|, 1)). An error in the parameter's own
     gradient path (a factor of dH/dw, a step left out) moves dL/dw by a sizeable part of |dL/dw| or of
-    the terms and still fails (``tests/test_sj_numpy_fix.py``); the input gradient, compared tightly on
+    the terms and still fails (``tests/neurons/test_sj_numpy_fix.py``); the input gradient, compared tightly on
     the same row, guards the shared BPTT.
     """
     return max(tol, steps * FLOAT32_EPS * terms_abs_sum / max(abs(ref_grad), 1.0))

@@ -221,7 +221,7 @@ def _dataset_node(compose, option: str) -> dict:
 
 
 def test_dataset_options_compose_what_they_did_before_the_base(compose, conf_dir):
-    """Every option's composed ``dataset`` node equals the one its file alone gave (tests/dataset_configs.json,
+    """Every option's composed ``dataset`` node equals the one its file alone gave (tests/config/dataset_configs.json,
     dumped from the tree before conf/dataset/_base.yaml), plus only the keys listed in ADDED_KEYS."""
     before = json.loads(DATASET_CONFIGS.read_text())
     assert sorted(before) == group_options(conf_dir / "dataset")
@@ -253,3 +253,46 @@ def test_base_is_not_an_option(conf_dir, capsys):
         check_group_overrides(["dataset=_base"], conf_dir)
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("error: unknown dataset '_base'; choose one of:") and ", _base" not in line, line
+
+
+# --- validate once, on the parts built once ---------------------------------------------------------------------
+def test_validate_builds_no_model_or_neuron_and_a_run_builds_each_part_once(monkeypatch, tiny_overrides):
+    """``validate`` checks the encoder, neuron, task and trainer configs without building an encoder or a neuron
+    (it builds the surrogate, the device and the precision, which need no data); ``build_experiment`` validates
+    once and builds the encoder once, one neuron per layer, and uses validate's surrogate and precision."""
+    from collections import Counter
+
+    from conftest import compose_config
+
+    import spikenet.config as config_module
+    from spikenet.experiment import build_experiment
+    from spikenet.models import SpikeNet
+    from spikenet.neurons import SpikingNode
+    from spikenet.training.precision import Precision
+
+    counts: Counter = Counter()
+
+    def counting(cls, key):
+        init = cls.__init__
+
+        def wrapped(self, *args, **kwargs):
+            counts[key] += 1
+            init(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", wrapped)
+
+    counting(SpikeNet, "encoder")
+    counting(SpikingNode, "neuron")
+    counting(Precision, "precision")
+    build_surrogate = config_module.build_surrogate
+    monkeypatch.setattr(config_module, "build_surrogate",
+                        lambda *a: counts.update(["surrogate"]) or build_surrogate(*a))
+    cfg = compose_config([*tiny_overrides, "trainer.save_checkpoint=false"])
+    checked = validate(cfg)
+    assert counts == Counter(surrogate=1, precision=1), counts
+    counts.clear()
+    exp = build_experiment(cfg)
+    assert counts == Counter(surrogate=1, precision=1, encoder=1, neuron=len(cfg.model.hids)), counts
+    encoder = exp.trainer.model.encoder
+    assert all(n.surrogate_function is encoder.neurons[0].surrogate_function for n in encoder.neurons)
+    assert exp.trainer.precision.name == checked.precision.name and exp.backend == checked.backend == "torch"

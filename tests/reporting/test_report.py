@@ -14,7 +14,7 @@ import yaml
 
 from spikenet.reporting import NoRunsError, make_report
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

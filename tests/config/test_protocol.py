@@ -20,7 +20,7 @@ from report_runs import write_run
 from spikenet.reporting import make_report
 from spikenet.reporting.references import DATA_NOTES, PAPER, SPIKENET_TABLE2, spikenet_table2
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SIZES = ("0.4", "0.6", "0.8")
 
 

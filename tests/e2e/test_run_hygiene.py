@@ -22,7 +22,7 @@ AS_TERMINAL = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.d
 
 
 def _start(args: list[str], run_dir: Path) -> subprocess.Popen:
-    """``src/run.py`` in its own process group (``tests/processes.py``), Ctrl-C as from a terminal."""
+    """``src/run.py`` in its own process group (``tests/helpers/processes.py``), Ctrl-C as from a terminal."""
     env = dict(os.environ, PYTHONWARNINGS="ignore", WANDB_MODE="disabled")
     return processes.start([sys.executable, "-c", AS_TERMINAL, str(RUN_SCRIPT), *args, f"hydra.run.dir={run_dir}"],
                            cwd=PROJECT_ROOT, env=env)

@@ -22,7 +22,7 @@ from spikenet.training.wandb_logger import (
     resolve_mode,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_mode_and_dir_resolution(monkeypatch, tmp_path):

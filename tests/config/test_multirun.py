@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import missing
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "src" / "run.py"
 
 

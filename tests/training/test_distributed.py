@@ -1,12 +1,12 @@
 """Data-parallel training on CPU (gloo) and fan-out through submitit.
 
 ``src/run.py`` runs as two ranks, each a fresh interpreter with torchrun's environment variables
-(``tests/dist_rank.py``; ``benchmarks/speed/scaling.py`` runs the real ``torchrun``); a 2-job ``submitit_local``
+(``tests/helpers/dist_rank.py``; ``benchmarks/speed/scaling.py`` runs the real ``torchrun``); a 2-job ``submitit_local``
 multirun, started first so the two overlap, is summarised by ``src/report.py``; the launcher environments
 and the SLURM presets are checked without processes.
 
 No process is forked from the test process (a fork after torch has started its thread pools can deadlock),
-and every child runs in its own process group (``tests/processes.py``), stopped when the test ends whatever
+and every child runs in its own process group (``tests/helpers/processes.py``), stopped when the test ends whatever
 the outcome. Issue 25's hang (one rank blocked on a futex, the other in the next rendezvous, pytest never
 exiting) came back with fresh interpreters: the rank was stuck in ProcessGroupGloo's destructor as run.py's
 main returned, fixed in ``distributed._hold_group``; a stuck rank now fails this test with its stacks.
@@ -33,7 +33,7 @@ from spikenet.training import distributed
 from spikenet.training.distributed import Distributed, LaunchEnv, first_host, launch_env, threads_per_rank
 
 MEASURED = {"seconds", "peak_rss_mb", "rank_peak_rss_mb", "timeline"}  # plus every *_seconds: timings, not results
-RANK_SCRIPT = Path(__file__).with_name("dist_rank.py")
+RANK_SCRIPT = Path(__file__).resolve().parents[1] / "helpers" / "dist_rank.py"
 
 
 def has(module: str) -> bool:
@@ -80,7 +80,7 @@ def _free_port() -> int:
 
 
 def _two_ranks(args: list[str], cwd: Path, runs: int, timeout: float = 300) -> dict[int, list[dict]]:
-    """Both ranks' records of ``runs`` runs (``tests/dist_rank.py``); fails with both ranks' output if one fails.
+    """Both ranks' records of ``runs`` runs (``tests/helpers/dist_rank.py``); fails with both ranks' output if one fails.
 
     When a rank fails, or the deadline passes, both process groups are stopped at once (a rank left waiting
     in the rendezvous or a collective for its dead peer is killed, with its stacks in the report); they are

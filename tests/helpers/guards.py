@@ -105,7 +105,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = outcome.get_result()
     if _FORKS:
         text = ("the test process forked after torch was loaded (can deadlock on torch's threads): start a "
-                "fresh interpreter instead (tests/processes.py, or the 'spawn' start method). Forked at:\n"
+                "fresh interpreter instead (tests/helpers/processes.py, or the 'spawn' start method). Forked at:\n"
                 + "\n".join(_FORKS))
         _FORKS.clear()
         if report.passed:

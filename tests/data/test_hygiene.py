@@ -19,7 +19,7 @@ from spikenet.data import load_dataset, load_graph
 from spikenet.data.storage import hygiene
 from spikenet.data.storage.cache import atomic_path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 WRITER = """
 import sys, time
 sys.path.insert(0, sys.argv[2])

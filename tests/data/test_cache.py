@@ -13,7 +13,7 @@ import pytest
 import torch
 
 if importlib.util.find_spec("spikenet") is None:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from conftest import dataset_config  # noqa: E402
 
@@ -21,7 +21,7 @@ from spikenet.data import READERS, load_dataset, load_graph  # noqa: E402
 from spikenet.data.readers import reference as readers  # noqa: E402
 from spikenet.data.storage import cache, guards  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1] / "data"  # the datasets shipped with the project
+DATA = Path(__file__).resolve().parents[2] / "data"  # the datasets shipped with the project
 
 
 def make_dblp(root: Path, edges: str = "0 1 0.0\n1 2 0.5\n2 3 0.5\n3 0 0.25\n") -> Path:

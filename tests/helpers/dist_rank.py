@@ -2,7 +2,7 @@
 
 Run by ``test_distributed.py`` in a fresh interpreter (never forked from the test process)::
 
-    python tests/dist_rank.py RANK PORT[,PORT...] CWD OUT.pkl -- <run.py overrides>
+    python tests/helpers/dist_rank.py RANK PORT[,PORT...] CWD OUT.pkl -- <run.py overrides>
 
 It runs ``src/run.py`` as ``__main__`` once per port (torchrun's variables RANK, WORLD_SIZE=2, MASTER_PORT=port,
 ...), the first run with the default ``${now:...}`` run dir and the later ones in ``CWD/again``, and records
@@ -19,7 +19,7 @@ import sys
 import traceback
 from pathlib import Path
 
-RUN_SCRIPT = Path(__file__).resolve().parents[1] / "src" / "run.py"
+RUN_SCRIPT = Path(__file__).resolve().parents[2] / "src" / "run.py"
 
 
 def record_runs(rank: int, ports: list[int], args: list[str], cwd: Path) -> list[dict]:

@@ -13,7 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 if importlib.util.find_spec("spikenet") is None:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from conftest import CONF_DIR, dataset_config
 
@@ -21,7 +21,7 @@ from spikenet.data import load_dataset  # noqa: E402
 from spikenet.data.formats.parsing import DataFormatError, DatasetNotFoundError, read_edge_file  # noqa: E402
 from spikenet.data.load import load_graph  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[1] / "data"  # the datasets shipped with the project (data/dblp)
+DATA = Path(__file__).resolve().parents[2] / "data"  # the datasets shipped with the project (data/dblp)
 
 
 def write(path: Path, text: str) -> Path:

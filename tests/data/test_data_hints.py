@@ -17,7 +17,7 @@ from spikenet.data.features.files import generate_deepwalk
 from spikenet.data.formats.parsing import DatasetNotFoundError
 from spikenet.data.storage import hints
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[2] / "conf"
 TINY_DW = {"walks": 2, "length": 10, "dim": 8, "window": 3, "workers": 1}
 
 

@@ -70,9 +70,60 @@ def test_a_plugin_neuron_is_picked_up_by_the_parity_tests(tmp_path):
     env = {**os.environ, "SPIKENET_PLUGINS": "my_neurons",
            "PYTHONPATH": os.pathsep.join([str(tmp_path), str(PROJECT_ROOT / "src")])}
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "plugin_leaky_if",
-           "tests/test_neuron_definitions.py::test_generated_paths_match_the_step_loop",
-           "tests/test_neuron_definitions.py::test_bptt_gradients_match_finite_differences"]
+           "tests/neurons/test_neuron_definitions.py::test_generated_paths_match_the_step_loop",
+           "tests/neurons/test_neuron_definitions.py::test_bptt_gradients_match_finite_differences"]
     out = processes.run(cmd, cwd=PROJECT_ROOT, env=env, timeout=540)
     assert out.returncode == 0, out.explain()
     n_surrogates = len(SURROGATES)
     assert f"{2 * n_surrogates + 4} passed" in out.stdout, out.stdout[-2000:]
+
+
+# --- spikenet.registry itself ---------------------------------------------------------------------------------
+def test_a_registry_registers_once_lists_in_order_and_names_the_choices():
+    from spikenet.registry import Registry
+
+    things = Registry("thing", "group.name")
+
+    @things.register("a", spiking=True)
+    class A:
+        pass
+
+    @things.register("b")
+    def b():
+        return 1
+
+    assert things.names() == ("a", "b") and "a" in things and len(things) == 2
+    assert things.get("a") is A and things.entry("a")["spiking"] is True and things.where(spiking=True) == ("a",)
+    with pytest.raises(ValueError) as err:
+        things.get("c")
+    assert str(err.value).startswith("group.name: unknown thing 'c'; choose one of a, b")
+    things.add("a", A)  # the same class again (a module imported twice): kept, not an error
+
+    class Other:
+        pass
+
+    Other.__qualname__ = "Elsewhere"
+    with pytest.raises(ValueError, match="registered twice"):
+        things.add("a", Other)
+
+
+def test_plugins_load_from_the_key_and_the_environment_once_each(tmp_path, monkeypatch):
+    import spikenet.registry as registry
+    from spikenet.registry import PluginError, load_plugins, plugin_config_dirs, plugin_modules
+
+    monkeypatch.setattr(registry, "_LOADED", dict(registry._LOADED))  # these plugins are forgotten afterwards
+    (tmp_path / "lab_one.py").write_text("LOADED = True\n")
+    (tmp_path / "lab_two").mkdir()
+    (tmp_path / "lab_two" / "__init__.py").write_text("")
+    (tmp_path / "lab_two" / "conf" / "model").mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SPIKENET_PLUGINS", "lab_two, lab_one")
+    assert plugin_modules(["lab_one"]) == ["lab_one", "lab_two"]
+    modules = load_plugins(["lab_one"])
+    assert [m.__name__ for m in modules] == ["lab_one", "lab_two"]
+    assert plugin_config_dirs(modules) == [(tmp_path / "lab_two" / "conf").resolve()]
+    monkeypatch.delenv("SPIKENET_PLUGINS")
+    with pytest.raises(PluginError) as err:
+        load_plugins(["lab_three"])
+    assert str(err.value) == "plugins: cannot import 'lab_three': no module named 'lab_three' (is its folder on " \
+                             "PYTHONPATH?)"

@@ -60,8 +60,8 @@ def test_the_install_command_installs_the_extras_the_suite_needs():
                 extras |= set(match.group(1).split(","))
     assert {"dev", "sweep"} <= extras <= set(project["optional-dependencies"]), extras
     dev = " ".join(project["optional-dependencies"]["dev"])
-    assert "pytest-timeout" in dev and "pytest>" in dev  # the time limit is part of the suite (tests/guards.py)
-    assert "sweeps==" in install, "W&B's sweep engine (tests/test_sweeps.py) is installed by the install line"
+    assert "pytest-timeout" in dev and "pytest>" in dev  # the time limit is part of the suite (tests/helpers/guards.py)
+    assert "sweeps==" in install, "W&B's sweep engine (tests/config/test_sweeps.py) is installed by the install line"
 
 
 def test_ci_also_runs_the_spikingjelly_2_environment_after_the_default_one():
@@ -93,8 +93,8 @@ def test_the_spikingjelly_2_script_installs_only_from_the_project_files():
     assert pytest_line.startswith(f"{env}/bin/python -m pytest -q ") and "export CI=true" in lines
     assert lines.index("export CI=true") < lines.index(pytest_line)
     files = [a for a in shlex.split(pytest_line) if a.startswith("tests/")]
-    assert {"tests/test_neurons.py", "tests/test_surrogates.py", "tests/test_neuron_definitions.py",
-            "tests/test_run.py"} <= set(files), files
+    assert {"tests/neurons/test_neurons.py", "tests/neurons/test_surrogates.py", "tests/neurons/test_neuron_definitions.py",
+            "tests/e2e/test_run.py"} <= set(files), files
     assert all((PROJECT_ROOT / f).is_file() for f in files), files
     assert any("assert SJ2" in c for c in lines), "the script checks that it runs SpikingJelly 2.x"
     assert all(c.startswith((f"{env}/", "set ", "cd ", "export ", "python -m venv ")) for c in lines), lines

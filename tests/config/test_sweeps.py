@@ -50,7 +50,7 @@ def _needs_engine() -> None:
         missing(WHY_MISSING)
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SWEEP_FILES = sorted((ROOT / "sweeps").glob("*.yaml"))
 
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import processes
 import pytest
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 LIMIT = 4  # seconds: the staged tests' time limit
 
 CONFTEST = f"""
 import sys
-sys.path.insert(0, {str(TESTS)!r})
+sys.path.insert(0, {str(TESTS / "helpers")!r})
 from guards import (pytest_collection_modifyitems, pytest_configure, pytest_report_collectionfinish,
                     pytest_runtest_makereport, pytest_sessionfinish, pytest_unconfigure)
 """

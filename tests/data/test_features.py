@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 if importlib.util.find_spec("spikenet") is None:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
 from conftest import dataset_config
 
@@ -25,7 +25,7 @@ from spikenet.data.features.deepwalk import DeepWalkConfig, random_walks, token_
 from spikenet.data.formats.parsing import DataFormatError, DatasetNotFoundError  # noqa: E402
 from spikenet.data.load import load_graph  # noqa: E402
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 TINY_DW = {"walks": 2, "length": 10, "dim": 8, "window": 3, "workers": 1, "seed": 0}
 
 
