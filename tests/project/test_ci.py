@@ -93,8 +93,8 @@ def test_the_spikingjelly_2_script_installs_only_from_the_project_files():
     assert pytest_line.startswith(f"{env}/bin/python -m pytest -q ") and "export CI=true" in lines
     assert lines.index("export CI=true") < lines.index(pytest_line)
     files = [a for a in shlex.split(pytest_line) if a.startswith("tests/")]
-    assert {"tests/neurons/test_neurons.py", "tests/neurons/test_surrogates.py", "tests/neurons/test_neuron_definitions.py",
-            "tests/e2e/test_run.py"} <= set(files), files
+    assert {"tests/neurons/test_neurons.py", "tests/neurons/test_surrogates.py",
+            "tests/neurons/test_neuron_definitions.py", "tests/e2e/test_run.py"} <= set(files), files
     assert all((PROJECT_ROOT / f).is_file() for f in files), files
     assert any("assert SJ2" in c for c in lines), "the script checks that it runs SpikingJelly 2.x"
     assert all(c.startswith((f"{env}/", "set ", "cd ", "export ", "python -m venv ")) for c in lines), lines

@@ -80,7 +80,8 @@ def _free_port() -> int:
 
 
 def _two_ranks(args: list[str], cwd: Path, runs: int, timeout: float = 300) -> dict[int, list[dict]]:
-    """Both ranks' records of ``runs`` runs (``tests/helpers/dist_rank.py``); fails with both ranks' output if one fails.
+    """Both ranks' records of ``runs`` runs (``tests/helpers/dist_rank.py``); fails with both ranks' output if one
+    fails.
 
     When a rank fails, or the deadline passes, both process groups are stopped at once (a rank left waiting
     in the rendezvous or a collective for its dead peer is killed, with its stacks in the report); they are
