@@ -295,17 +295,31 @@ def plan(command: Command, work: Path) -> tuple[str | None, list[list[str]]]:
     return None, [shrink(shlex.split(part), ROOT / "conf", work) for part in text.split("&&") if part.strip()]
 
 
+def previous_ok(log: Path) -> dict[tuple[str, str], str]:
+    """(file, text) -> seconds of the commands an earlier run's output reports ok (run there, not skipped)."""
+    found = {}
+    for line in log.read_text().splitlines():
+        match = re.match(r"ok +([\d.]+)s  (\S+):\d+  (.*?)(  \[.*\])?$", line)
+        if match:
+            found[(match.group(2), match.group(3))] = match.group(1)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=None, help="run only the commands whose text contains this")
     parser.add_argument("--list", action="store_true", help="print each command's smoke version, run nothing")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per command")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
+    parser.add_argument("--resume", type=Path, default=None,
+                        help="an earlier run's output: its ok commands (same file, same text) are not run again")
     args = parser.parse_args(argv)
+    earlier = previous_ok(args.resume) if args.resume else {}
 
     commands = [c for c in extract_commands() if args.only is None or args.only in c.text]
     work = Path(tempfile.mkdtemp(prefix="spikenet_docs_"))
     failed = 0
+    ran: dict[str, tuple[str, str]] = {}  # the smoke version of a command -> (where it ran first, status)
     try:
         env = prepare(work) if not args.list else {}
         for command in commands:
@@ -315,6 +329,16 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if args.list:
                 print(f"would run {'':>6}  {command.where}  {' && '.join(shlex.join(p) for p in parts)}")
+                continue
+            key = (command.path, command.text)
+            if key in earlier:
+                print(f"ok        {earlier[key]:>5}s  {command.where}  {command.text}  [earlier run]", flush=True)
+                continue
+            same = ran.get(repr(parts))
+            if same:
+                print(f"{same[1]:<9} {'':>6}  {command.where}  {command.text}  [same command as {same[0]}]",
+                      flush=True)
+                failed += same[1] == "failed"
                 continue
             start, status, output = time.monotonic(), "ok", ""
             for part in parts:
@@ -328,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                     status, output = "failed", (done.stdout + done.stderr)[-3000:]
                     break
             seconds = time.monotonic() - start
+            ran[repr(parts)] = (command.where, status)
             print(f"{status:<9} {seconds:5.1f}s  {command.where}  {command.text}", flush=True)
             if status == "failed":
                 failed += 1
