@@ -311,10 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print each command's smoke version, run nothing")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per command")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
-    parser.add_argument("--resume", type=Path, default=None,
-                        help="an earlier run's output: its ok commands (same file, same text) are not run again")
+    parser.add_argument("--resume", type=Path, nargs="*", default=[],
+                        help="earlier runs' outputs: their ok commands (same file, same text) are not run again")
     args = parser.parse_args(argv)
-    earlier = previous_ok(args.resume) if args.resume else {}
+    earlier = {key: seconds for log in args.resume for key, seconds in previous_ok(log).items()}
 
     commands = [c for c in extract_commands() if args.only is None or args.only in c.text]
     work = Path(tempfile.mkdtemp(prefix="spikenet_docs_"))
@@ -333,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             key = (command.path, command.text)
             if key in earlier:
                 print(f"ok        {earlier[key]:>5}s  {command.where}  {command.text}  [earlier run]", flush=True)
+                ran.setdefault(repr(parts), (f"{command.where} in an earlier run", "ok"))
                 continue
             same = ran.get(repr(parts))
             if same:
