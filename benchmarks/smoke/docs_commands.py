@@ -282,7 +282,8 @@ def prepare(work: Path) -> dict[str, str]:
                        stdout=subprocess.DEVNULL)
         folder = work / root / "mygraph"
         (folder / "node_labels.csv").rename(folder / "node_classes.csv")
-        (folder / "edges.txt").symlink_to(folder / "interactions.csv")  # dataset=edgelist's default file name
+        (folder / "edges.txt").symlink_to(folder / "interactions.csv")  # dataset=edgelist's default file names
+        (folder / "labels.txt").symlink_to(folder / "node_classes.csv")
     return env
 
 
