@@ -2,7 +2,7 @@
 
     python benchmarks/smoke/docs_commands.py                 # all of them, one line each: ok / failed / skipped
     python benchmarks/smoke/docs_commands.py --list          # what would run (the shrunk command lines), no run
-    python benchmarks/smoke/docs_commands.py --only report   # those whose text contains "report"
+    python benchmarks/smoke/docs_commands.py --only report   # those whose text contains "report" (or several words)
 
 The commands are the lines of the fenced ```bash blocks (``\\`` continuations joined, comments dropped), in
 file order: README.md first, then docs/*.md by name. Each runs as written, from a temporary folder that links
@@ -308,7 +308,7 @@ def previous_ok(log: Path) -> dict[tuple[str, str], str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default=None, help="run only the commands whose text contains this")
+    parser.add_argument("--only", nargs="*", default=None, help="only commands containing one of these")
     parser.add_argument("--list", action="store_true", help="print each command's smoke version, run nothing")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per command")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     earlier = {key: seconds for log in args.resume for key, seconds in previous_ok(log).items()}
 
-    commands = [c for c in extract_commands() if args.only is None or args.only in c.text]
+    commands = [c for c in extract_commands() if args.only is None or any(s in c.text for s in args.only)]
     work = Path(tempfile.mkdtemp(prefix="spikenet_docs_"))
     failed = 0
     ran: dict[str, tuple[str, str]] = {}  # the smoke version of a command -> (where it ran first, status)
