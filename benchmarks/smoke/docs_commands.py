@@ -263,7 +263,7 @@ def substitute(text: str, work: Path) -> str:
 
 def prepare(work: Path) -> dict[str, str]:
     """The temporary folder's links and data; the environment the commands run with."""
-    for name in ("src", "conf", "benchmarks", "sweeps"):
+    for name in ("src", "conf", "benchmarks", "sweeps", "tests", "pyproject.toml"):
         (work / name).symlink_to(ROOT / name)
     for root in ("data", "features_data"):
         for dataset in ("dblp", "tgbn-toy"):
