@@ -16,7 +16,7 @@ Tmall- and Patent-sized synthetic graphs get a few thousand nodes, and each benc
 (see ``shrink``). Commands that need what a CPU machine lacks (a GPU, a W&B server, SLURM, the official code,
 downloads) are listed as skipped with the reason. Exit status 1 when any command failed.
 
-``extract_commands`` is also what ``tests/test_docs_commands.py`` checks (it loads this file by path), so the
+``extract_commands`` is also what ``tests/project/test_docs_commands.py`` checks (it loads this file by path), so the
 test and this script always see the same commands.
 """
 
@@ -148,6 +148,8 @@ SKIPS: tuple[tuple[str, str], ...] = (  # (regex on the command text, reason); t
     (r"--device cuda|device=cuda|gpu_suite\.py --out|gpu_check\.py", "needs a GPU"),
     (r"gpu_suite\.py --dry-run", "checks the wheels prepared in .whl/ for the GPU machine"),
     (r"dataset\.download=true", "downloads TGB's files"),
+    (r"plugins=\[mylab\]|^export PYTHONPATH",
+     "docs/extending.md's plugin package: tests/e2e/test_plugins.py writes and runs it"),
     (r"\b(dataset|experiment)=(tmall|patent)\b", "needs the Tmall or Patent files, which do not ship"),
 )
 
@@ -277,7 +279,8 @@ def prepare(work: Path) -> dict[str, str]:
                                                                               os.environ.get("PYTHONPATH")]))}
     env.pop("CI", None)
     for root in ("data", "features_data"):  # the own-data examples' graph: dataset.name=mygraph
-        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "owndata_standin.py"), "--out", str(work / root),
+        standin = ROOT / "benchmarks" / "data" / "owndata_standin.py"
+        subprocess.run([sys.executable, str(standin), "--out", str(work / root),
                         "--name", "mygraph", "--interactions", "5000", "--stamps", "60"], check=True, env=env,
                        stdout=subprocess.DEVNULL)
         folder = work / root / "mygraph"

@@ -7,43 +7,14 @@ registries without an edit; a missing module or an unknown part stops a run with
 
 from __future__ import annotations
 
-import json
 import os
-import random
-import re
 import sys
 from pathlib import Path
 
 import processes
 import pytest
 from conftest import PROJECT_ROOT, TINY_OVERRIDES, run_cli
-
-DOC = PROJECT_ROOT / "docs" / "extending.md"
-FILE_BLOCK = re.compile(r"<!-- file: (\S+) -->\n```\w+\n(.*?)```", re.S)
-
-
-def write_plugin(folder: Path) -> list[str]:
-    """The files of docs/extending.md's example package, written under ``folder``, exactly as shown there."""
-    written = []
-    for rel, body in FILE_BLOCK.findall(DOC.read_text()):
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(body)
-        written.append(rel)
-    return written
-
-
-def write_json_graph(path: Path, nodes: int = 150, steps: int = 4, seed: int = 0) -> None:
-    """A graph in the plugin's format: three communities, most edges inside one, integer stamps."""
-    rng = random.Random(seed)
-    edges = []
-    for t in range(steps):
-        for _ in range(400):
-            u = rng.randrange(nodes)
-            v = (u + 3 * rng.randrange(1, nodes // 3)) % nodes if rng.random() < 0.8 else rng.randrange(nodes)
-            edges.append([u, v, 1990 + 2 * t])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"edges": edges, "labels": {str(u): u % 3 for u in range(nodes)}}))
+from plugin_package import write_json_graph, write_plugin
 
 
 @pytest.fixture(scope="module")

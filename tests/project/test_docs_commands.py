@@ -28,8 +28,9 @@ from pathlib import Path
 
 import pytest
 from conftest import CONF_DIR, PROJECT_ROOT, compose_config
+from plugin_package import plugin_imported, write_plugin
 
-from spikenet.cli import check_command_line
+from spikenet.cli import check_command_line, with_plugins
 from spikenet.config import validate
 
 
@@ -49,6 +50,8 @@ PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*$")  # CHECKOUT, SIGNN_CHECKOUT: a fo
 
 
 def _check_run(args: list[str], capsys) -> None:
+    if any(a.lstrip("+").startswith("plugins=") for a in args):  # docs/extending.md's package, written for the test
+        args = with_plugins(args)  # imports it (its parts register) and adds its conf/ to hydra.searchpath
     try:
         check_command_line(args, CONF_DIR)
     except SystemExit:
@@ -106,9 +109,17 @@ def _check_pip(args: list[str]) -> None:
             assert re.fullmatch(r"[\w.-]+==[\w.]+", arg), f"pip install {arg}: pin an exact version"
 
 
+ENV_ASSIGNMENT = re.compile(r"^(PYTHONPATH|SPIKENET_[A-Z_]+|CUDA_VISIBLE_DEVICES|WANDB_[A-Z_]+)=\S+$")
+
+
 def _check_part(argv: list[str], capsys, external: bool) -> bool:
     """Check one ``&&`` part; returns whether the next parts run inside an external checkout."""
+    while argv and ENV_ASSIGNMENT.match(argv[0]):  # VAR=value before a command: an environment variable it reads
+        argv = argv[1:]
     program = argv[0]
+    if program == "export":
+        assert argv[1:] and all(ENV_ASSIGNMENT.match(a) for a in argv[1:]), f"export {argv[1:]}: unknown variable"
+        return external
     if program == "cd":
         assert PLACEHOLDER.match(argv[1]), f"cd {argv[1]}: only a placeholder checkout folder is expected"
         return True
@@ -162,10 +173,18 @@ def test_extraction_joins_continuations_and_drops_comments(tmp_path):
         "neuron=if", "model.hids=[16,4]", "seed=0"]
 
 
+@pytest.fixture(scope="module")
+def plugin_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("plugin")
+    write_plugin(folder)
+    return folder
+
+
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.where)
-def test_command_is_known(command, capsys, tmp_path):
+def test_command_is_known(command, capsys, tmp_path, plugin_folder):
     external = False
-    for argv in command.parts():
-        external = _check_part(argv, capsys, external)
+    with plugin_imported(plugin_folder):  # commands with plugins=[mylab]; its parts are forgotten afterwards
+        for argv in command.parts():
+            external = _check_part(argv, capsys, external)
     reason, parts = DOCS.plan(command, tmp_path)
     assert reason or parts, f"{command.where}: the smoke script neither runs nor skips it"
