@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from spikenet.registry import Registry
+
 log = logging.getLogger(__name__)
 
 
@@ -30,29 +32,17 @@ class Logger:
 
 Factory = Callable[[Any, str], Logger]  # (cfg.logger, run_dir) -> Logger
 
-# name -> factory, or the "module:attribute" of one, imported only when chosen (``wandb`` stays
-# unimported by runs that do not log to it, and the logger modules never import this one's users)
-LOGGERS: dict[str, Factory | str] = {
-    "none": lambda cfg, run_dir: Logger(),
-    "wandb": "spikenet.training.wandb_logger:WandbLogger",
-}
-
-
-def register_logger(name: str) -> Callable:
-    """Decorator: make a logger factory ``(cfg.logger, run_dir) -> Logger`` available as ``logger=<name>``."""
-
-    def wrap(factory: Factory) -> Factory:
-        LOGGERS[name] = factory
-        return factory
-
-    return wrap
+LOGGERS: Registry[Factory | str] = Registry("logger", "logger.name")
+"""``logger=<name>`` -> a factory ``(cfg.logger, run_dir) -> Logger``, registered with ``@LOGGERS.register("name")``,
+or the ``"module:attribute"`` of one, imported only when chosen (``wandb`` stays unimported by runs that do not
+log to it, and the logger modules never import this one's users)."""
+LOGGERS.add("none", lambda cfg, run_dir: Logger())
+LOGGERS.add("wandb", "spikenet.training.wandb_logger:WandbLogger")
 
 
 def build_logger(cfg: Any, run_dir: str) -> Logger:
     """The logger named by ``cfg.name``."""
-    if cfg.name not in LOGGERS:
-        raise ValueError(f"unknown logger '{cfg.name}'; choose one of {sorted(LOGGERS)}")
-    factory = LOGGERS[cfg.name]
+    factory = LOGGERS.get(str(cfg.name))
     if isinstance(factory, str):
         module, attribute = factory.split(":")
         factory = getattr(importlib.import_module(module), attribute)
