@@ -99,9 +99,21 @@ class Encoder(nn.Module, ABC):
 
         kwargs = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
         kwargs.pop("name", None)
+        if "coding" in kwargs and not cls.takes_coding():  # the ``coding`` group: real-valued inputs only
+            from spikenet.models.coding import refuse_coding
+
+            refuse_coding(str(cfg["name"]), kwargs.pop("coding"))
         if cls.spiking:
             kwargs["make_neuron"] = make_neuron
         return cls(in_features=in_features, num_steps=num_steps, sizes=list(sizes), **kwargs)
+
+    @classmethod
+    def takes_coding(cls) -> bool:
+        """Whether the constructor takes ``coding`` (the ``coding`` group, ``spikenet.models.coding``); encoders
+        that do not read real-valued features only, and refuse any other coding."""
+        import inspect
+
+        return "coding" in inspect.signature(cls.__init__).parameters
 
     @property
     @abstractmethod
@@ -119,6 +131,12 @@ class Encoder(nn.Module, ABC):
     @abstractmethod
     def embedding_ops(self, name: str, fan_out: int, rates: list[list[float]] | None) -> LayerOps:
         """The work of a linear map of ``fan_out`` outputs reading one embedding (a head's first layer)."""
+
+    @property
+    def reads_hop_rows(self) -> bool:
+        """Whether ``forward`` takes every hop's rows [T, n_0 + ... + n_L, F] and None (an encoder that codes its
+        features into spikes before it aggregates neighbours) instead of self rows and neighbour aggregates."""
+        return False
 
     def projection_pays(self, num_targets: int, num_nodes: int, feature_steps: int, budget_bytes: float) -> bool:
         """Whether evaluation should map layer 0 once for all nodes (``project_inputs``); never by default."""
