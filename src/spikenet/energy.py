@@ -159,8 +159,11 @@ class UnitOps:
         return words * costs.pj_per_state_access + self.units * self.params * costs.pj_per_weight_read + outputs
 
     def ann_memory_pj(self, costs: EnergyCosts) -> float:
-        """The dense twin's layer: ReLUs writing one word per unit and step (nothing for a coder)."""
-        return self.units * costs.pj_per_state_access if self.twin else 0.0
+        """The dense twin's layer: a dense layer is its own twin; spiking units become ReLUs writing one word per
+        unit and step; a coder has none."""
+        if not self.twin:
+            return 0.0
+        return self.memory_pj(costs) if self.rates is None else self.units * costs.pj_per_state_access
 
 
 @dataclass(frozen=True)
