@@ -15,7 +15,9 @@ from spikenet.reporting.collect import COSTS, Run, Section, Variant, display
 from spikenet.reporting.labels import column_header, is_fraction, metric_label, metric_name, scale, split_key
 from spikenet.reporting.reference_rows import ReferenceRow, data_notes, reference_rows
 
-SIGNIFICANT_METRICS = ("sops", "macs", "energy_uj", "ann_energy_uj")  # wide ranges: 4 significant digits
+SIGNIFICANT_METRICS = ("sops", "macs", "energy_uj", "ann_energy_uj", "memory_energy_uj", "ann_memory_energy_uj",
+                       "break_even_rate_compute", "break_even_rate_memory", "break_even_scale_compute",
+                       "break_even_scale_memory")  # wide ranges: 4 significant digits
 # task-independent Markdown columns: metrics.json key -> header ({unit}: what one example is)
 COST_HEADERS = {
     "epoch_seconds": "epoch time (s)",
@@ -23,6 +25,11 @@ COST_HEADERS = {
     "firing_rate": "firing rate",
     "sops": "SOPs / {unit}",
     "energy_uj": "energy / {unit} (µJ)",
+    "ann_energy_uj": "twin / {unit} (µJ)",
+    "memory_energy_uj": "energy + memory / {unit} (µJ)",
+    "ann_memory_energy_uj": "twin + memory / {unit} (µJ)",
+    "break_even_rate_compute": "break-even rate",
+    "break_even_rate_memory": "break-even rate + memory",
 }
 
 
@@ -169,7 +176,13 @@ def write_markdown(
         "Firing rate: spikes per neuron per time step on the validation split at the best epoch, mean over "
         "layers and steps. SOPs (spike-driven accumulates) and energy: per example (a classified node, a scored "
         "edge, ...) and inference, from those firing rates and the per-operation costs in each run's config "
-        "(`energy.*`; `spikenet/energy.py`); dense models spend multiply-accumulates only.",
+        "(`energy.*`; `spikenet/energy.py`); dense models spend multiply-accumulates only. Two accounts "
+        "(docs/energy.md): compute only (the field's convention), and compute plus memory traffic (weight reads, "
+        "neuron state read and written every step, spike events written and read, features and activations); "
+        "twin: the spiking model's dense twin (ReLU units, real inputs) under the same account. Break-even rate: "
+        "the mean firing rate at which the spiking model's energy equals its twin's, every measured rate (layers, "
+        "steps, coder) scaled by one factor (energy is linear in the rates); above the measured rate means cheaper "
+        "than the twin now, negative means more expensive even without spikes.",
         "",
     ]
     for section, pngs in zip(sections, figures, strict=True):
