@@ -34,6 +34,7 @@ COSTS = {
     "ann_energy_uj": "ANN-twin energy per example (µJ)",
     "memory_energy_uj": "energy with memory per example (µJ)",
     "ann_memory_energy_uj": "ANN-twin energy with memory per example (µJ)",
+    "mean_rate": "mean firing rate per unit and step (spikes / unit-steps, the coder's units included)",
     "break_even_rate_compute": "break-even mean firing rate, compute account",
     "break_even_rate_memory": "break-even mean firing rate, compute + memory account",
     "break_even_scale_compute": "break-even factor on every firing rate, compute account",

@@ -80,7 +80,11 @@ def firing_rate_figure(path: Path, variants: list[Variant], varying: list[str]) 
         ax.set_ylim(bottom=0)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    legend = {}  # every variant once, whichever panel it first appears in (a real-coded run has no coder panel)
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    handles, labels = list(legend.values()), list(legend)
     fig.legend(
         handles,
         labels,

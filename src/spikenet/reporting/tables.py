@@ -28,6 +28,7 @@ COST_HEADERS = {
     "ann_energy_uj": "twin / {unit} (µJ)",
     "memory_energy_uj": "energy + memory / {unit} (µJ)",
     "ann_memory_energy_uj": "twin + memory / {unit} (µJ)",
+    "mean_rate": "unit rate",
     "break_even_rate_compute": "break-even rate",
     "break_even_rate_memory": "break-even rate + memory",
 }
@@ -84,7 +85,7 @@ def _cell(v: Variant, metric: str) -> str:
         return "–"
     if metric == "params":
         return f"{mean:,.0f}"
-    if metric == "firing_rate":
+    if metric in ("firing_rate", "mean_rate"):
         return f"{mean:.4f}" + (f" ± {std:.4f}" if repeats else "")
     if metric in SIGNIFICANT_METRICS:
         return f"{mean:.4g}" + (f" ± {std:.2g}" if repeats else "")
@@ -181,8 +182,9 @@ def write_markdown(
         "neuron state read and written every step, spike events written and read, features and activations); "
         "twin: the spiking model's dense twin (ReLU units, real inputs) under the same account. Break-even rate: "
         "the mean firing rate at which the spiking model's energy equals its twin's, every measured rate (layers, "
-        "steps, coder) scaled by one factor (energy is linear in the rates); above the measured rate means cheaper "
-        "than the twin now, negative means more expensive even without spikes.",
+        "steps, coder) scaled by one factor (energy is linear in the rates), given as a unit rate (spikes per unit "
+        "and step over all spiking units, the coder's included: the `unit rate` column); above the measured unit "
+        "rate means cheaper than the twin now, negative means more expensive even without spikes.",
         "",
     ]
     for section, pngs in zip(sections, figures, strict=True):
