@@ -142,3 +142,34 @@ def test_break_even_closed_form():
     assert at["memory_energy_uj"] == pytest.approx(at["ann_memory_energy_uj"])
     dense = break_even(classified(ANN(F, HIDS, T, SIZES, chunk_rows=0), None), COSTS)
     assert dense["break_even_scale_compute"] is None and dense["break_even_rate_memory"] is None
+
+
+def test_report_shows_both_accounts_and_a_coder_panel(tmp_path):
+    """Two runs, real and rate-coded: the table has both accounts, the twins' and the break-even rates; the
+    coded run's first rate row is the coder's panel."""
+    import json
+
+    from report_runs import write_run
+
+    from spikenet.reporting import make_report
+
+    for coding, rates in (("real", [[0.2, 0.3], [0.1, 0.2]]), ("rate", [[0.5, 0.5], [0.2, 0.3], [0.1, 0.2]])):
+        extra = {"coding": coding, "neuron": "lif", "energy_uj": 1.0, "ann_energy_uj": 2.0, "memory_energy_uj": 3.0,
+                 "ann_memory_energy_uj": 4.0, "mean_rate": 0.2, "break_even_rate_compute": 0.9,
+                 "break_even_rate_memory": 0.25}
+        run = write_run(tmp_path / coding, task="node_classification", metrics=["macro_f1", "micro_f1"],
+                        select="val_micro_f1", scores={"val_micro_f1": 0.5, "test_micro_f1": 0.5,
+                                                       "test_macro_f1": 0.4},
+                        overrides=[f"coding={coding}"], config={"seed": 1}, extra=extra)
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["history"][0]["firing_rates"] = rates
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    report = make_report(tmp_path, figures=True)
+    (section,) = report.sections
+    names = {v.labels["coding"]: v.rate_names() for v in section.variants}
+    assert names == {"real": ["layer 1", "layer 2"], "rate": ["coder", "layer 1", "layer 2"]}
+    md = (tmp_path / "summary.md").read_text()
+    for header in ("twin / node (µJ)", "energy + memory / node (µJ)", "twin + memory / node (µJ)", "unit rate",
+                   "break-even rate", "break-even rate + memory"):
+        assert f"| {header} |" in md or f" {header} |" in md
+    assert (tmp_path / "firing_rates.png").is_file()
