@@ -52,7 +52,7 @@ class _StraightThroughBernoulli(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, p: torch.Tensor) -> torch.Tensor:
-        return (torch.rand(p.shape, dtype=p.dtype, device=p.device) < p).to(p.dtype)
+        return torch.rand(p.shape, dtype=p.dtype, device=p.device).lt_(p)  # in place: 1.0 where u < p
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
@@ -108,12 +108,12 @@ class LatencyCoder(nn.Module):
     def fire_steps(self, x: torch.Tensor) -> torch.Tensor:
         T = x.shape[0]
         p = torch.sigmoid(x.detach() / self.scale)
-        return ((1 - p) * T).floor().clamp_(0, T - 1)
+        return p.neg_().add_(1).mul_(T).floor_().clamp_(0, T - 1)  # in place: [T, M, F] tables are large
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T = x.shape[0]
         steps = torch.arange(T, device=x.device, dtype=x.dtype).view(T, *([1] * (x.dim() - 1)))
-        return (self.fire_steps(x) == steps).to(x.dtype)
+        return self.fire_steps(x).eq_(steps)  # in place: 1.0 at the step each value fires
 
 
 def build_coder(coding: Any, in_features: int, make_neuron: Callable[[int], nn.Module]) -> nn.Module | None:
