@@ -149,10 +149,6 @@ class UnitOps:
     def spikes(self) -> float:
         return 0.0 if self.rates is None else float(sum(self.rates)) * self.rows * self.width
 
-    def compute_pj(self, costs: EnergyCosts) -> float:
-        return self.units * (self.macs * costs.pj_per_mac + self.acs * costs.pj_per_ac
-                             + self.randoms * costs.pj_per_random)
-
     def memory_pj(self, costs: EnergyCosts) -> float:
         words = self.units * (2 * self.states + self.reads)
         outputs = self.units * costs.pj_per_state_access if self.rates is None else self.spikes * costs.pj_per_event
