@@ -82,6 +82,9 @@ def test_ann_and_its_own_twin():
     s = summarize(classified(ANN(F, HIDS, T, SIZES, chunk_rows=0), None), COSTS)
     check(s, TWIN, TWIN)
     assert s["mean_rate"] is None
+    # deployed in int8: 0.3 pJ per MAC, weights and activations a quarter of a 32-bit word's access
+    assert s["ann_int8_energy_uj"] == pytest.approx(0.3 * 188 * 1e-6)
+    assert s["ann_int8_memory_energy_uj"] == pytest.approx((0.3 * 188 + 0.25 * (W * 188 + S * 100)) * 1e-6)
 
 
 def test_gru():
@@ -140,6 +143,9 @@ def test_break_even_closed_form():
     assert b["break_even_scale_memory"] == pytest.approx((twin - fixed) / slope)
     at = summarize(scale_rates(ops, b["break_even_scale_memory"]), COSTS)  # the definition, checked directly
     assert at["memory_energy_uj"] == pytest.approx(at["ann_memory_energy_uj"])
+    # against the int8 twin the compute account never breaks even: 4.6 x 144 for layer 0 alone exceeds 0.3 x 188
+    assert b["break_even_scale_compute_int8"] == pytest.approx((0.3 * 188 - 4.6 * 144) / (0.9 * 17.5))
+    assert b["break_even_scale_compute_int8"] < 0
     dense = break_even(classified(ANN(F, HIDS, T, SIZES, chunk_rows=0), None), COSTS)
     assert dense["break_even_scale_compute"] is None and dense["break_even_rate_memory"] is None
 

@@ -25,7 +25,7 @@ step (dense words, or one address per spike event); ``UnitOps`` (a layer of neur
 coder) reads and writes its state words every step and writes its outputs (dense words, or spike events).
 A spike coder's own operations (comparisons, random numbers, its affine map) count in both accounts.
 ``break_even`` gives, per account, the factor on every firing rate at which the spiking model's energy
-equals its dense twin's (energy is linear in the rates).
+equals its dense twin's (energy is linear in the rates), against the twin in float32 and deployed in int8.
 """
 
 from __future__ import annotations
@@ -172,6 +172,14 @@ class EnergyCosts:
     pj_per_state_access: float = 5.0
     pj_per_event: float = 5.0
     pj_per_random: float = 0.6
+    pj_per_mac_int8: float = 0.3  # the twin deployed in int8: 8-bit multiply 0.2 + 32-bit integer add 0.1
+    int8_word_share: float = 0.25  # an 8-bit weight or activation costs this share of a 32-bit word's access
+
+    def int8_twin(self) -> EnergyCosts:
+        """The costs the int8-deployed twin pays: int8 MACs, 8-bit weights and activations."""
+        share = self.int8_word_share
+        return replace(self, pj_per_mac=self.pj_per_mac_int8, pj_per_weight_read=share * self.pj_per_weight_read,
+                       pj_per_state_access=share * self.pj_per_state_access)
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> EnergyCosts:
@@ -196,6 +204,9 @@ def summarize(ops: Sequence[Ops], costs: EnergyCosts) -> dict[str, float]:
     ann_energy_pj = costs.pj_per_mac * ann_macs
     memory_pj = sum(op.memory_pj(costs) for op in ops)
     ann_memory_pj = sum(op.ann_memory_pj(costs) for op in ops)
+    int8 = costs.int8_twin()
+    ann_int8_pj = int8.pj_per_mac * ann_macs
+    ann_int8_memory_pj = sum(op.ann_memory_pj(int8) for op in ops)
     spiking = [u for u in units if u.rates is not None]
     unit_steps = sum(u.units for u in spiking)
     return {
@@ -206,6 +217,8 @@ def summarize(ops: Sequence[Ops], costs: EnergyCosts) -> dict[str, float]:
         "ann_energy_uj": ann_energy_pj * 1e-6,
         "memory_energy_uj": (energy_pj + memory_pj) * 1e-6,
         "ann_memory_energy_uj": (ann_energy_pj + ann_memory_pj) * 1e-6,
+        "ann_int8_energy_uj": ann_int8_pj * 1e-6,
+        "ann_int8_memory_energy_uj": (ann_int8_pj + ann_int8_memory_pj) * 1e-6,
         "mean_rate": sum(u.spikes for u in spiking) / unit_steps if unit_steps else None,
         **{f.name: getattr(costs, f.name) for f in fields(costs)},
     }
@@ -216,11 +229,14 @@ def scale_rates(ops: Sequence[Ops], factor: float) -> list[Ops]:
     return [op if op.rates is None else replace(op, rates=tuple(factor * r for r in op.rates)) for op in ops]
 
 
-ACCOUNTS = {"compute": ("energy_uj", "ann_energy_uj"), "memory": ("memory_energy_uj", "ann_memory_energy_uj")}
+ACCOUNTS = {"compute": ("energy_uj", "ann_energy_uj"), "memory": ("memory_energy_uj", "ann_memory_energy_uj"),
+            "compute_int8": ("energy_uj", "ann_int8_energy_uj"),
+            "memory_int8": ("memory_energy_uj", "ann_int8_memory_energy_uj")}
 
 
 def break_even(ops: Sequence[Ops], costs: EnergyCosts) -> dict[str, float | None]:
-    """Per account: the factor λ on every firing rate (all layers and steps, the coder's included) at which the
+    """Per account (against the float32 twin, and ``_int8`` against the int8-deployed twin): the factor λ on every
+    firing rate (all layers and steps, the coder's included) at which the
     spiking model's energy equals its dense twin's, and the mean firing rate there (λ times ``mean_rate``).
 
     Energy is linear in the rates, E(λ) = E(0) + λ (E(1) − E(0)), so λ* = (E_twin − E(0)) / (E(1) − E(0)); λ* > 1:

@@ -17,7 +17,8 @@ from spikenet.reporting.reference_rows import ReferenceRow, data_notes, referenc
 
 SIGNIFICANT_METRICS = ("sops", "macs", "energy_uj", "ann_energy_uj", "memory_energy_uj", "ann_memory_energy_uj",
                        "break_even_rate_compute", "break_even_rate_memory", "break_even_scale_compute",
-                       "break_even_scale_memory")  # wide ranges: 4 significant digits
+                       "break_even_scale_memory", "ann_int8_energy_uj", "ann_int8_memory_energy_uj",
+                       "break_even_rate_memory_int8")  # wide ranges: 4 significant digits
 # task-independent Markdown columns: metrics.json key -> header ({unit}: what one example is)
 COST_HEADERS = {
     "epoch_seconds": "epoch time (s)",
@@ -31,6 +32,8 @@ COST_HEADERS = {
     "mean_rate": "unit rate",
     "break_even_rate_compute": "break-even rate",
     "break_even_rate_memory": "break-even rate + memory",
+    "ann_int8_memory_energy_uj": "int8 twin + memory / {unit} (µJ)",
+    "break_even_rate_memory_int8": "break-even rate + memory vs int8",
 }
 
 
@@ -184,7 +187,8 @@ def write_markdown(
         "the mean firing rate at which the spiking model's energy equals its twin's, every measured rate (layers, "
         "steps, coder) scaled by one factor (energy is linear in the rates), given as a unit rate (spikes per unit "
         "and step over all spiking units, the coder's included: the `unit rate` column); above the measured unit "
-        "rate means cheaper than the twin now, negative means more expensive even without spikes.",
+        "rate means cheaper than the twin now, negative means more expensive even without spikes. The int8 twin: "
+        "the same twin deployed in int8 (`energy.pj_per_mac_int8`, 8-bit weights and activations).",
         "",
     ]
     for section, pngs in zip(sections, figures, strict=True):
