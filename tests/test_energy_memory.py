@@ -120,13 +120,25 @@ def test_signn_real():
     assert s["memory_energy_uj"] == pytest.approx(memory)
 
 
-def test_signn_rate_coded():
-    """Layer 0's four maps read plain spikes (channel 1 rates 0.2 + 0.4, channel 2 0.4): 2 branches x (36 + 48) =
-    168 SOPs per unit rate -> 168; the coder's 40 units each a comparison and a random number."""
-    s = summarize(classified(signn(coding=CODINGS["rate"]), [CODED, *SIGNN_RATES]), COSTS)
+@pytest.mark.parametrize("name", sorted(CODINGS))
+def test_signn_coded(name):
+    """Layer 0's four maps read the coder's plain spikes (channel 1 rates 0.2 + 0.4, channel 2 0.4): 2 branches x
+    (36 + 48) = 168 SOPs per unit rate -> 168 SOPs and weights, and 2 x (12 + 16) = 56 events per unit rate -> 56;
+    its 3 x 56 input words of the real-valued case are gone. The coder as in SpikeNet's (40 units, 12 events)."""
+    s = summarize(classified(signn(coding=CODINGS[name]), [CODED, *SIGNN_RATES]), COSTS)
+    own = {"rate": (0.9 * 40 + R * 40, 0, 0), "latency": (0.9 * 40, 0, 0), "threshold": (4.6 * 40, 80, 80)}[name]
+    coder, coder_w, coder_s = own
+    macs = 27 + 14.4 + 0.8 + 1.2 + 10
     assert s["sops"] == pytest.approx(168)
-    assert s["macs"] == pytest.approx(27 + 14.4 + 0.8 + 1.2 + 10)
-    assert s["energy_uj"] == pytest.approx((0.9 * 168 + 4.6 * s["macs"] + 0.9 * 40 + R * 40) * 1e-6)
+    assert s["macs"] == pytest.approx(macs + (40 if name == "threshold" else 0))
+    compute = 0.9 * 168 + 4.6 * macs + coder
+    valued = 13.5 + 0.8 + 7.2 + 1.2
+    weights = 168 + 27 + 14.4 + 0.8 + 1.2 + 10 + coder_w
+    states = 3 * 22 + valued + 2 + 40 + coder_s
+    events = valued + 6.75 + 0.8 + 3.6 + 1.2 + 56 + 12
+    want = uj(compute, weights=weights, states=states, events=events)
+    assert s["energy_uj"] == pytest.approx(want[0])
+    assert s["memory_energy_uj"] == pytest.approx(want[1])
 
 
 def test_break_even_closed_form():
