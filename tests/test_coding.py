@@ -135,9 +135,11 @@ def test_coding_checks():
     with pytest.raises(ValueError, match="model.coding.name"):
         check_coding({"name": "poisson"})
     with pytest.raises(ValueError, match="max_rate"):
-        check_coding({"name": "rate", "scale": 1.0, "max_rate": 1.5})
+        check_coding({"name": "rate", "scale": 1.0, "max_rate": 1.5, "gain": 1.0})
     with pytest.raises(ValueError, match="scale"):
-        check_coding({"name": "latency", "scale": 0.0})
+        check_coding({"name": "latency", "scale": 0.0, "gain": 1.0})
+    with pytest.raises(ValueError, match="gain"):
+        check_coding({"name": "threshold", "gain": 0.0})
     assert build_coder(coding("real"), 4, if_neuron) is None
 
 
@@ -170,6 +172,13 @@ def test_spikenet_codes_every_neighbour_then_aggregates(name):
     x_self, x_neigh = hop_inputs(spikes, [3 * r for r in ROWS], SIZES, "mean")
     torch.testing.assert_close(x_neigh[:, :3], spikes[:, 3:9].view(T, 3, 2, F).mean(2))
     torch.testing.assert_close(x_self, spikes[:, :9])
+    # layer 0 reads them times the coding's gain
+    assert model.coder.gain == 4.0
+    functional.reset_net(model)
+    torch.manual_seed(5)
+    seen = model._code(x)
+    torch.testing.assert_close(seen[0], 4.0 * x_self)
+    torch.testing.assert_close(seen[1], 4.0 * x_neigh)
 
 
 def test_threshold_coding_trains_its_parameters_through_spikenet():

@@ -13,6 +13,9 @@ neighbour's spikes (the convention of SpikeNet's later layers).
 - ``threshold``: a learned first spiking layer: u = a * x + b per feature (a = 1, b = 0 at start, trained),
   the same input at every step of a static feature table, then a multi-step neuron of the model's
   ``neuron`` group (width F); its surrogate carries the gradient to a and b.
+- Every spike coding has a ``gain``: layer 0 reads gain * spikes, i.e. its weights scaled by gain (folded into
+  the stored weights, so a spike still costs accumulates). Binary inputs drive layer 0 far less than
+  standardised features do, and without it the coded models barely learn (docs/energy.md).
 - ``latency``: one spike per feature over the T steps (time to first spike), at step
   floor((1 - p) * T) (clipped to T - 1) with p = sigmoid(x / scale): larger values fire earlier. It has no
   parameters and passes no gradient (the features are data).
@@ -34,6 +37,8 @@ def check_coding(coding: Any) -> None:
     name = str(coding["name"])
     if name not in CODINGS:
         raise ValueError(f"model.coding.name must be one of {CODINGS}, got '{name}'")
+    if name != "real" and not float(coding["gain"]) > 0:
+        raise ValueError(f"model.coding.gain must be > 0, got {coding['gain']}")
     if name in ("rate", "latency") and not float(coding["scale"]) > 0:
         raise ValueError(f"model.coding.scale must be > 0, got {coding['scale']}")
     if name == "rate" and not 0 < float(coding["max_rate"]) <= 1:
@@ -120,14 +125,23 @@ def build_coder(coding: Any, in_features: int, make_neuron: Callable[[int], nn.M
     """The coder of ``model.coding`` over ``in_features`` features; None for ``real``."""
     check_coding(coding)
     name = str(coding["name"])
+    if name == "real":
+        return None
     if name == "rate":
-        return RateCoder(coding["scale"], coding["max_rate"])
-    if name == "latency":
-        return LatencyCoder(coding["scale"])
-    if name == "threshold":
+        coder = RateCoder(coding["scale"], coding["max_rate"])
+    elif name == "latency":
+        coder = LatencyCoder(coding["scale"])
+    else:
         neuron = make_neuron(in_features)
-        return ThresholdCoder(in_features, neuron, neuron_states(neuron))
-    return None
+        coder = ThresholdCoder(in_features, neuron, neuron_states(neuron))
+    coder.gain = float(coding["gain"])
+    return coder
+
+
+def amplify(coder: nn.Module, spikes: torch.Tensor) -> torch.Tensor:
+    """The coder's spikes as layer 0 reads them: times ``gain`` (a weight factor folded into layer 0's weights in
+    hardware, so each spike still costs accumulates; trained, it is layer 0's learning rate times gain under Adam)."""
+    return spikes if coder.gain == 1.0 else spikes * coder.gain
 
 
 def neuron_states(neuron: nn.Module) -> int:
@@ -137,5 +151,5 @@ def neuron_states(neuron: nn.Module) -> int:
     return len(definition.states) if definition is not None else 1
 
 
-__all__ = ["CODINGS", "LatencyCoder", "RateCoder", "ThresholdCoder", "build_coder", "check_coding", "neuron_states",
-           "refuse_coding"]
+__all__ = ["CODINGS", "LatencyCoder", "RateCoder", "ThresholdCoder", "amplify", "build_coder", "check_coding",
+           "neuron_states", "refuse_coding"]

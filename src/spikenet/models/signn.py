@@ -41,7 +41,7 @@ from spikenet.contracts import ENCODERS, Encoder, FusedFiring
 from spikenet.energy import LayerOps, UnitOps
 from spikenet.gather import UniqueRows, rows_per_step, unique_keys
 from spikenet.models.aggregators import SAGEAggregator, check_layers, hop_inputs
-from spikenet.models.coding import build_coder, check_coding, neuron_states
+from spikenet.models.coding import amplify, build_coder, check_coding, neuron_states
 from spikenet.models.dropout import FastDropout
 from spikenet.models.op_counts import coder_ops, hop_multiplicities
 
@@ -198,8 +198,8 @@ class SiGNN(Encoder):
             if self.record_spikes:
                 self.spike_rates.append(spikes.detach().float().mean(dim=(1, 2)))
             every = hop_multiplicities(self.sizes, self.num_layers + 1)
-            x_self, x_agg = hop_inputs(spikes, [x_self.shape[1] // sum(every) * m for m in every], self.sizes,
-                                       self.aggr)
+            x_self, x_agg = hop_inputs(amplify(self.coder, spikes), [x_self.shape[1] // sum(every) * m for m in every],
+                                       self.sizes, self.aggr)
         mult = hop_multiplicities(self.sizes, self.num_layers)
         rows = [rows_per_step(x_agg) // sum(mult) * m for m in mult]
         pooled = []

@@ -32,7 +32,7 @@ from spikenet.contracts import ENCODERS, Encoder, FusedFiring
 from spikenet.energy import LayerOps, UnitOps
 from spikenet.gather import rows_per_step
 from spikenet.models.aggregators import SAGEAggregator, check_layers, hop_inputs
-from spikenet.models.coding import build_coder, check_coding, neuron_states
+from spikenet.models.coding import amplify, build_coder, check_coding, neuron_states
 from spikenet.models.dropout import FastDropout
 from spikenet.models.op_counts import coder_ops, hop_multiplicities, sage_layer_ops, sage_unit_ops
 
@@ -170,7 +170,7 @@ class SpikeNet(Encoder):
             self.spike_rates.append(spikes.detach().float().mean(dim=(1, 2)))
         mult = hop_multiplicities(self.sizes, self.num_layers + 1)
         batch = x_hops.shape[1] // sum(mult)
-        return hop_inputs(spikes, [batch * m for m in mult], self.sizes, self.aggr)
+        return hop_inputs(amplify(self.coder, spikes), [batch * m for m in mult], self.sizes, self.aggr)
 
     def forward(self, x_self: torch.Tensor, x_agg: torch.Tensor | None, projected: bool = False) -> torch.Tensor:
         """Layer-0 inputs [T, M, F] (or projected [T, M, H]; or, with a coder, every hop's rows and None) -> the
