@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from spikenet.cli import check_command_line, register_resolvers, with_plugins
 from spikenet.config import ConfigError
-from spikenet.energy import EnergyCosts, summarize
+from spikenet.energy import EnergyCosts, break_even, summarize
 from spikenet.experiment import Experiment, build_experiment, count_parameters
 from spikenet.models import is_spiking
 from spikenet.tasks import model_op_counts
@@ -43,13 +43,16 @@ RUN_ERRORS = (*BAD_INPUT, NonFiniteLossError)  # reported in one line, not a tra
 
 
 def cost_metrics(cfg: DictConfig, exp: Experiment, result: dict) -> dict:
-    """Peak device memory, and SOPs / MACs / energy per example (``spikenet.energy``: the encoder's work per
-    embedded node plus the task head's)."""
+    """Peak device memory, and SOPs / MACs / both energy accounts per example and the break-even firing rates
+    (``spikenet.energy``: the encoder's work per embedded node plus the task head's)."""
     device = exp.device
     peak_device = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     ops = model_op_counts(exp.task, exp.trainer.model, result.get("firing_rates"))
-    energy = {} if ops is None else summarize(ops, EnergyCosts.from_cfg(cfg.get("energy")))
-    return {"peak_device_mb": peak_device, **energy}
+    costs = EnergyCosts.from_cfg(cfg.energy)
+    energy = {} if ops is None else summarize(ops, costs)
+    if ops is not None and is_spiking(str(cfg.model.name)):
+        energy.update(break_even(ops, costs))
+    return {"peak_device_mb": peak_device, "coding": str(cfg.model.coding.name), **energy}
 
 
 def one_line(err: BaseException) -> str:

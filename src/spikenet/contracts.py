@@ -92,16 +92,35 @@ class Encoder(nn.Module, ABC):
     @classmethod
     def from_config(cls, cfg: Any, in_features: int, num_steps: int, sizes: list[int],
                     make_neuron: Callable[[int], nn.Module]) -> Encoder:
-        """The encoder for the ``model`` config ``cfg``: its keys but ``name`` are the constructor's keyword
-        arguments, beside ``in_features``, ``num_steps``, ``sizes`` and (spiking encoders) ``make_neuron``,
-        which builds one multi-step neuron layer of a given width. Override it when the keys differ."""
+        """The encoder for the ``model`` config ``cfg``: its keys are the constructor's keyword arguments, beside
+        ``in_features``, ``num_steps``, ``sizes`` and (spiking encoders) ``make_neuron``, which builds one
+        multi-step neuron layer of a given width. Keys the constructor does not take are left out (``name``; a
+        key an ablation over several models sets for one of them, e.g. ``++model.hidden`` for the GRU); a
+        constructor with ``**kwargs`` gets them all. Override it when the keys differ."""
+        import inspect
+
         from omegaconf import OmegaConf
 
         kwargs = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
         kwargs.pop("name", None)
+        params = inspect.signature(cls.__init__).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            kwargs = {k: v for k, v in kwargs.items() if k in params or k == "coding"}
+        if "coding" in kwargs and not cls.takes_coding():  # the ``coding`` group: real-valued inputs only
+            from spikenet.models.coding import refuse_coding
+
+            refuse_coding(str(cfg["name"]), kwargs.pop("coding"))
         if cls.spiking:
             kwargs["make_neuron"] = make_neuron
         return cls(in_features=in_features, num_steps=num_steps, sizes=list(sizes), **kwargs)
+
+    @classmethod
+    def takes_coding(cls) -> bool:
+        """Whether the constructor takes ``coding`` (the ``coding`` group, ``spikenet.models.coding``); encoders
+        that do not read real-valued features only, and refuse any other coding."""
+        import inspect
+
+        return "coding" in inspect.signature(cls.__init__).parameters
 
     @property
     @abstractmethod
@@ -119,6 +138,12 @@ class Encoder(nn.Module, ABC):
     @abstractmethod
     def embedding_ops(self, name: str, fan_out: int, rates: list[list[float]] | None) -> LayerOps:
         """The work of a linear map of ``fan_out`` outputs reading one embedding (a head's first layer)."""
+
+    @property
+    def reads_hop_rows(self) -> bool:
+        """Whether ``forward`` takes every hop's rows [T, n_0 + ... + n_L, F] and None (an encoder that codes its
+        features into spikes before it aggregates neighbours) instead of self rows and neighbour aggregates."""
+        return False
 
     def projection_pays(self, num_targets: int, num_nodes: int, feature_steps: int, budget_bytes: float) -> bool:
         """Whether evaluation should map layer 0 once for all nodes (``project_inputs``); never by default."""

@@ -79,6 +79,15 @@ def gather_self(table: torch.Tensor, sample: Sample, release: Callable[[], None]
     return rows.view(T, -1, table.shape[-1])
 
 
+def gather_hop_rows(table: torch.Tensor, sample: Sample, release: Callable[[], None] | None = None,
+                    chunk: int = 16384) -> torch.Tensor:
+    """[T, n_0 + ... + n_L, F] rows of ``table`` for the nodes of every hop, the deepest included (for a
+    spike coder, which codes each sampled neighbour before the encoder aggregates its spikes)."""
+    T = sample.hops[0].shape[0]
+    rows = _index_rows(_flat_table(table), _flat_ids(sample.hops, table, sample.steps), release, chunk)
+    return rows.view(T, -1, table.shape[-1])
+
+
 def gather_neighbour_aggregates(table: torch.Tensor, sample: Sample, aggr: str = "mean",
                                 release: Callable[[], None] | None = None, chunk: int = 16384) -> torch.Tensor:
     """[T, M, F]: per node of hops 0..L-1, the ``aggr`` of its sampled neighbours' rows."""

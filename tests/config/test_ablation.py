@@ -25,6 +25,7 @@ PRESETS = {  # neuron and surrogate: glob(*), every option of the config group, 
     "p": {"sampler.p": ["0.0", "0.25", "0.5", "0.75", "1.0"]},
     "sampler": {"sampler": ["sage", "rw"]},
     "model": {"model": ["spikenet", "ann", "gru", "signn"]},
+    "coding": {"coding": ["real", "rate", "threshold", "latency"]},
 }
 # the tiny run: 1 epoch, 2 seeds, one thread (two threads on a shared two-core machine cost 10x), no checkpoint
 TINY = ["seed=1,2", "trainer.epochs=1", "dataset.num_nodes=200", "dataset.num_steps=3", "model.hids=[8,4]",
@@ -52,7 +53,7 @@ def test_presets_sweep_what_they_say():
         assert params == expected, name
 
 
-GROUP_KEYS = ("neuron", "surrogate", "sampler", "model")
+GROUP_KEYS = ("neuron", "surrogate", "sampler", "model", "coding")
 
 
 def test_every_swept_value_composes_with_the_dblp_experiment(compose):
@@ -67,7 +68,7 @@ def test_every_swept_value_composes_with_the_dblp_experiment(compose):
             for value in values:
                 if key in GROUP_KEYS:
                     cfg = compose([f"+ablation={name}", "experiment=dblp", f"{key}={value}"])
-                    assert cfg[key].name == value
+                    assert (cfg.model.coding if key == "coding" else cfg[key]).name == value  # @package model.coding
                     if key == "surrogate":
                         own = yaml.safe_load((CONF_DIR / "surrogate" / f"{value}.yaml").read_text())["alpha"]
                         assert cfg.surrogate.alpha == own
@@ -100,6 +101,7 @@ RUN_SUBSET = {
     "p": ["sampler.p=0.0,1.0"],
     "sampler": ["sampler=rw"],
     "model": ["++model.hidden=8"],
+    "coding": ["coding=rate"],
 }
 VARIANTS = {"tau_alpha": 4, "p": 2, "model": 4}  # 1 for the others
 FIGURES = ("tau_alpha", "p", "model")  # the presets whose own figures are checked (each figure costs ~0.6 s)

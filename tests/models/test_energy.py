@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -14,6 +16,7 @@ from spikenet.models import ANN, GRUNet, SpikeNet
 from spikenet.tasks import TaskModel
 from spikenet.tasks.node_classification import ClassifierHead
 
+CONFIG = Path(__file__).resolve().parents[1] / "conf" / "config.yaml"
 # F=4 features, hids [3, 2], sizes [2, 1], C=5 classes, T=2 steps
 F, HIDS, SIZES, C, T = 4, [3, 2], [2, 1], 5, 2
 RATES = [[0.5, 0.25], [0.1, 0.3]]  # per layer, per step
@@ -44,10 +47,11 @@ def test_spikenet_counts_by_hand():
 
 
 def test_costs_come_from_config():
-    costs = EnergyCosts.from_cfg(OmegaConf.create({"pj_per_ac": 2.0, "pj_per_mac": 10.0}))
-    s = summarize(classified(spikenet(), RATES), costs)
+    energy = OmegaConf.load(CONFIG).energy
+    assert EnergyCosts.from_cfg(energy) == EnergyCosts()  # the dataclass repeats the config's values
+    energy.pj_per_ac, energy.pj_per_mac = 2.0, 10.0
+    s = summarize(classified(spikenet(), RATES), EnergyCosts.from_cfg(energy))
     assert s["energy_uj"] == pytest.approx((2.0 * 17.5 + 10.0 * 144) * 1e-6)
-    assert EnergyCosts.from_cfg(None) == EnergyCosts(0.9, 4.6)
 
 
 def test_no_rates_no_estimate_and_bad_rates_raise():

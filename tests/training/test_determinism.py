@@ -30,6 +30,11 @@ def _cases() -> dict[str, list[str]]:
 
 
 CASES = _cases()
+# every spike coding on every spiking encoder (node classification: the coder sits before any task's head)
+CASES.update({f"node_classification-{model}-{coding}": ["task=node_classification", f"model={model}",
+                                                        *ENCODERS.entry(model).get("tiny", ()), f"coding={coding}"]
+              for model in ENCODERS.names() if ENCODERS.get(model).spiking
+              for coding in ("rate", "threshold", "latency")})
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from torch import nn
 from spikenet.contracts import ENCODERS, Encoder
 from spikenet.models.aggregators import SAGEAggregator
 from spikenet.models.ann import ANN
+from spikenet.models.coding import refuse_coding
 from spikenet.models.gru import GRUNet
 from spikenet.models.signn import SiGNN
 from spikenet.models.spikenet import SpikeNet
@@ -31,8 +32,12 @@ def is_spiking(name: str) -> bool:
 
 
 def check_model_config(cfg: Any, sizes: list[int]) -> None:
-    """The registered encoder's checks of its ``model`` config (no data needed; ``config.validate``)."""
-    ENCODERS.get(str(cfg.name)).check_config(cfg, sizes)
+    """The registered encoder's checks of its ``model`` config (no data needed; ``config.validate``); an encoder
+    without a ``coding`` argument refuses any coding but ``real``."""
+    encoder = ENCODERS.get(str(cfg.name))
+    if "coding" in cfg and not encoder.takes_coding():
+        refuse_coding(str(cfg.name), cfg.coding)
+    encoder.check_config(cfg, sizes)
 
 
 def build_model(cfg: Any, in_features: int, num_steps: int, sizes: list[int],

@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from spikenet.contracts import ENCODERS, Encoder
-from spikenet.energy import LayerOps
+from spikenet.energy import LayerOps, UnitOps
 from spikenet.gather import rows_per_step
 from spikenet.models.aggregators import SAGEAggregator, check_layers, reduce_neighbours
 from spikenet.models.dropout import FastDropout
-from spikenet.models.op_counts import hop_multiplicities, sage_layer_ops
+from spikenet.models.op_counts import hop_multiplicities, sage_layer_ops, sage_unit_ops
 
 
 class SAGEStack(nn.Module):
@@ -125,9 +125,10 @@ class ANN(DenseBaseline):
         T, B, H = x.shape
         return x.permute(1, 0, 2).reshape(B, T * H)
 
-    def op_counts(self, rates: list[list[float]] | None = None) -> list[LayerOps]:
-        """Per embedded node: every map dense (``rates`` are ignored: ReLU outputs are not spikes)."""
-        return sage_layer_ops(self.stack.aggregators, self.sizes, self.num_steps)
+    def op_counts(self, rates: list[list[float]] | None = None) -> list[LayerOps | UnitOps]:
+        """Per embedded node: every map dense, and its ReLUs (``rates`` are ignored: ReLU outputs are not spikes)."""
+        return [*sage_layer_ops(self.stack.aggregators, self.sizes, self.num_steps),
+                *sage_unit_ops(self.stack.aggregators, self.sizes, self.num_steps)]
 
     def embedding_ops(self, name: str, fan_out: int, rates: list[list[float]] | None = None) -> LayerOps:
         return LayerOps(name, 1, self.stack.out_features, fan_out, self.num_steps)

@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from spikenet.contracts import ENCODERS
-from spikenet.energy import LayerOps
+from spikenet.energy import LayerOps, UnitOps
 from spikenet.models.aggregators import check_layers
 from spikenet.models.ann import DenseBaseline, SAGEStack
-from spikenet.models.op_counts import sage_layer_ops
+from spikenet.models.op_counts import sage_layer_ops, sage_unit_ops
 
 
 def check_hidden(hidden: int) -> None:
@@ -52,13 +52,16 @@ class GRUNet(DenseBaseline):
         _, last = self.gru(x)
         return last[-1]
 
-    def op_counts(self, rates: list[list[float]] | None = None) -> list[LayerOps]:
-        """Per embedded node: the SAGE maps and the GRU's input and recurrent maps (3 gates each) per step."""
+    def op_counts(self, rates: list[list[float]] | None = None) -> list[LayerOps | UnitOps]:
+        """Per embedded node: the SAGE maps and their ReLUs, the GRU's input and recurrent maps (3 gates each) per
+        step, and its cell (reads h_{t-1}, writes h_t: one word each per hidden unit and step)."""
         g = self.gru.hidden_size
         return [
             *sage_layer_ops(self.stack.aggregators, self.sizes, self.num_steps),
+            *sage_unit_ops(self.stack.aggregators, self.sizes, self.num_steps),
             LayerOps("gru.input", 1, self.gru.input_size, 3 * g, self.num_steps),
             LayerOps("gru.hidden", 1, g, 3 * g, self.num_steps),
+            UnitOps("gru.cell", 1, g, self.num_steps, reads=1),
         ]
 
     def embedding_ops(self, name: str, fan_out: int, rates: list[list[float]] | None = None) -> LayerOps:

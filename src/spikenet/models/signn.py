@@ -22,6 +22,10 @@ Layer 0 takes the shared gathered inputs (``spikenet.gather``: self rows and nei
 steps' slots, compacted to the distinct rows they use, so each map multiplies only those), and each
 branch is a ``SAGEAggregator`` (chunked or distinct-row linear maps). The semantics and where they
 differ from the official code are in docs/design.md ("SiGNN").
+
+With a spike coding (``model.coding``, ``spikenet.models.coding``) layer 0 takes every hop's rows
+([T, n_0 + ... + n_L, F], ``reads_hop_rows``): they are coded once for all channels and aggregated as a
+layer's spikes are; each channel then reads its steps of those spikes. The coder's rate is recorded first.
 """
 
 from __future__ import annotations
@@ -33,11 +37,12 @@ import torch
 from torch import nn
 
 from spikenet.contracts import ENCODERS, Encoder, FusedFiring
-from spikenet.energy import LayerOps
+from spikenet.energy import LayerOps, UnitOps
 from spikenet.gather import UniqueRows, rows_per_step, unique_keys
 from spikenet.models.aggregators import SAGEAggregator, check_layers, hop_inputs
+from spikenet.models.coding import amplify, build_coder, check_coding, neuron_states
 from spikenet.models.dropout import FastDropout
-from spikenet.models.op_counts import hop_multiplicities
+from spikenet.models.op_counts import coder_ops, hop_multiplicities
 from spikenet.neurons.sj_compat import reset_net
 
 
@@ -102,6 +107,7 @@ class SiGNN(Encoder):
     def check_config(cls, cfg: Any, sizes: list[int]) -> None:
         check_layers(list(cfg.hids), sizes, str(cfg.aggr), float(cfg.dropout))
         check_channels(cfg.channels)
+        check_coding(cfg.coding)
 
     def __init__(
         self,
@@ -115,6 +121,7 @@ class SiGNN(Encoder):
         aggr: str = "mean",
         bias: bool = True,
         chunk_rows: int = 16384,
+        coding: dict | None = None,
     ) -> None:
         super().__init__()
         check_layers(hids, sizes, aggr, dropout)
@@ -137,10 +144,17 @@ class SiGNN(Encoder):
         self.pools = nn.ModuleList(nn.Conv1d(dim, dim, kernel_size=len(steps), groups=dim, bias=True)
                                    for steps in self.steps)
         self.dropout = FastDropout(dropout)
+        self.in_features = in_features
+        # built after the official draws, so that every coding draws the same initial weights
+        self.coder = None if coding is None else build_coder(coding, in_features, make_neuron)
 
     @property
     def embedding_dim(self) -> int:
         return self.out_features
+
+    @property
+    def reads_hop_rows(self) -> bool:
+        return self.coder is not None
 
     @property
     def num_layers(self) -> int:
@@ -179,6 +193,13 @@ class SiGNN(Encoder):
             raise ValueError(f"SiGNN was built for {self.num_steps} steps but its inputs have {_steps_of(x_self)}")
         reset_net(self)
         self.spike_rates = []
+        if self.coder is not None:
+            spikes = self.coder(x_self)
+            if self.record_spikes:
+                self.spike_rates.append(spikes.detach().float().mean(dim=(1, 2)))
+            every = hop_multiplicities(self.sizes, self.num_layers + 1)
+            x_self, x_agg = hop_inputs(amplify(self.coder, spikes), [x_self.shape[1] // sum(every) * m for m in every],
+                                       self.sizes, self.aggr)
         mult = hop_multiplicities(self.sizes, self.num_layers)
         rows = [rows_per_step(x_agg) // sum(mult) * m for m in mult]
         pooled = []
@@ -194,7 +215,7 @@ class SiGNN(Encoder):
         return torch.stack(pooled).mean(0)
 
     # --- operation counts ----------------------------------------------------------------------------
-    def op_counts(self, rates: list[list[float]] | None) -> list[LayerOps] | None:
+    def op_counts(self, rates: list[list[float]] | None) -> list[LayerOps | UnitOps] | None:
         """Work per embedded node, per channel over the steps it reads (None without rates).
 
         Layer 0's four maps read real-valued features: dense MACs. Every later map, and the pooling
@@ -203,33 +224,47 @@ class SiGNN(Encoder):
         rate-weighted MACs, no SOPs); as in SpikeNet each sampled neighbour's events drive the neighbour
         maps directly (an ANN aggregates first: ``ann_rows``). Nothing in SiGNN is a pure accumulate.
         Gate sigmoids, the gate-spike products and the channel mean are left out, as neuron updates are.
-        ``rates``: per (channel, layer), channel-major, per step over all T steps, as ``forward`` records them.
+        ``rates``: per (channel, layer), channel-major, per step over all T steps, as ``forward`` records them,
+        after the coder's. With a coder, layer 0's maps read its plain spikes: SOPs at its rate, each sampled
+        neighbour's spikes driving the neighbour maps. Each layer's neurons (state, spikes) and the coder's own
+        work are ``UnitOps``.
         """
         L = self.num_layers
-        if rates is None or len(rates) != self.num_channels * L:
+        if rates is None or len(rates) != self.num_channels * L + (self.coder is not None):
             return None
+        coded = None
+        if self.coder is not None:
+            coded, rates = rates[0], rates[1:]
         mult = hop_multiplicities(self.sizes, L)
-        ops = []
+        ops: list[LayerOps | UnitOps] = []
+        if self.coder is not None:
+            rows = sum(hop_multiplicities(self.sizes, L + 1))
+            ops.append(coder_ops(self.coder, rows, self.in_features, self.num_steps, coded))
         for c, layers in enumerate(self.channels):
             steps = self.steps[c]
             seen = [tuple(float(rates[c * L + i][t]) for t in steps) for i in range(L)]
+            inputs = None if coded is None else tuple(float(coded[t]) for t in steps)
             for i, layer in enumerate(layers):
                 hops = L - i
                 own_rows = sum(mult[:hops])
                 neighbour_rows = sum(mult[h] * self.sizes[h] for h in range(hops))
                 for branch, agg in (("gate", layer.gate), ("spike", layer.spike)):
                     for part, lin in (("self", agg.lin_self), ("neigh", agg.lin_neigh)):
-                        driven = i > 0 and part == "neigh"
+                        in_rates = seen[i - 1] if i > 0 else inputs
+                        driven = in_rates is not None and part == "neigh"
                         ops.append(LayerOps(
                             name=f"channel{c + 1}.layer{i}.{branch}.{part}",
                             rows=neighbour_rows if driven else own_rows,
                             fan_in=lin.in_features,
                             fan_out=lin.out_features,
                             steps=len(steps),
-                            rates=seen[i - 1] if i > 0 else None,
+                            rates=in_rates,
                             ann_rows=own_rows,
                             valued=i > 0,
+                            source_rows=neighbour_rows if part == "neigh" else None,
                         ))
+                ops.append(UnitOps(f"channel{c + 1}.layer{i}.units", own_rows, layer.spike.out_features, len(steps),
+                                   rates=seen[i], states=neuron_states(layer.neuron)))
             ops.append(LayerOps(f"channel{c + 1}.pool", 1, self.out_features, 1, len(steps), seen[L - 1],
                                 valued=True))
         return ops

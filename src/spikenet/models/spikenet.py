@@ -12,6 +12,10 @@ Layer 0 takes its inputs pre-gathered (``spikenet.gather.layer0_inputs``): the h
 and their neighbours' aggregated features, [T, M, F] each; aggregating before the linear map is
 the same maths and a fraction of the work. In evaluation those tables can be layer 0's linear maps
 of every node (``project_inputs``), which is exact because the maps are linear.
+
+With a spike coding (``model.coding``, ``spikenet.models.coding``) layer 0 takes every hop's rows instead
+([T, n_0 + ... + n_L, F], ``reads_hop_rows``): the coder turns them into spikes and layer 0 aggregates the
+coded neighbours as later layers aggregate spikes. The coder's rate is recorded first, before the layers'.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ import torch
 from torch import nn
 
 from spikenet.contracts import ENCODERS, Encoder, FusedFiring
-from spikenet.energy import LayerOps
+from spikenet.energy import LayerOps, UnitOps
 from spikenet.gather import rows_per_step
 from spikenet.models.aggregators import SAGEAggregator, check_layers, hop_inputs
+from spikenet.models.coding import amplify, build_coder, check_coding, neuron_states
 from spikenet.models.dropout import FastDropout
-from spikenet.models.op_counts import sage_layer_ops
+from spikenet.models.op_counts import coder_ops, hop_multiplicities, sage_layer_ops, sage_unit_ops
 from spikenet.neurons.sj_compat import reset_net
 
 
@@ -42,6 +47,7 @@ class SpikeNet(Encoder):
     @classmethod
     def check_config(cls, cfg: Any, sizes: list[int]) -> None:
         check_layers(list(cfg.hids), sizes, str(cfg.aggr), float(cfg.dropout))
+        check_coding(cfg.coding)
 
     def __init__(
         self,
@@ -55,6 +61,7 @@ class SpikeNet(Encoder):
         concat: bool = False,
         bias: bool = True,
         chunk_rows: int = 16384,
+        coding: dict | None = None,
     ) -> None:
         super().__init__()
         check_layers(hids, sizes, aggr, dropout)
@@ -71,6 +78,13 @@ class SpikeNet(Encoder):
             dim = agg.out_features
         self.dropout = FastDropout(dropout)
         self.out_features = dim
+        self.in_features = in_features
+        # built after the layers, so that every coding draws the same initial weights
+        self.coder = None if coding is None else build_coder(coding, in_features, make_neuron)
+
+    @property
+    def reads_hop_rows(self) -> bool:
+        return self.coder is not None
 
     @property
     def embedding_dim(self) -> int:
@@ -95,7 +109,7 @@ class SpikeNet(Encoder):
         hid = self.aggregators[0].lin_self.out_features
         table_bytes = 2 * feature_steps * num_nodes * hid * 4
         cheaper = 2 * num_nodes * feature_steps < num_targets * rows_per_target * self.num_steps
-        return cheaper and table_bytes <= budget_bytes
+        return cheaper and table_bytes <= budget_bytes and self.coder is None
 
     @torch.no_grad()
     def project_inputs(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,16 +118,32 @@ class SpikeNet(Encoder):
         x = features.float()
         return agg.lin_self(x), nn.functional.linear(x, agg.lin_neigh.weight)
 
-    def op_counts(self, rates: list[list[float]] | None) -> list[LayerOps] | None:
-        """Work per embedded node (``spikenet.energy``): layer 0 dense, later layers driven by the spikes of
-        the layer before (``rates``: per layer, per step, as the trainer records them); None without rates."""
-        if rates is None or len(rates) != self.num_layers:
+    @property
+    def rate_rows(self) -> int:
+        """Rows of recorded firing rates: the coder's (if any), then one per layer."""
+        return self.num_layers + (self.coder is not None)
+
+    def op_counts(self, rates: list[list[float]] | None) -> list[LayerOps | UnitOps] | None:
+        """Work per embedded node (``spikenet.energy``): layer 0 dense (or driven by the coder's spikes), later
+        layers driven by the spikes of the layer before, the neurons' state and spikes, the coder's own work
+        (``rates``: per layer, per step, the coder's first, as the trainer records them); None without rates."""
+        if rates is None or len(rates) != self.rate_rows:
             return None
-        return sage_layer_ops(self.aggregators, self.sizes, self.num_steps, rates)
+        coded = rates[0] if self.coder is not None else None
+        layers = rates[1:] if self.coder is not None else rates
+        ops: list[LayerOps | UnitOps] = [
+            *sage_layer_ops(self.aggregators, self.sizes, self.num_steps, layers, coded),
+            *sage_unit_ops(self.aggregators, self.sizes, self.num_steps, layers,
+                           [neuron_states(n) for n in self.neurons]),
+        ]
+        if self.coder is not None:
+            rows = sum(hop_multiplicities(self.sizes, self.num_layers + 1))
+            ops.append(coder_ops(self.coder, rows, self.in_features, self.num_steps, coded))
+        return ops
 
     def embedding_ops(self, name: str, fan_out: int, rates: list[list[float]] | None) -> LayerOps:
         """A linear map on the embedding is driven by the last layer's spikes, step by step."""
-        last = tuple(rates[-1]) if rates is not None and len(rates) == self.num_layers else None
+        last = tuple(rates[-1]) if rates is not None and len(rates) == self.rate_rows else None
         return LayerOps(name, 1, self.out_features, fan_out, self.num_steps, last)
 
     def _fire(self, i: int, z: torch.Tensor) -> torch.Tensor:
@@ -133,11 +163,23 @@ class SpikeNet(Encoder):
             return None
         return neuron.fire_drop_pool(z, self.dropout, n0, size, self.aggr)
 
-    def forward(self, x_self: torch.Tensor, x_agg: torch.Tensor, projected: bool = False) -> torch.Tensor:
-        """Layer-0 inputs [T, M, F] (or projected [T, M, H]) -> the targets' spike trains, flattened [B, T * H]."""
+    def _code(self, x_hops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every hop's rows [T, n_0 + ... + n_L, F] -> spikes -> layer 0's (self rows, neighbour aggregates)."""
+        spikes = self.coder(x_hops)
+        if self.record_spikes:
+            self.spike_rates.append(spikes.detach().float().mean(dim=(1, 2)))
+        mult = hop_multiplicities(self.sizes, self.num_layers + 1)
+        batch = x_hops.shape[1] // sum(mult)
+        return hop_inputs(amplify(self.coder, spikes), [batch * m for m in mult], self.sizes, self.aggr)
+
+    def forward(self, x_self: torch.Tensor, x_agg: torch.Tensor | None, projected: bool = False) -> torch.Tensor:
+        """Layer-0 inputs [T, M, F] (or projected [T, M, H]; or, with a coder, every hop's rows and None) -> the
+        targets' spike trains, flattened [B, T * H]."""
         reset_net(self)
         self.spike_rates = []
         agg0 = self.aggregators[0]
+        if self.coder is not None:
+            x_self, x_agg = self._code(x_self)
         if projected:
             neigh = x_agg if agg0.lin_neigh.bias is None else x_agg + agg0.lin_neigh.bias
             z = agg0.combine(x_self, neigh)

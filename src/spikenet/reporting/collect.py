@@ -32,6 +32,16 @@ COSTS = {
     "macs": "MACs per example",
     "energy_uj": "energy per example (µJ)",
     "ann_energy_uj": "ANN-twin energy per example (µJ)",
+    "memory_energy_uj": "energy with memory per example (µJ)",
+    "ann_memory_energy_uj": "ANN-twin energy with memory per example (µJ)",
+    "ann_int8_energy_uj": "int8 ANN-twin energy per example (µJ)",
+    "ann_int8_memory_energy_uj": "int8 ANN-twin energy with memory per example (µJ)",
+    "mean_rate": "mean firing rate per unit and step (spikes / unit-steps, the coder's units included)",
+    "break_even_rate_compute": "break-even mean firing rate, compute account",
+    "break_even_rate_memory": "break-even mean firing rate, compute + memory account",
+    "break_even_scale_compute": "break-even factor on every firing rate, compute account",
+    "break_even_scale_memory": "break-even factor on every firing rate, compute + memory account",
+    "break_even_rate_memory_int8": "break-even mean firing rate against the int8 twin, compute + memory account",
 }
 IGNORED_KEYS = ("seed",)  # overrides that make repeats, not variants
 # overrides that change the data or the split: the best variant is chosen per value of these (plus dataset.*)
@@ -218,6 +228,15 @@ class Variant:
             for i, n in enumerate(shape)
         ]
         return mean, std
+
+    def rate_names(self) -> list[str]:
+        """A name per row of ``firing_rates``: ``coder`` first for spike-coded runs (metrics.json ``coding``), then
+        ``layer 1``, ``layer 2``, ..."""
+        rates = self.firing_rates()
+        if rates is None:
+            return []
+        coded = self.runs[0].metrics.get("coding") not in (None, "real")
+        return [*(["coder"] if coded else []), *(f"layer {i + 1}" for i in range(len(rates[0]) - coded))]
 
 
 def varying_keys(runs: Iterable[Run]) -> list[str]:

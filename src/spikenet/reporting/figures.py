@@ -44,32 +44,47 @@ def _legend_title(varying: list[str]) -> str:
     return " / ".join(varying) if varying else None
 
 
+def _by_name(own: list[str], rates: tuple[list, list], names: list[str]) -> tuple[list, list]:
+    """A variant's (mean, std) rows placed at the panels ``names`` (None where it has no such row)."""
+    mean, std = rates
+    at = dict(zip(own, zip(mean, std, strict=True), strict=True))
+    return [at[n][0] if n in at else None for n in names], [at[n][1] if n in at else None for n in names]
+
+
 def firing_rate_figure(path: Path, variants: list[Variant], varying: list[str]) -> Path | None:
     """Firing rate per time step and layer; None when no run recorded firing rates."""
     rated = [(v, v.firing_rates()) for v in variants]
     rated = [(v, r) for v, r in rated if r is not None]
     if not rated:
         return None
-    layers = max(len(r[0]) for _, r in rated)
+    # one panel per named row (``Variant.rate_names``: a spike coder's rate first, then the layers)
+    names = list(dict.fromkeys(n for v, _ in rated for n in sorted(v.rate_names(), key=lambda n: n != "coder")))
+    rated = [(v, _by_name(v.rate_names(), r, names)) for v, r in rated]
+    layers = len(names)
     fig, axes = plt.subplots(1, layers, figsize=(4.6 * layers + 2.8, 4.2), squeeze=False, sharey=False)
     colors = _colors(len(rated))
     for layer in range(layers):
         ax = axes[0, layer]
         for (variant, (mean, std)), color in zip(rated, colors, strict=True):
-            if layer >= len(mean):
+            if mean[layer] is None:
                 continue
             steps = np.arange(1, len(mean[layer]) + 1)
             m, s = np.asarray(mean[layer]), np.asarray(std[layer])
             ax.plot(steps, m, marker="o", ms=3, lw=1.4, color=color, label=variant.short_label)
             if s.any():
                 ax.fill_between(steps, m - s, m + s, color=color, alpha=0.15, lw=0)
-        ax.set_title(f"layer {layer + 1}" + (" (output layer)" if layer == layers - 1 else ""))
+        ax.set_title(names[layer] + (" (spike coder)" if names[layer] == "coder" else
+                                     " (output layer)" if layer == layers - 1 else ""))
         ax.set_xlabel("time step t")
         ax.set_ylabel("firing rate (spikes / neuron / step)")
         ax.set_ylim(bottom=0)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    legend = {}  # every variant once, whichever panel it first appears in (a real-coded run has no coder panel)
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    handles, labels = list(legend.values()), list(legend)
     fig.legend(
         handles,
         labels,
@@ -82,7 +97,7 @@ def firing_rate_figure(path: Path, variants: list[Variant], varying: list[str]) 
     )
     repeats = any(len(v.runs) > 1 for v, _ in rated)
     fig.suptitle(
-        "Firing rate per time step and spiking layer (validation split, best-validation epoch"
+        "Firing rate per time step and spiking layer, a spike coder's first (validation split, best-validation epoch"
         + ("; band: ± std over seeds)" if repeats else ")")
     )
     fig.tight_layout()

@@ -15,7 +15,10 @@ from spikenet.reporting.collect import COSTS, Run, Section, Variant, display
 from spikenet.reporting.labels import column_header, is_fraction, metric_label, metric_name, scale, split_key
 from spikenet.reporting.reference_rows import ReferenceRow, data_notes, reference_rows
 
-SIGNIFICANT_METRICS = ("sops", "macs", "energy_uj", "ann_energy_uj")  # wide ranges: 4 significant digits
+SIGNIFICANT_METRICS = ("sops", "macs", "energy_uj", "ann_energy_uj", "memory_energy_uj", "ann_memory_energy_uj",
+                       "break_even_rate_compute", "break_even_rate_memory", "break_even_scale_compute",
+                       "break_even_scale_memory", "ann_int8_energy_uj", "ann_int8_memory_energy_uj",
+                       "break_even_rate_memory_int8")  # wide ranges: 4 significant digits
 # task-independent Markdown columns: metrics.json key -> header ({unit}: what one example is)
 COST_HEADERS = {
     "epoch_seconds": "epoch time (s)",
@@ -23,6 +26,14 @@ COST_HEADERS = {
     "firing_rate": "firing rate",
     "sops": "SOPs / {unit}",
     "energy_uj": "energy / {unit} (µJ)",
+    "ann_energy_uj": "twin / {unit} (µJ)",
+    "memory_energy_uj": "energy + memory / {unit} (µJ)",
+    "ann_memory_energy_uj": "twin + memory / {unit} (µJ)",
+    "mean_rate": "unit rate",
+    "break_even_rate_compute": "break-even rate",
+    "break_even_rate_memory": "break-even rate + memory",
+    "ann_int8_memory_energy_uj": "int8 twin + memory / {unit} (µJ)",
+    "break_even_rate_memory_int8": "break-even rate + memory vs int8",
 }
 
 
@@ -77,7 +88,7 @@ def _cell(v: Variant, metric: str) -> str:
         return "–"
     if metric == "params":
         return f"{mean:,.0f}"
-    if metric == "firing_rate":
+    if metric in ("firing_rate", "mean_rate"):
         return f"{mean:.4f}" + (f" ± {std:.4f}" if repeats else "")
     if metric in SIGNIFICANT_METRICS:
         return f"{mean:.4g}" + (f" ± {std:.2g}" if repeats else "")
@@ -169,7 +180,15 @@ def write_markdown(
         "Firing rate: spikes per neuron per time step on the validation split at the best epoch, mean over "
         "layers and steps. SOPs (spike-driven accumulates) and energy: per example (a classified node, a scored "
         "edge, ...) and inference, from those firing rates and the per-operation costs in each run's config "
-        "(`energy.*`; `spikenet/energy.py`); dense models spend multiply-accumulates only.",
+        "(`energy.*`; `spikenet/energy.py`); dense models spend multiply-accumulates only. Two accounts "
+        "(docs/energy.md): compute only (the field's convention), and compute plus memory traffic (weight reads, "
+        "neuron state read and written every step, spike events written and read, features and activations); "
+        "twin: the spiking model's dense twin (ReLU units, real inputs) under the same account. Break-even rate: "
+        "the mean firing rate at which the spiking model's energy equals its twin's, every measured rate (layers, "
+        "steps, coder) scaled by one factor (energy is linear in the rates), given as a unit rate (spikes per unit "
+        "and step over all spiking units, the coder's included: the `unit rate` column); above the measured unit "
+        "rate means cheaper than the twin now, negative means more expensive even without spikes. The int8 twin: "
+        "the same twin deployed in int8 (`energy.pj_per_mac_int8`, 8-bit weights and activations).",
         "",
     ]
     for section, pngs in zip(sections, figures, strict=True):

@@ -25,7 +25,7 @@ import torch
 
 from spikenet.contracts import Batch, Tables
 from spikenet.data.temporal_graph import TemporalGraph
-from spikenet.gather import UniqueRows, layer0_inputs, layer0_unique_inputs
+from spikenet.gather import UniqueRows, gather_hop_rows, layer0_inputs, layer0_unique_inputs
 from spikenet.sampling import Sample, TemporalSampler
 
 __all__ = ["Batch", "NodeLoader", "PinnedStager", "Tables"]
@@ -38,11 +38,13 @@ class NodeLoader:
     ranks draw the same permutation from generators seeded alike, then take every
     ``world_size``-th target), so ranks see disjoint targets and, together, the whole split. With
     ``unique_rows`` the self rows and neighbour aggregates come as ``UniqueRows`` (each distinct row once; every
-    model's layer 0 takes them).
+    model's layer 0 takes them). With ``hop_rows`` (an encoder that codes features into spikes,
+    ``Encoder.reads_hop_rows``) a batch's inputs are every hop's rows [T, n_0 + ... + n_L, F] and None: the
+    encoder codes each sampled neighbour, then aggregates.
     """
 
     def __init__(self, graph: TemporalGraph, sampler: TemporalSampler, aggr: str, device: torch.device,
-                 rank: int = 0, world_size: int = 1, unique_rows: bool = False) -> None:
+                 rank: int = 0, world_size: int = 1, unique_rows: bool = False, hop_rows: bool = False) -> None:
         if not 0 <= rank < world_size:
             raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
         self.graph = graph
@@ -52,6 +54,7 @@ class NodeLoader:
         self.rank = rank
         self.world_size = world_size
         self.unique_rows = unique_rows
+        self.hop_rows = hop_rows
         self.timings: dict[str, float] = defaultdict(float)
         self.sync_timings = False
         self.stager = PinnedStager(device) if device.type == "cuda" and self.data_device.type == "cpu" else None
@@ -78,7 +81,11 @@ class NodeLoader:
         if tables is None:
             graph = self.graph
             release = graph.release_feature_pages if graph.feature_array is not None else None
-            if self.unique_rows:
+            if self.hop_rows:
+                rows = gather_hop_rows(graph.features, sample, release)
+                rows = rows if self.stager is None else self.stager.stage([rows])[0]
+                inputs = (rows.to(device=self.device, dtype=torch.float32), None)
+            elif self.unique_rows:
                 inputs = self._unique_inputs(sample, release)
             elif self.stager is None:
                 inputs = layer0_inputs(graph.features, graph.features, sample, self.aggr, self.device,
@@ -87,6 +94,8 @@ class NodeLoader:
                 host = layer0_inputs(graph.features, graph.features, sample, self.aggr, release=release, dtype=None)
                 inputs = tuple(x.float() for x in self.stager.stage(host))
         else:
+            if self.hop_rows:
+                raise ValueError("an encoder that codes its inputs into spikes has no projected tables")
             if self.stager is not None and tables[0].device != sample.hops[0].device:  # ids to the tables
                 staged = self.stager.stage([*sample.hops, *([] if sample.steps is None else [sample.steps])])
                 sample = Sample(staged[: len(sample.hops)], sample.sizes,

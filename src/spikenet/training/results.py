@@ -53,8 +53,21 @@ def run_label(dataset: str, model: str, neuron: str | None) -> str:
 
 
 def summary_line(m: dict, scores: str, run_dir: str | Path) -> str:
-    """The console's last line: what ran, the task's ``scores`` text, cost, where the outputs are."""
+    """The console's last line: what ran, the task's ``scores`` text, energy (both accounts), cost, where the
+    outputs are."""
     return (
         f"[{run_label(m.get('dataset'), m.get('model'), m.get('neuron'))} {m.get('task')}] {scores}; "
-        f"{m['epoch_seconds']:.2f} s/epoch, {m['params']} params, peak RSS {m['peak_rss_mb']:.0f} MB -> {run_dir}"
+        f"{energy_text(m)}{m['epoch_seconds']:.2f} s/epoch, {m['params']} params, peak RSS {m['peak_rss_mb']:.0f} MB "
+        f"-> {run_dir}"
     )
+
+
+def energy_text(m: dict) -> str:
+    """``energy 22.6/44.1 µJ (twin 22.9/40.2), `` (compute/compute+memory, per example), or nothing without an
+    estimate."""
+    if not isinstance(m.get("energy_uj"), float) or not isinstance(m.get("memory_energy_uj"), float):
+        return ""
+    coding = f" {m['coding']}-coded" if m.get("coding") not in (None, "real") else ""
+    twin = (f" (twin {m['ann_energy_uj']:.3g}/{m['ann_memory_energy_uj']:.3g})" if m.get("neuron") is not None
+            else "")
+    return f"energy{coding} {m['energy_uj']:.3g}/{m['memory_energy_uj']:.3g} µJ{twin}, "

@@ -132,7 +132,7 @@ class Trainer:
         self.precision = precision if precision is not None else Precision(str(cfg.precision), device)
         self.loader = loader if loader is not None else NodeLoader(
             graph, sampler, self.encoder.aggr, device, self.dist.rank, self.dist.world_size,
-            unique_rows=dedup_rows(cfg.dedup_rows, device))
+            unique_rows=dedup_rows(cfg.dedup_rows, device), hop_rows=self.encoder.reads_hop_rows)
         self.timings: dict[str, float] = self.loader.timings  # sample/gather from the loader, the rest from here
         self.eval_cache_bytes = float(cfg.eval_cache_mb) * 2**20
         self.rates: list[list[float]] | None = None
