@@ -16,7 +16,7 @@ from spikenet.models import ANN, GRUNet, SpikeNet
 from spikenet.tasks import TaskModel
 from spikenet.tasks.node_classification import ClassifierHead
 
-CONFIG = Path(__file__).resolve().parents[1] / "conf" / "config.yaml"
+CONFIG = Path(__file__).resolve().parents[2] / "conf" / "config.yaml"
 # F=4 features, hids [3, 2], sizes [2, 1], C=5 classes, T=2 steps
 F, HIDS, SIZES, C, T = 4, [3, 2], [2, 1], 5, 2
 RATES = [[0.5, 0.25], [0.1, 0.3]]  # per layer, per step

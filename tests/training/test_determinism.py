@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_OVERRIDES, compose_config
+from conftest import CONF_DIR, TINY_OVERRIDES, compose_config
 
 from spikenet.contracts import ENCODERS, TASKS
 from spikenet.experiment import build_experiment
@@ -30,11 +30,13 @@ def _cases() -> dict[str, list[str]]:
 
 
 CASES = _cases()
-# every spike coding on every spiking encoder (node classification: the coder sits before any task's head)
+# every spike coding (conf/coding) on every encoder that takes one (node classification: the coder sits before
+# any task's head)
+CODINGS = sorted(p.stem for p in (CONF_DIR / "coding").glob("*.yaml") if p.stem != "real")
 CASES.update({f"node_classification-{model}-{coding}": ["task=node_classification", f"model={model}",
                                                         *ENCODERS.entry(model).get("tiny", ()), f"coding={coding}"]
-              for model in ENCODERS.names() if ENCODERS.get(model).spiking
-              for coding in ("rate", "threshold", "latency")})
+              for model in ENCODERS.names() if ENCODERS.get(model).takes_coding()
+              for coding in CODINGS})
 
 
 @pytest.fixture
