@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -98,6 +100,11 @@ def check_layers(hids: list[int], sizes: list[int], aggr: str, dropout: float) -
     check_hids(hids, sizes)
     check_aggr(aggr)
     check_dropout(dropout)
+
+
+def check_layer_config(cfg: Any, sizes: list[int]) -> None:
+    """``check_layers`` on a ``model`` config node: what every SAGE-layered encoder's ``check_config`` checks."""
+    check_layers(list(cfg.hids), sizes, str(cfg.aggr), float(cfg.dropout))
 
 
 def check_width(out_features: int) -> None:

@@ -18,7 +18,7 @@ from torch import nn
 from spikenet.contracts import ENCODERS, Encoder
 from spikenet.energy import LayerOps, UnitOps
 from spikenet.gather import rows_per_step
-from spikenet.models.aggregators import SAGEAggregator, check_layers, reduce_neighbours
+from spikenet.models.aggregators import SAGEAggregator, check_layer_config, check_layers, reduce_neighbours
 from spikenet.models.dropout import FastDropout
 from spikenet.models.op_counts import hop_multiplicities, sage_layer_ops, sage_unit_ops
 
@@ -108,7 +108,7 @@ class ANN(DenseBaseline):
 
     @classmethod
     def check_config(cls, cfg: Any, sizes: list[int]) -> None:
-        check_layers(list(cfg.hids), sizes, str(cfg.aggr), float(cfg.dropout))
+        check_layer_config(cfg, sizes)
 
     def __init__(self, in_features: int, hids: list[int], num_steps: int, sizes: list[int],
                  dropout: float = 0.7, aggr: str = "mean", concat: bool = False, bias: bool = True,

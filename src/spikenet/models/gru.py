@@ -15,7 +15,7 @@ from torch import nn
 
 from spikenet.contracts import ENCODERS
 from spikenet.energy import LayerOps, UnitOps
-from spikenet.models.aggregators import check_layers
+from spikenet.models.aggregators import check_layer_config
 from spikenet.models.ann import DenseBaseline, SAGEStack
 from spikenet.models.op_counts import sage_layer_ops, sage_unit_ops
 
@@ -32,7 +32,7 @@ class GRUNet(DenseBaseline):
 
     @classmethod
     def check_config(cls, cfg: Any, sizes: list[int]) -> None:
-        check_layers(list(cfg.hids), sizes, str(cfg.aggr), float(cfg.dropout))
+        check_layer_config(cfg, sizes)
         check_hidden(int(cfg.hidden))
 
     def __init__(self, in_features: int, hids: list[int], num_steps: int, sizes: list[int],

@@ -39,7 +39,7 @@ from torch import nn
 from spikenet.contracts import ENCODERS, Encoder, FusedFiring
 from spikenet.energy import LayerOps, UnitOps
 from spikenet.gather import UniqueRows, rows_per_step, unique_keys
-from spikenet.models.aggregators import SAGEAggregator, check_layers, hop_inputs
+from spikenet.models.aggregators import SAGEAggregator, check_layer_config, check_layers, hop_inputs
 from spikenet.models.coding import amplify, build_coder, check_coding, neuron_states
 from spikenet.models.dropout import FastDropout
 from spikenet.models.op_counts import coder_ops, hop_multiplicities
@@ -105,7 +105,7 @@ class SiGNN(Encoder):
 
     @classmethod
     def check_config(cls, cfg: Any, sizes: list[int]) -> None:
-        check_layers(list(cfg.hids), sizes, str(cfg.aggr), float(cfg.dropout))
+        check_layer_config(cfg, sizes)
         check_channels(cfg.channels)
         check_coding(cfg.coding)
 

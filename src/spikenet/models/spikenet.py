@@ -30,7 +30,7 @@ from torch import nn
 from spikenet.contracts import ENCODERS, Encoder, FusedFiring
 from spikenet.energy import LayerOps, UnitOps
 from spikenet.gather import rows_per_step
-from spikenet.models.aggregators import SAGEAggregator, check_layers, hop_inputs
+from spikenet.models.aggregators import SAGEAggregator, check_layer_config, check_layers, hop_inputs
 from spikenet.models.coding import amplify, build_coder, check_coding, neuron_states
 from spikenet.models.dropout import FastDropout
 from spikenet.models.op_counts import coder_ops, hop_multiplicities, sage_layer_ops, sage_unit_ops
@@ -46,7 +46,7 @@ class SpikeNet(Encoder):
 
     @classmethod
     def check_config(cls, cfg: Any, sizes: list[int]) -> None:
-        check_layers(list(cfg.hids), sizes, str(cfg.aggr), float(cfg.dropout))
+        check_layer_config(cfg, sizes)
         check_coding(cfg.coding)
 
     def __init__(
