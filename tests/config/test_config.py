@@ -224,13 +224,28 @@ def test_dataset_options_compose_what_they_did_before_the_base(compose, conf_dir
     """Every option's composed ``dataset`` node equals the one its file alone gave (tests/config/dataset_configs.json,
     dumped from the tree before conf/dataset/_base.yaml), plus only the keys listed in ADDED_KEYS."""
     before = json.loads(DATASET_CONFIGS.read_text())
-    assert sorted(before) == group_options(conf_dir / "dataset")
+    assert sorted(set(before) | set(EDGELIST_PRESETS)) == group_options(conf_dir / "dataset")
     for option, node in before.items():
         expected = copy.deepcopy(node)
         for (opt, key), value in ADDED_KEYS.items():
             if opt == option:
                 expected[key] = value
         assert _dataset_node(compose, option) == expected, option
+
+
+# options added after the base: presets of `edgelist` for public graphs (docs/energy-results.md)
+EDGELIST_PRESETS = ("primaryschool", "thiers2011")
+
+
+@pytest.mark.parametrize("option", EDGELIST_PRESETS)
+def test_edgelist_presets_are_edgelist_with_their_files_and_bins(compose, option):
+    """A public graph's preset reads with the edgelist reader and differs from ``dataset=edgelist`` only in its
+    name, files, columns and snapshot bins."""
+    node, edgelist = _dataset_node(compose, option), _dataset_node(compose, "edgelist")
+    changed = {k for k in edgelist if node[k] != edgelist[k]}
+    assert set(node) == set(edgelist)
+    assert changed == {"name", "edges", "labels", "columns", "time_bins", "empty_bins"}
+    assert node["name"] == option and node["reader"] == "edgelist"
 
 
 def test_base_keys_are_inherited_not_repeated(compose, conf_dir):

@@ -341,3 +341,48 @@ def test_million_line_file_parses_vectorised(tmp_path: Path):
     assert index.src.size == n and index.num_nodes == np.unique(np.concatenate([src, dst])).size
     assert (index.node_ids[index.src] == src).all() and (index.node_ids[index.dst] == dst).all()
     assert seconds < 10, f"1 M lines took {seconds:.1f} CPU s"  # ~1.5 s here; a per-line Python loop takes ~10x
+
+
+# ---------------------------------------------------------------- public graphs' presets (conf/dataset/*.yaml)
+
+
+def _school_contacts(sep: str, classes: list[str], line_end: str = "\n") -> str:
+    """Two school days of face-to-face contacts at 20 s resolution in SocioPatterns' `t i j Ci Cj` layout: five
+    people per class, each meeting a classmate every 10 minutes, and nothing at night."""
+    header = sep.join(["Time", "id1", "id2", classes[0], classes[0]]) if sep == ";" else "Time\tid1\tid2\tc1\tc2"
+    lines = [header]
+    for day in (0, 1):
+        for k, t in enumerate(range(31220 + day * 86400, 60000 + day * 86400, 600)):
+            for c, name in enumerate(classes):
+                a, b = 100 + 10 * c + k % 5, 100 + 10 * c + (k + 1) % 5
+                lines.append(sep.join([str(t), str(a), str(b), name, name]))
+    return line_end.join(lines) + line_end
+
+
+def _label_recipe(option: str) -> str:
+    """The shell line that a preset's header comment gives for writing its label file."""
+    text = (Path(__file__).parents[2] / "conf" / "dataset" / f"{option}.yaml").read_text().splitlines()
+    at = next(i for i, line in enumerate(text) if "write the label file with" in line)
+    return text[at + 1].lstrip("#").strip()
+
+
+@pytest.mark.parametrize(("option", "table", "sep", "line_end", "classes"), [
+    ("primaryschool", "primaryschool.csv", "\t", "\n", ["1A", "1B", "Teachers"]),
+    ("thiers2011", "thiers_2011.csv", ";", "\r\n", ["PC", "PC*", "PSI*"]),
+])
+def test_public_graph_presets_read_their_layout_with_the_documented_label_recipe(
+        tmp_path: Path, option: str, table: str, sep: str, line_end: str, classes: list[str]):
+    import subprocess
+
+    from conftest import compose_config
+
+    folder = tmp_path / option
+    folder.mkdir()
+    (folder / table).write_bytes(_school_contacts(sep, classes, line_end).encode())
+    subprocess.run(["bash", "-c", _label_recipe(option)], cwd=folder, check=True)
+    composed = compose_config([f"dataset={option}", f"dataset.root={tmp_path}", "dataset.cache=false",
+                               "dataset.features=fastrp", "dataset.feature_dim=8"])
+    g = load_graph(composed.dataset)
+    assert g.num_nodes == 15 and g.labels.tolist() == [c for c in range(3) for _ in range(5)]
+    assert 2 <= g.num_steps < 25  # 25 bins over the two days, the night's empty ones dropped
+    assert {(u // 5, v // 5) for _, u, v in edges_of(g)} == {(c, c) for c in range(3)}  # classmates only
