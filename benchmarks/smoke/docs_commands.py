@@ -151,6 +151,7 @@ SKIPS: tuple[tuple[str, str], ...] = (  # (regex on the command text, reason); t
     (r"plugins=\[mylab\]|^export PYTHONPATH",
      "docs/extending.md's plugin package: tests/e2e/test_plugins.py writes and runs it"),
     (r"\b(dataset|experiment)=(tmall|patent)\b", "needs the Tmall or Patent files, which do not ship"),
+    (r"\bdataset=(primaryschool|thiers2011)\b", "needs the SocioPatterns files, which do not ship"),
 )
 
 SMALL_SYNTHETIC = ("dataset.num_nodes=3000", "dataset.num_edges=20000")

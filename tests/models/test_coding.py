@@ -99,6 +99,22 @@ def test_threshold_rate_matches_the_if_neurons():
     torch.testing.assert_close(s.sum(dim=(0, 1)), want)
 
 
+def test_threshold_bias_starts_the_coder_sparser():
+    """``model.coding.bias`` is b at start: the IF coder sees u + b, so it fires floor(T / ceil(1 / (u + b))) times
+    where u + b > 0 and never elsewhere; the YAML's default 0 is the coder without it."""
+    T, b = 12, -0.15
+    us = torch.tensor([0.3, 0.45, 0.75, 1.5, 0.1])
+    coder = build_coder({**coding("threshold"), "bias": b}, len(us), lambda width: if_neuron())
+    assert coder.bias.tolist() == pytest.approx([b] * len(us))
+    with torch.no_grad():
+        s = coder(us.expand(T, 1, len(us)).contiguous())
+    want = [math.floor(T / math.ceil(1 / (u + b))) if u + b > 0 else 0 for u in us.tolist()]
+    assert s.sum(dim=(0, 1)).tolist() == want
+    assert coding("threshold")["bias"] == 0.0
+    with pytest.raises(ValueError, match="model.coding.bias"):
+        check_coding({**coding("threshold"), "bias": float("nan")})
+
+
 def test_threshold_gradient_is_the_surrogates():
     """One step: s = H(a x + b - 1); d s / d a = sg'(a x + b - 1) x and d s / d b = sg'(a x + b - 1), with the
     sigmoid surrogate sg'(v) = alpha sigma(alpha v)(1 - sigma(alpha v)), alpha 4."""

@@ -21,7 +21,8 @@ CODED = [0.2, 0.4]  # the coder's rate per step
 W, S, E, R = 10.0, 5.0, 2.0, 0.5
 COSTS = EnergyCosts(pj_per_ac=0.9, pj_per_mac=4.6, pj_per_weight_read=W, pj_per_state_access=S, pj_per_event=E,
                     pj_per_random=R)
-CODINGS = {"rate": dict(name="rate", scale=1.0, max_rate=1.0, gain=4.0), "threshold": dict(name="threshold", gain=1.0),
+CODINGS = {"rate": dict(name="rate", scale=1.0, max_rate=1.0, gain=4.0),
+           "threshold": dict(name="threshold", gain=1.0, bias=0.0),
            "latency": dict(name="latency", scale=1.0, gain=2.0)}  # the gain is folded into the weights: no cost
 
 

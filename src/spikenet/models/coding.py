@@ -10,7 +10,7 @@ neighbour's spikes (the convention of SpikeNet's later layers).
 - ``rate``: Bernoulli spikes, drawn independently per step, row and feature from the global torch stream
   (seeded by the run's seed, as dropout is), with probability p = max_rate * sigmoid(x / scale). The
   backward pass is the straight-through estimate of the expectation: d s / d x = d p / d x.
-- ``threshold``: a learned first spiking layer: u = a * x + b per feature (a = 1, b = 0 at start, trained),
+- ``threshold``: a learned first spiking layer: u = a * x + b per feature (a = 1, b = ``bias`` at start, trained),
   the same input at every step of a static feature table, then a multi-step neuron of the model's
   ``neuron`` group (width F); its surrogate carries the gradient to a and b.
 - Every spike coding has a ``gain``: layer 0 reads gain * spikes, i.e. its weights scaled by gain (folded into
@@ -23,6 +23,7 @@ neighbour's spikes (the convention of SpikeNet's later layers).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,8 @@ CODINGS = ("real", "rate", "threshold", "latency")
 
 
 def check_coding(coding: Any) -> None:
-    """``model.coding``: ``name`` one of ``CODINGS``; ``scale`` > 0 and 0 < ``max_rate`` <= 1 where read."""
+    """``model.coding``: ``name`` one of ``CODINGS``; ``scale`` > 0, 0 < ``max_rate`` <= 1 and a finite ``bias``
+    where read."""
     name = str(coding["name"])
     if name not in CODINGS:
         raise ValueError(f"model.coding.name must be one of {CODINGS}, got '{name}'")
@@ -41,6 +43,8 @@ def check_coding(coding: Any) -> None:
         raise ValueError(f"model.coding.gain must be > 0, got {coding['gain']}")
     if name in ("rate", "latency") and not float(coding["scale"]) > 0:
         raise ValueError(f"model.coding.scale must be > 0, got {coding['scale']}")
+    if name == "threshold" and not math.isfinite(float(coding["bias"])):
+        raise ValueError(f"model.coding.bias must be a finite number, got {coding['bias']}")
     if name == "rate" and not 0 < float(coding["max_rate"]) <= 1:
         raise ValueError(f"model.coding.max_rate must be in (0, 1], got {coding['max_rate']}")
 
@@ -88,10 +92,10 @@ class ThresholdCoder(nn.Module):
 
     name = "threshold"
 
-    def __init__(self, in_features: int, neuron: nn.Module, states: int) -> None:
+    def __init__(self, in_features: int, neuron: nn.Module, states: int, bias: float = 0.0) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(in_features))
-        self.bias = nn.Parameter(torch.zeros(in_features))
+        self.bias = nn.Parameter(torch.full((in_features,), float(bias)))  # b < 0 starts sparser
         self.neuron = neuron
         self.states = states
 
@@ -133,7 +137,7 @@ def build_coder(coding: Any, in_features: int, make_neuron: Callable[[int], nn.M
         coder = LatencyCoder(coding["scale"])
     else:
         neuron = make_neuron(in_features)
-        coder = ThresholdCoder(in_features, neuron, neuron_states(neuron))
+        coder = ThresholdCoder(in_features, neuron, neuron_states(neuron), coding["bias"])
     coder.gain = float(coding["gain"])
     return coder
 
