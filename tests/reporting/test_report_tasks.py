@@ -274,3 +274,24 @@ def test_baseline_groups_without_a_telling_override_name_their_variants(tmp_path
     refs = table((tmp_path / "summary.md").read_text(), "| reference")
     assert [r[:4] for r in refs[1:]] == [["EdgeBank", "model=spikenet; model=ann", "2", "50.00"],
                                          ["EdgeBank", "model=gru", "1", "60.00"]]
+
+
+def test_a_key_added_after_a_run_does_not_set_it_apart(tmp_path):
+    """Runs of one command line group together although only the later ones have a key added since
+    (``model.coding.bias``); a run that sets the key is its own variant, and a run whose config never has the
+    key (another model) stays '-'."""
+    def run(job: int, overrides: list[str], coding: dict, model: str = "spikenet") -> None:
+        seed = int(overrides[-1].split("=")[1])
+        write_run(tmp_path / str(job), task="node_classification", metrics=NC["metrics"], select=NC["select"],
+                  scores=nc_scores(model, seed), model=model, overrides=overrides,
+                  config={"seed": seed, "model": {"name": model, "coding": coding},
+                          "task": {"name": "node_classification"}})
+
+    run(0, ["coding=threshold", "seed=1"], {"name": "threshold", "gain": 4.0})  # made before `bias` existed
+    run(1, ["coding=threshold", "seed=2"], {"name": "threshold", "gain": 4.0, "bias": 0.0})
+    run(2, ["coding=threshold", "model.coding.bias=-1.0", "seed=1"], {"name": "threshold", "gain": 4.0, "bias": -1.0})
+    run(3, ["model=ann", "seed=1"], {"name": "real"}, model="ann")
+    report = make_report(tmp_path, figures=False)
+    groups = {tuple(v.labels.values()): sorted(r.seed for r in v.runs) for v in report.variants}
+    assert groups == {("threshold", "0.0", "spikenet"): [1, 2], ("threshold", "-1.0", "spikenet"): [1],
+                      ("-", "-", "ann"): [1]}

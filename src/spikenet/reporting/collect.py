@@ -239,6 +239,19 @@ class Variant:
         return [*(["coder"] if coded else []), *(f"layer {i + 1}" for i in range(len(rates[0]) - coded))]
 
 
+def values_of(runs: list[Run], key: str) -> list[str]:
+    """Each run's value for ``key``. A run without the key in its config (made before the key existed) takes the
+    value of the runs with the same command line (seed aside) that have it, when they agree: it is the same
+    variant, and a key added later must not set it apart."""
+    values = [r.value_of(key) for r in runs]
+    known: dict[tuple[str, ...], set[str]] = {}
+    for run, value in zip(runs, values, strict=True):
+        if value != "-":
+            known.setdefault(run.variant, set()).add(value)
+    return [next(iter(known[r.variant])) if v == "-" and len(known.get(r.variant, ())) == 1 else v
+            for r, v in zip(runs, values, strict=True)]
+
+
 def varying_keys(runs: Iterable[Run]) -> list[str]:
     """Override keys (seed and hydra.* aside) whose value differs between runs, in first-seen order."""
     runs = list(runs)
@@ -248,7 +261,7 @@ def varying_keys(runs: Iterable[Run]) -> list[str]:
             key = override_key(o)
             if is_variant_override(o) and key not in keys:
                 keys.append(key)
-    return [k for k in keys if len({r.value_of(k) for r in runs}) > 1]
+    return [k for k in keys if len(set(values_of(runs, k))) > 1]
 
 
 def common_overrides(runs: list[Run], varying: list[str]) -> list[str]:
@@ -264,9 +277,10 @@ def common_overrides(runs: list[Run], varying: list[str]) -> list[str]:
 def group_variants(runs: list[Run]) -> tuple[list[Variant], list[str]]:
     """Variants in order of first appearance, and the override keys that tell them apart."""
     varying = varying_keys(runs)
+    columns = {k: values_of(runs, k) for k in varying}
     variants: dict[tuple, Variant] = {}
-    for run in runs:
-        labels = {k: run.value_of(k) for k in varying}
+    for i, run in enumerate(runs):
+        labels = {k: columns[k][i] for k in varying}
         key = tuple(labels.items())
         if key not in variants:
             variants[key] = Variant(run.variant, labels=labels)
