@@ -5,6 +5,9 @@
     python src/report.py outputs/multirun --no-figures               # tables only
     python src/report.py outputs/protocol/dblp_spikenet/<stamp> outputs/protocol/dblp_ann/<stamp> \
         --out reports/dblp_protocol                                  # several folders in one report
+    python src/report.py outputs/energy/dblp --out docs/energy-results/dblp --keep-runs
+        # also copies each run's metrics.json and .hydra/*.yaml to <out>/runs: commit them, and
+        # `python src/report.py docs/energy-results/dblp/runs --out docs/energy-results/dblp` rebuilds it
 
 One table per task, one row per variant (the overrides without seed and hydra.*): mean ± std over seeds
 of the task's test metrics (Macro-/Micro-F1 for node classification, AP/AUC/MRR for link prediction, ...)
@@ -31,10 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="where to write the report (default: ROOT; with several, the folder holding them all)")
     parser.add_argument("--no-figures", action="store_true", help="write summary.csv and summary.md only")
+    parser.add_argument("--keep-runs", action="store_true",
+                        help="copy each run's metrics.json and .hydra/*.yaml (no checkpoints) to <out>/runs, "
+                             "from which the report can be rebuilt")
     args = parser.parse_args(argv)
     try:
-        report = make_report(args.roots, args.out, figures=not args.no_figures)
-    except (FileNotFoundError, NoRunsError, RunFormatError) as err:
+        report = make_report(args.roots, args.out, figures=not args.no_figures, keep_runs=args.keep_runs)
+    except (FileNotFoundError, NoRunsError, RunFormatError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(
@@ -45,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for path in report.files:
         print(f"wrote {path}")
+    if args.keep_runs:
+        print(f"kept the records of {len(report.runs)} run(s) in {report.files[0].parent / 'runs'}")
     return 0
 
 

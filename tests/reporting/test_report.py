@@ -139,3 +139,29 @@ def test_nan_scores_do_not_break_the_tables(tmp_path):
     report = make_report(tmp_path)
     assert math.isnan(report.variants[0].mean("test_macro_f1"))
     assert "–" in (tmp_path / "summary.md").read_text()
+
+
+def test_kept_run_records_rebuild_the_same_report(sweep_dir, tmp_path, capsys):
+    """--keep-runs copies what the report reads (no checkpoints) beside it; a report over the copies is the same."""
+    (sweep_dir / "0" / "best.pt").write_bytes(b"weights")
+    out = tmp_path / "page"
+    main = runpy.run_path(str(ROOT / "src" / "report.py"))["main"]
+    assert main([str(sweep_dir), "--out", str(out), "--keep-runs", "--no-figures"]) == 0
+    assert f"kept the records of 8 run(s) in {out / 'runs'}" in capsys.readouterr().out
+    kept = out / "runs"
+    assert sorted(p.relative_to(kept / "0").as_posix() for p in (kept / "0").rglob("*") if p.is_file()) == [
+        ".hydra/config.yaml", ".hydra/overrides.yaml", "metrics.json"]
+    assert not (kept / "99").exists()  # unfinished: nothing to keep
+
+    def rows(path: Path) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "run_dirs"} for r in csv.DictReader(path.open())]
+
+    first = rows(out / "summary.csv")
+    rebuilt = make_report(kept, tmp_path / "again", figures=False)
+    assert len(rebuilt.runs) == 8 and rows(tmp_path / "again" / "summary.csv") == first
+
+
+def test_run_records_are_not_kept_inside_the_runs_they_come_from(sweep_dir):
+    with pytest.raises(ValueError, match="inside the report's root"):
+        make_report(sweep_dir, figures=False, keep_runs=True)  # out defaults to the root: copies would be runs
+    assert not (sweep_dir / "runs").exists()

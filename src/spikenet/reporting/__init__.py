@@ -9,6 +9,7 @@ metrics, its best variant by the task's selection metric, and reference rows (ba
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,34 @@ class Report:
     def varying(self) -> list[str]:
         """The override keys that tell variants apart, over all tasks (first-seen order)."""
         return list(dict.fromkeys(k for s in self.sections for k in s.varying))
+
+
+# What a report reads of a run folder: kept by ``keep_runs`` so the report can be rebuilt from them alone.
+RUN_RECORD = ("metrics.json", ".hydra/config.yaml", ".hydra/overrides.yaml")
+
+
+def keep_run_records(runs: list[Run], roots: list[Path], dest: Path) -> Path:
+    """Copy each run's record files (``RUN_RECORD``, not checkpoints or logs) to ``dest``, at the run's path
+    below the folder holding every root; ``make_report(dest)`` then rebuilds the same tables and figures.
+
+    Why: run folders hold checkpoints and live outside version control; these few kilobytes per run let a
+    results page be rebuilt, and seeds be added to it later, from what is committed beside it.
+    """
+    base = default_out(roots).resolve() if len(roots) > 1 else roots[0].resolve()
+    dest = dest.resolve()
+    for root in roots:
+        r = root.resolve()
+        if dest == r or r in dest.parents:
+            raise ValueError(f"cannot keep run records in {dest}: it lies inside the report's root {root}, "
+                             "so the copies would be found as runs of their own; pick --out outside the roots")
+    for run in runs:
+        target = dest / run.path.resolve().relative_to(base)
+        for name in RUN_RECORD:
+            source = run.path / name
+            if source.is_file():
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target / name)
+    return dest
 
 
 def _collect(roots: list[Path]) -> tuple[list[Run], list[Path]]:
@@ -69,11 +98,18 @@ def _suffixes(specs: list[TaskSpec]) -> list[str]:
     return [f"_{s.name}" + (f"_{s.select}" if names.count(s.name) > 1 else "") for s in specs]
 
 
-def make_report(root: str | Path | list[str | Path], out: str | Path | None = None, figures: bool = True) -> Report:
+def make_report(
+    root: str | Path | list[str | Path],
+    out: str | Path | None = None,
+    figures: bool = True,
+    keep_runs: bool = False,
+) -> Report:
     """Write ``summary.csv``, ``summary.md`` and (``figures``) PNGs for the runs under ``root`` (one folder
     or a list of folders, e.g. the protocol runs of several models side by side).
 
     ``out`` defaults to ``default_out(roots)``. A malformed ``metrics.json`` raises ``RunFormatError``.
+    ``keep_runs`` also copies each run's record to ``out/runs`` (``keep_run_records``), which must lie
+    outside the roots.
     """
     from spikenet.reporting.figures import make_figures, remove_stale
     from spikenet.reporting.tables import write_csv, write_markdown
@@ -96,6 +132,8 @@ def make_report(root: str | Path | list[str | Path], out: str | Path | None = No
         )
     out = Path(out) if out is not None else default_out(roots)
     out.mkdir(parents=True, exist_ok=True)
+    if keep_runs:
+        keep_run_records(runs, roots, out / "runs")
     groups = sections(runs)
     pngs: list[list[Path]] = [[] for _ in groups]
     if figures:
@@ -111,4 +149,4 @@ def make_report(root: str | Path | list[str | Path], out: str | Path | None = No
 
 
 __all__ = ["NoRunsError", "Report", "Run", "RunFormatError", "Section", "Variant", "find_runs", "group_variants",
-           "make_report", "sections"]
+           "keep_run_records", "make_report", "sections"]
