@@ -152,6 +152,11 @@ def test_kept_run_records_rebuild_the_same_report(sweep_dir, tmp_path, capsys):
     assert sorted(p.relative_to(kept / "0").as_posix() for p in (kept / "0").rglob("*") if p.is_file()) == [
         ".hydra/config.yaml", ".hydra/overrides.yaml", "metrics.json"]
     assert not (kept / "99").exists()  # unfinished: nothing to keep
+    history = json.loads((kept / "0" / "metrics.json").read_text())["history"]
+    original = json.loads((sweep_dir / "0" / "metrics.json").read_text())["history"]
+    assert [r["firing_rates"] for r in history] == [None, original[1]["firing_rates"]]  # best epoch's only
+    assert [{k: v for k, v in r.items() if k != "firing_rates"} for r in history] == [
+        {k: v for k, v in r.items() if k != "firing_rates"} for r in original]
 
     def rows(path: Path) -> list[dict]:
         return [{k: v for k, v in r.items() if k != "run_dirs"} for r in csv.DictReader(path.open())]

@@ -8,6 +8,7 @@ metrics, its best variant by the task's selection metric, and reference rows (ba
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ RUN_RECORD = ("metrics.json", ".hydra/config.yaml", ".hydra/overrides.yaml")
 def keep_run_records(runs: list[Run], roots: list[Path], dest: Path) -> Path:
     """Copy each run's record files (``RUN_RECORD``, not checkpoints or logs) to ``dest``, at the run's path
     below the folder holding every root; ``make_report(dest)`` then rebuilds the same tables and figures.
+    ``metrics.json`` keeps every field but the firing rates of epochs no table reads (``_metrics_record``).
 
     Why: run folders hold checkpoints and live outside version control; these few kilobytes per run let a
     results page be rebuilt, and seeds be added to it later, from what is committed beside it.
@@ -61,10 +63,29 @@ def keep_run_records(runs: list[Run], roots: list[Path], dest: Path) -> Path:
         target = dest / run.path.resolve().relative_to(base)
         for name in RUN_RECORD:
             source = run.path / name
-            if source.is_file():
-                (target / name).parent.mkdir(parents=True, exist_ok=True)
+            if not source.is_file():
+                continue
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            if name == "metrics.json":
+                (target / name).write_text(json.dumps(_metrics_record(run), indent=1) + "\n")
+            else:
                 shutil.copyfile(source, target / name)
     return dest
+
+
+def _metrics_record(run: Run) -> dict:
+    """``metrics.json`` with the per-epoch firing rates dropped except the epoch the report reads
+    (``Run.best_firing_rates``): they are most of the file (layers x steps x epochs), and no table or
+    figure uses the other epochs'."""
+    if "history" not in run.metrics:
+        return dict(run.metrics)
+    kept = run.best_firing_rates()
+    history = [
+        {**record, "firing_rates": None} if record.get("firing_rates") and record["firing_rates"] is not kept
+        else record
+        for record in run.metrics["history"] or []
+    ]
+    return {**run.metrics, "history": history}
 
 
 def _collect(roots: list[Path]) -> tuple[list[Run], list[Path]]:
