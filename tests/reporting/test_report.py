@@ -170,3 +170,6 @@ def test_run_records_are_not_kept_inside_the_runs_they_come_from(sweep_dir):
     with pytest.raises(ValueError, match="inside the report's root"):
         make_report(sweep_dir, figures=False, keep_runs=True)  # out defaults to the root: copies would be runs
     assert not (sweep_dir / "runs").exists()
+    with pytest.raises(ValueError, match="inside the report's root"):
+        make_report(sweep_dir, sweep_dir / "report", figures=False, keep_runs=True)
+    assert not (sweep_dir / "report").exists()  # refused before anything is written

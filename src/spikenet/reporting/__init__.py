@@ -52,7 +52,7 @@ def keep_run_records(runs: list[Run], roots: list[Path], dest: Path) -> Path:
     Why: run folders hold checkpoints and live outside version control; these few kilobytes per run let a
     results page be rebuilt, and seeds be added to it later, from what is committed beside it.
     """
-    base = default_out(roots).resolve() if len(roots) > 1 else roots[0].resolve()
+    base = default_out(roots).resolve()
     dest = dest.resolve()
     for root in roots:
         r = root.resolve()
@@ -77,13 +77,13 @@ def _metrics_record(run: Run) -> dict:
     """``metrics.json`` with the per-epoch firing rates dropped except the epoch the report reads
     (``Run.best_firing_rates``): they are most of the file (layers x steps x epochs), and no table or
     figure uses the other epochs'."""
-    if "history" not in run.metrics:
+    if not run.metrics.get("history"):
         return dict(run.metrics)
     kept = run.best_firing_rates()
     history = [
         {**record, "firing_rates": None} if record.get("firing_rates") and record["firing_rates"] is not kept
         else record
-        for record in run.metrics["history"] or []
+        for record in run.metrics["history"]
     ]
     return {**run.metrics, "history": history}
 
@@ -152,9 +152,9 @@ def make_report(
             "Point it at a multirun folder (outputs/multirun/<date>/<time>) or a sweep's output folder."
         )
     out = Path(out) if out is not None else default_out(roots)
-    out.mkdir(parents=True, exist_ok=True)
-    if keep_runs:
+    if keep_runs:  # first: a refused destination must leave nothing behind
         keep_run_records(runs, roots, out / "runs")
+    out.mkdir(parents=True, exist_ok=True)
     groups = sections(runs)
     pngs: list[list[Path]] = [[] for _ in groups]
     if figures:
